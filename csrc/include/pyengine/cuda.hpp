@@ -1,0 +1,17 @@
+// CUDA versions of the kernels: the same signatures as the CPU ones, with device pointers
+// (e.g. from CuPy arrays) and a stream. CUDA errors are thrown as std::runtime_error.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace pyengine::cuda {
+
+// Number of usable devices; when 0, `why` says what the runtime reported.
+int device_count(std::string* why);
+
+// See pyengine::lag_band; x, lags and out live on the device.
+template <typename T>
+void lag_band(const T* x, int64_t n_rows, int64_t n_cols, int64_t row_stride,
+              const int64_t* lags, int64_t n_lags, double* out, std::uintptr_t stream);
+
+}  // namespace pyengine::cuda

@@ -1,0 +1,15 @@
+"""pyengine: fast, trustworthy statistics of SGD trajectories.
+
+Anomalous diffusion (MSD, exponents), fractal geometry of the path and of the landscape,
+and heavy-tailed gradient noise, computed in one streaming pass over a recorded training
+run. See README.md and docs/ for a tour.
+"""
+
+from pyengine.dispatch import backends
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "backends",
+]

@@ -1,0 +1,8 @@
+"""Kernel dispatch: one function per kernel family, ``backend="auto"|"cuda"|"cpp"|"numba"|"numpy"``.
+
+All backends give the same answer to floating point tolerance (tests/test_kernels_*.py).
+"""
+
+from pyengine.kernels.lagband import lag_band
+
+__all__ = ["lag_band"]

@@ -1,0 +1,37 @@
+"""Array helpers shared by the kernel dispatchers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def is_cupy(x) -> bool:
+    """True for a CuPy array (without importing CuPy when it is not loaded)."""
+    return type(x).__module__.startswith("cupy")
+
+
+def as_rows(x, name: str = "x"):
+    """Check a 2-D float array and make its rows contiguous (column views stay views).
+
+    Integer and other dtypes are converted to float64; the result is float32 or float64.
+    """
+    xp = _xp(x)
+    if getattr(x, "ndim", None) != 2:
+        raise ValueError(f"{name}: expected a 2-D array of shape (n_snapshots, n_params), got shape {getattr(x, 'shape', None)}")
+    if x.dtype not in FLOAT_DTYPES:
+        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+            raise TypeError(f"{name}: expected a real floating point array, got dtype {x.dtype}")
+        x = x.astype(np.float64)
+    if x.shape[1] > 1 and x.strides[1] != x.itemsize:
+        x = xp.ascontiguousarray(x)
+    return x
+
+
+def _xp(x):
+    if is_cupy(x):
+        import cupy
+
+        return cupy
+    return np

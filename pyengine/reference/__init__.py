@@ -1,0 +1,6 @@
+"""Plain float64 NumPy versions of every kernel: the ``numpy`` backend and the reference
+that every fast path is tested against. Written for clarity, not speed."""
+
+from pyengine.reference.lagband import lag_band
+
+__all__ = ["lag_band"]

@@ -1,0 +1,66 @@
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import pyengine as pe
+from pyengine import dispatch
+
+
+def test_backends_report_every_name_with_a_reason():
+    status = pe.backends()
+    assert list(status) == ["cuda", "cpp", "numba", "numpy"]
+    assert status["numpy"].available
+    for s in status.values():
+        assert s.reason
+
+
+def test_extension_imports_and_selfcheck_passes():
+    core = pytest.importorskip("pyengine._core")
+    assert core.selfcheck() == 0
+    assert "compiler=" in core.build_info()
+    assert pe.backends()["cpp"].available
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="no nvcc: CUDA kernels not compiled")
+def test_cuda_module_was_compiled_and_linked():
+    cuda = pytest.importorskip("pyengine._cuda", reason="built without CUDA (PYENGINE_CUDA=OFF)")
+    n, why = cuda.device_count()
+    assert n >= 0 and (n > 0 or why)
+
+
+def test_resolve_rejects_unknown_and_unavailable():
+    with pytest.raises(ValueError, match="backend must be"):
+        dispatch.resolve("fortran")
+    if not pe.backends()["cuda"].available:
+        with pytest.raises(ValueError, match="not available"):
+            dispatch.resolve("cuda", on_gpu=True)
+    with pytest.raises(ValueError, match="needs a host"):
+        dispatch.resolve("numpy", on_gpu=True)
+    assert dispatch.resolve("numpy") == "numpy"
+
+
+def test_import_without_extension_falls_back_and_says_so():
+    # Hide the compiled modules, as on a machine where the extension was skipped.
+    code = (
+        "import sys; sys.modules['pyengine._core'] = None; sys.modules['pyengine._cuda'] = None\n"
+        "import numpy as np, pyengine as pe\n"
+        "from pyengine.kernels import lag_band\n"
+        "s = pe.backends(); assert not s['cpp'].available and 'not built' in s['cpp'].reason\n"
+        "x = np.arange(10.0).reshape(5, 2)\n"
+        "print(lag_band(x, [1])[0, :2])\n"
+    )
+    env = dict(os.environ)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    assert res.returncode == 0, res.stderr
+    assert "[8. 8.]" in res.stdout
+    assert "using the" in res.stderr and "backend" in res.stderr  # said once which backend
+
+
+def test_disable_env_switches_backends_off():
+    code = "import pyengine as pe; s = pe.backends(); print(s['cpp'].available, s['cpp'].reason)"
+    env = dict(os.environ, PYENGINE_DISABLE="cpp")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert res.stdout.startswith("False disabled by PYENGINE_DISABLE")
