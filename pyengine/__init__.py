@@ -6,10 +6,13 @@ run. See README.md and docs/ for a tour.
 """
 
 from pyengine.dispatch import backends
+from pyengine.estimators.msd import MSDResult, msd
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
     "backends",
+    "msd",
+    "MSDResult",
 ]

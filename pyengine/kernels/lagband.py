@@ -8,7 +8,7 @@ from pyengine import config, dispatch, reference
 from pyengine.kernels._arrays import as_rows, is_cupy
 
 
-def lag_band(x, lags, out=None, backend: str = "auto"):
+def lag_band(x, lags, out=None, backend: str = "auto", threads: int = 0):
     """Squared displacement ``D[l, t] = sum_c (x[t + lags[l], c] - x[t, c])**2``.
 
     Parameters
@@ -21,6 +21,8 @@ def lag_band(x, lags, out=None, backend: str = "auto"):
         Added to (so column blocks accumulate into one band). Entries with
         ``t >= n_snapshots - lags[l]`` are left as they are.
     backend : {"auto", "cuda", "cpp", "numba", "numpy"}
+    threads : int
+        CPU threads for the C++ kernel (0: ``config.THREADS``, or all cores).
 
     Returns
     -------
@@ -46,7 +48,7 @@ def lag_band(x, lags, out=None, backend: str = "auto"):
     elif out.shape != shape or out.dtype != np.float64:
         raise ValueError(f"out: expected float64 of shape {shape}, got {out.dtype} {out.shape}")
     name = dispatch.resolve(backend, on_gpu=on_gpu)
-    _IMPLS[name](x, lags, out)
+    _IMPLS[name](x, lags, out, threads or config.THREADS)
     return out
 
 
@@ -58,19 +60,19 @@ def _xp(on_gpu: bool):
     return np
 
 
-def _cpp(x, lags, out):
+def _cpp(x, lags, out, threads):
     from pyengine import _core
 
-    _core.lag_band(x, lags, out, config.THREADS)
+    _core.lag_band(x, lags, out, threads)
 
 
-def _numba(x, lags, out):
+def _numba(x, lags, out, threads):
     from pyengine.kernels import _numba_lagband
 
     _numba_lagband.lag_band(x, lags, out)
 
 
-def _cuda(x, lags, out):
+def _cuda(x, lags, out, threads):
     import cupy
 
     from pyengine import _cuda
@@ -80,4 +82,8 @@ def _cuda(x, lags, out):
                    d_lags.data.ptr, lags.size, out.data.ptr, cupy.cuda.get_current_stream().ptr)
 
 
-_IMPLS = {"cpp": _cpp, "numba": _numba, "numpy": reference.lag_band, "cuda": _cuda}
+def _numpy(x, lags, out, threads):
+    reference.lag_band(x, lags, out)
+
+
+_IMPLS = {"cpp": _cpp, "numba": _numba, "numpy": _numpy, "cuda": _cuda}

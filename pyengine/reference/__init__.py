@@ -2,5 +2,6 @@
 that every fast path is tested against. Written for clarity, not speed."""
 
 from pyengine.reference.lagband import lag_band
+from pyengine.reference.msd import time_averaged_msd
 
-__all__ = ["lag_band"]
+__all__ = ["lag_band", "time_averaged_msd"]

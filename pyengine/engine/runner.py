@@ -1,0 +1,122 @@
+"""One pass over a trajectory: plan column blocks, prefetch, compute, merge.
+
+A reader thread reads block k+1 while the kernels (which release the GIL) work on
+block k; ``workers`` blocks may be computed at once, each into a fresh state. States are
+merged in block order, so the result does not depend on thread timing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from tqdm.auto import tqdm
+
+from pyengine import config
+from pyengine.engine.accumulator import Accumulator, RunMeta
+from pyengine.engine.source import Source, as_source
+
+__all__ = ["plan_blocks", "run", "run_block"]
+
+
+def plan_blocks(src: Source, block_cols: int | None = None, workers: int = 1) -> list[tuple[int, int]]:
+    """Split [0, P) into column blocks that fit the memory budget.
+
+    The width targets ``config.BLOCK_BYTES`` per block, capped so that the blocks in
+    flight (``workers`` computing plus ``config.PREFETCH + 1`` read ahead) stay within
+    ``config.MEMORY_BUDGET``; it is rounded down to whole file chunks where possible.
+    """
+    if block_cols is None:
+        col_bytes = src.n_rows * src.dtype.itemsize
+        in_flight = workers + config.PREFETCH + 1
+        budget = min(config.BLOCK_BYTES, config.MEMORY_BUDGET // in_flight)
+        block_cols = max(1, budget // col_bytes)
+        if block_cols >= src.chunk_cols:
+            block_cols -= block_cols % src.chunk_cols
+    elif block_cols < 1:
+        raise ValueError(f"block_cols must be >= 1, got {block_cols}")
+    return [(j, min(j + block_cols, src.n_cols)) for j in range(0, src.n_cols, block_cols)]
+
+
+def run_block(accumulators: Sequence[Accumulator], meta: RunMeta, block, j0: int, j1: int) -> list:
+    """Fresh states for one block, updated with it (also the unit of work of a Dask task)."""
+    states = [acc.prepare(meta) for acc in accumulators]
+    for acc, state in zip(accumulators, states):
+        acc.update(state, block, slice(j0, j1))
+    return states
+
+
+def _show_progress(progress: bool | None) -> bool:
+    if progress is None:
+        return sys.stderr.isatty()
+    return bool(progress)
+
+
+def run(
+    x,
+    accumulators: Sequence[Accumulator],
+    *,
+    block_cols: int | None = None,
+    workers: int = 1,
+    backend: str = "auto",
+    progress: bool | None = None,
+    desc: str = "pyengine",
+) -> list:
+    """Feed every column block of ``x`` once to every accumulator; return their results.
+
+    Parameters
+    ----------
+    x : path, Trajectory, h5py.Dataset, ndarray or cupy.ndarray of shape (N, P), or Source
+    accumulators : sequence of Accumulator
+        All share the one pass over the data.
+    block_cols : int, optional
+        Parameters per block (default: from ``config.BLOCK_BYTES`` and the memory budget).
+    workers : int
+        Blocks computed at once. Kernels get ``cores // workers`` threads each.
+    backend : str
+        Passed to the kernels (``"auto"``, ``"cpp"``, ...).
+    progress : bool, optional
+        Show a progress bar (default: when stderr is a terminal).
+
+    Returns
+    -------
+    list
+        ``accumulator.finalize(merged_state)`` for each accumulator, in order.
+    """
+    src = x if isinstance(x, Source) else as_source(x)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    cores = config.THREADS or os.cpu_count() or 1
+    meta = RunMeta(src.n_rows, src.n_cols, src.dtype, src.steps, backend,
+                   max(1, cores // workers), src.on_gpu)
+    blocks = plan_blocks(src, block_cols, workers)
+    total = None
+    reads: deque = deque()
+    computes: deque = deque()
+    with ThreadPoolExecutor(1, thread_name_prefix="pyengine-read") as reader, \
+            ThreadPoolExecutor(workers, thread_name_prefix="pyengine-compute") as pool, \
+            tqdm(total=src.n_cols, unit="param", unit_scale=True, desc=desc,
+                 disable=not _show_progress(progress)) as bar:
+
+        def collect(limit: int) -> None:
+            nonlocal total
+            while len(computes) > limit:
+                width, future = computes.popleft()
+                states = future.result()
+                total = states if total is None else [a.merge(s, t) for a, s, t in zip(accumulators, total, states)]
+                bar.update(width)
+
+        next_read = 0
+        for j0, j1 in blocks:
+            while next_read < len(blocks) and len(reads) <= config.PREFETCH:
+                reads.append(reader.submit(src.read, *blocks[next_read]))
+                next_read += 1
+            block = reads.popleft().result()
+            computes.append((j1 - j0, pool.submit(run_block, accumulators, meta, block, j0, j1)))
+            del block
+            collect(workers - 1)
+        collect(0)
+    return [acc.finalize(state) for acc, state in zip(accumulators, total)]

@@ -1,0 +1,117 @@
+"""Trajectory-like inputs as a uniform source of column blocks X[:, j0:j1]."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pyengine.kernels._arrays import FLOAT_DTYPES, is_cupy
+
+
+@dataclass
+class Source:
+    """Everything the engine needs to know about an input, and how to read a block.
+
+    Attributes
+    ----------
+    n_rows, n_cols : int
+        Snapshots N and parameters P.
+    dtype : numpy.dtype
+        float32 or float64 (blocks are returned in this dtype).
+    steps : ndarray of int64, shape (N,)
+        Optimizer step of each snapshot.
+    read : callable (j0, j1) -> array of shape (N, j1 - j0)
+        Reads a column block; rows contiguous.
+    chunk_cols : int
+        Preferred alignment of block widths (the file's chunk width; 1 for arrays).
+    on_gpu : bool
+        True when blocks are CuPy arrays.
+    path : str or None
+        The file behind the source, if any (Dask tasks reopen it by path).
+    """
+
+    n_rows: int
+    n_cols: int
+    dtype: np.dtype
+    steps: np.ndarray
+    read: Callable[[int, int], object] = field(repr=False)
+    chunk_cols: int = 1
+    on_gpu: bool = False
+    path: str | None = None
+    loss: np.ndarray | None = field(default=None, repr=False)
+
+
+def as_source(x) -> Source:
+    """Wrap a path, Trajectory, h5py dataset, NumPy or CuPy array of shape (N, P).
+
+    Raises
+    ------
+    TypeError
+        For anything else, or a non-floating dtype.
+    ValueError
+        For arrays that are not 2-D or have fewer than 2 snapshots.
+    """
+    if isinstance(x, (str, os.PathLike)):
+        from pyengine.store import open_trajectory
+
+        return _from_trajectory(open_trajectory(x))
+    if type(x).__name__ == "Trajectory":
+        return _from_trajectory(x)
+    if type(x).__module__.startswith("h5py"):
+        return _from_dataset(x)
+    if isinstance(x, np.ndarray) or is_cupy(x):
+        return _from_array(x)
+    raise TypeError(
+        "expected a trajectory file path, a pyengine Trajectory, an h5py dataset, or a NumPy/CuPy "
+        f"array of shape (n_snapshots, n_params); got {type(x).__name__}"
+    )
+
+
+def _check_shape(shape, dtype) -> np.dtype:
+    if len(shape) != 2:
+        raise ValueError(f"expected a 2-D trajectory of shape (n_snapshots, n_params), got shape {tuple(shape)}")
+    if shape[0] < 2 or shape[1] < 1:
+        raise ValueError(f"a trajectory needs at least 2 snapshots and 1 parameter, got shape {tuple(shape)}")
+    dtype = np.dtype(dtype)
+    if dtype in FLOAT_DTYPES:
+        return dtype
+    if np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating):
+        return np.dtype(np.float64)
+    raise TypeError(f"expected real floating point weights, got dtype {dtype}")
+
+
+def _from_array(x) -> Source:
+    dtype = _check_shape(x.shape, x.dtype)
+    xp = np if isinstance(x, np.ndarray) else __import__("cupy")
+
+    def read(j0: int, j1: int):
+        block = x[:, j0:j1]
+        if block.dtype != dtype:
+            return block.astype(dtype)
+        if j1 - j0 > 1 and block.strides[1] != block.itemsize:
+            return xp.ascontiguousarray(block)
+        return block
+
+    return Source(x.shape[0], x.shape[1], dtype, np.arange(x.shape[0], dtype=np.int64), read,
+                  on_gpu=xp is not np)
+
+
+def _from_dataset(ds) -> Source:
+    dtype = _check_shape(ds.shape, ds.dtype)
+    chunk = ds.chunks[1] if ds.chunks else 1
+
+    def read(j0: int, j1: int):
+        return np.ascontiguousarray(ds[:, j0:j1], dtype=dtype)
+
+    return Source(ds.shape[0], ds.shape[1], dtype, np.arange(ds.shape[0], dtype=np.int64), read,
+                  chunk_cols=chunk, path=ds.file.filename)
+
+
+def _from_trajectory(traj) -> Source:
+    dtype = _check_shape((traj.n_snapshots, traj.n_params), traj.dtype)
+    return Source(traj.n_snapshots, traj.n_params, dtype, np.asarray(traj.steps, dtype=np.int64),
+                  traj.read_block, chunk_cols=traj.chunk_shape[1], path=str(traj.path),
+                  loss=np.asarray(traj.loss, dtype=np.float64))
