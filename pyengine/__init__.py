@@ -6,6 +6,8 @@ run. See README.md and docs/ for a tour.
 """
 
 from pyengine.dispatch import backends
+from pyengine.store import Trajectory
+from pyengine.store import open_trajectory as open  # noqa: A001  (pe.open is the documented entry point)
 from pyengine.estimators.msd import MSDResult, msd
 
 __version__ = "0.1.0"
@@ -13,6 +15,8 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "backends",
+    "open",
+    "Trajectory",
     "msd",
     "MSDResult",
 ]

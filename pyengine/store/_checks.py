@@ -1,0 +1,267 @@
+"""Structural checks of a trajectory file, shared by the reader, the writer and the validator.
+
+:func:`check_structure` inspects an open :class:`h5py.File` and returns a :class:`Layout`:
+the number of complete snapshots, the steps, losses, parameter table and settings, and
+every problem found, each message naming the dataset or attribute at fault.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import h5py
+import hdf5plugin  # noqa: F401  (registers the Blosc/LZ4 filter used by compressed files)
+import numpy as np
+
+from pyengine.store._format import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    WEIGHT_DTYPES,
+    FormatError,
+    ParamInfo,
+    as_text,
+    check_params,
+    params_from_table,
+)
+
+#: How many non-finite locations are reported.
+MAX_LOCATIONS = 10
+
+_ONE_D = {"step": np.dtype("int64"), "loss": np.dtype("float64")}
+
+
+@dataclass
+class Layout:
+    """What :func:`check_structure` found in a file.
+
+    ``readable`` is False when ``/weights``, ``/step`` or ``/loss`` is missing or has the
+    wrong number of dimensions or dtype: then nothing else is filled in.
+    """
+
+    readable: bool = False
+    n_snapshots: int = 0
+    lengths: tuple[int, int, int] = (0, 0, 0)
+    steps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    loss: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    params: list[ParamInfo] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def open_h5(path: str | pathlib.Path) -> h5py.File:
+    """Open a file read-only, following it with SWMR when the library allows.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    FormatError
+        If the file cannot be read as HDF5.
+
+    Examples
+    --------
+    >>> open_h5("run.h5")  # doctest: +SKIP
+    <HDF5 file "run.h5" (mode r)>
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return h5py.File(path, "r", swmr=True)
+    except OSError:
+        try:
+            return h5py.File(path, "r")
+        except OSError as exc:
+            raise FormatError(f"{path}: cannot be read as an HDF5 file ({exc})") from exc
+
+
+def format_errors(path: str | pathlib.Path, errors: list[str]) -> str:
+    """One message listing every problem of a file.
+
+    Examples
+    --------
+    >>> print(format_errors("a.h5", ["missing dataset /loss"]))
+    a.h5: not a valid pyengine trajectory:
+      - missing dataset /loss
+    """
+    return f"{path}: not a valid pyengine trajectory:\n" + "\n".join(f"  - {e}" for e in errors)
+
+
+def check_structure(f: h5py.File) -> Layout:
+    """Check everything but the weight values: attributes, datasets, lengths, steps, losses, params.
+
+    Datasets are looked at in the order ``/loss``, ``/step``, ``/weights`` (the reverse
+    of the order the writer fills them), so a file being written is seen consistently.
+
+    Parameters
+    ----------
+    f : h5py.File
+        An open file.
+
+    Returns
+    -------
+    Layout
+        What was found, with ``errors`` and ``warnings``.
+
+    Examples
+    --------
+    >>> with open_h5("run.h5") as f:  # doctest: +SKIP
+    ...     check_structure(f).errors
+    []
+    """
+    layout = Layout()
+    layout.settings = _check_root(f.attrs, layout.errors)
+    if not _check_datasets(f, layout.errors):
+        return layout
+    layout.readable = True
+    _check_lengths(f, layout)
+    _check_values_1d(f, layout)
+    layout.params = _check_params(f, layout.errors)
+    return layout
+
+
+def _check_root(attrs: h5py.AttributeManager, errors: list[str]) -> dict:
+    fmt = attrs.get("format")
+    if fmt is None:
+        errors.append(f"root attribute 'format' is missing (expected {FORMAT_NAME!r}): not a pyengine trajectory")
+    elif as_text(fmt) != FORMAT_NAME:
+        errors.append(f"root attribute 'format' is {as_text(fmt)!r}, expected {FORMAT_NAME!r}")
+    version = attrs.get("format_version")
+    if version is None:
+        errors.append("root attribute 'format_version' is missing")
+    elif not isinstance(version, (int, np.integer)) or int(version) != FORMAT_VERSION:
+        errors.append(
+            f"root attribute 'format_version' is {version}: this pyengine reads version {FORMAT_VERSION} only"
+            " (upgrade pyengine for newer files)"
+        )
+    for name in ("created", "producer"):
+        if name not in attrs:
+            errors.append(f"root attribute {name!r} is missing")
+    return _check_settings(attrs, errors)
+
+
+def _check_settings(attrs: h5py.AttributeManager, errors: list[str]) -> dict:
+    if "settings" not in attrs:
+        errors.append("root attribute 'settings' is missing (a JSON object, '{}' when empty)")
+        return {}
+    try:
+        settings = json.loads(as_text(attrs["settings"]))
+    except ValueError as exc:
+        errors.append(f"root attribute 'settings' is not valid JSON ({exc})")
+        return {}
+    if not isinstance(settings, dict):
+        errors.append(f"root attribute 'settings' is JSON {type(settings).__name__}, expected an object")
+        return {}
+    return settings
+
+
+def _check_datasets(f: h5py.File, errors: list[str]) -> bool:
+    n_before = len(errors)
+    expected = (("loss", 1, [_ONE_D["loss"]]), ("step", 1, [_ONE_D["step"]]), ("weights", 2, WEIGHT_DTYPES))
+    for name, ndim, dtypes in expected:
+        obj = f.get(name)
+        if not isinstance(obj, h5py.Dataset):
+            errors.append(f"missing dataset /{name}")
+        elif obj.ndim != ndim:
+            errors.append(f"/{name}: {obj.ndim}-D, expected {ndim}-D")
+        elif obj.dtype not in dtypes:
+            errors.append(f"/{name}: dtype {obj.dtype}, expected {' or '.join(str(d) for d in dtypes)}")
+    if len(errors) == n_before and f["weights"].chunks is None:
+        errors.append("/weights: not chunked (the format needs chunks and maxshape (None, P)); rewrite the file")
+    return len(errors) == n_before
+
+
+def _check_lengths(f: h5py.File, layout: Layout) -> None:
+    n_loss, n_step, n_weights = (f[name].shape[0] for name in ("loss", "step", "weights"))
+    layout.lengths = (n_weights, n_step, n_loss)
+    layout.n_snapshots = n = min(layout.lengths)
+    if not n_weights >= n_step >= n_loss:
+        layout.errors.append(
+            f"length mismatch: /weights has {n_weights} rows, /step {n_step}, /loss {n_loss};"
+            " the writer fills them in that order, so each must be at least as long as the next"
+        )
+    elif n_weights > n:
+        layout.warnings.append(
+            f"incomplete snapshots: /weights has {n_weights} rows, /step {n_step}, /loss {n_loss}"
+            f" (the writer stopped mid-append); reading the {n} complete ones"
+        )
+    if f["weights"].maxshape[0] is not None:
+        layout.warnings.append("/weights: maxshape is not (None, P), so the file cannot be appended to")
+
+
+def _check_values_1d(f: h5py.File, layout: Layout) -> None:
+    n = layout.n_snapshots
+    layout.steps = f["step"][:n]
+    layout.loss = f["loss"][:n]
+    bad = np.flatnonzero(np.diff(layout.steps) <= 0)
+    if bad.size:
+        i = int(bad[0]) + 1
+        layout.errors.append(
+            f"/step: not strictly increasing at row {i} (step {layout.steps[i]} after {layout.steps[i - 1]};"
+            f" {bad.size} such rows)"
+        )
+    bad = np.flatnonzero(~np.isfinite(layout.loss))
+    if bad.size:
+        layout.errors.append(
+            f"/loss: {bad.size} non-finite values (NaN/Inf), first at rows {bad[:MAX_LOCATIONS].tolist()}"
+        )
+
+
+def _check_params(f: h5py.File, errors: list[str]) -> list[ParamInfo]:
+    table = f.get("params")
+    if not isinstance(table, h5py.Dataset) or table.ndim != 1:
+        errors.append("missing dataset /params (a 1-D table: name, offset, size, shape, kind)")
+        return []
+    try:
+        params = params_from_table(table[()])
+    except FormatError as exc:
+        errors.append(str(exc))
+        return []
+    errors.extend(check_params(params, f["weights"].shape[1]))
+    return params
+
+
+def find_nonfinite(blocks: Iterable[tuple[int, np.ndarray]]) -> tuple[int, list[tuple[int, int]]]:
+    """Count NaN/Inf entries of a weight matrix read in column blocks.
+
+    Parameters
+    ----------
+    blocks : iterable of (int, ndarray)
+        ``(j0, X[:, j0:j0+B])`` pairs, as yielded by :meth:`Trajectory.blocks`.
+
+    Returns
+    -------
+    count : int
+        Number of non-finite entries.
+    first : list of (int, int)
+        The first :data:`MAX_LOCATIONS` of them as ``(row, column)``, in row-major order.
+
+    Examples
+    --------
+    >>> x = np.zeros((3, 4)); x[2, 1] = np.nan
+    >>> find_nonfinite([(0, x[:, :2]), (2, x[:, 2:])])
+    (1, [(2, 1)])
+    """
+    count = 0
+    first: list[tuple[int, int]] = []
+    for j0, block in blocks:
+        where = np.argwhere(~np.isfinite(block))
+        count += len(where)
+        first.extend((int(r), int(c) + j0) for r, c in where[:MAX_LOCATIONS])
+        first = sorted(first)[:MAX_LOCATIONS]
+    return count, first
+
+
+def nonfinite_message(count: int, first: list[tuple[int, int]]) -> str:
+    """The validation error for non-finite weights.
+
+    Examples
+    --------
+    >>> nonfinite_message(1, [(2, 1)])
+    '/weights: 1 non-finite values (NaN/Inf), first at (row, column) [(2, 1)]'
+    """
+    return f"/weights: {count} non-finite values (NaN/Inf), first at (row, column) {first}"

@@ -1,0 +1,269 @@
+"""Reading trajectory files: :class:`Trajectory` and :func:`open_trajectory` (``pyengine.open``)."""
+
+from __future__ import annotations
+
+import math
+import pathlib
+from collections.abc import Iterator
+from types import TracebackType
+
+import h5py
+import numpy as np
+
+from pyengine import config
+from pyengine.store._checks import (
+    Layout,
+    check_structure,
+    find_nonfinite,
+    format_errors,
+    nonfinite_message,
+    open_h5,
+)
+from pyengine.store._format import FormatError, ParamInfo
+
+#: Upper bound on the hash-table slots of the chunk cache of ``/weights``.
+MAX_CACHE_SLOTS = 100_000
+
+
+class Trajectory:
+    """A trajectory file opened read-only: metadata in memory, weights read in column blocks.
+
+    Use :func:`open_trajectory` (``pyengine.open``) to get one.
+
+    Attributes
+    ----------
+    path : Path
+        The file.
+    file : h5py.File
+        The open file (read-only).
+    n_snapshots : int
+        N, the number of complete snapshots (see ``warnings`` for an interrupted writer).
+    n_params : int
+        P, the number of parameters.
+    dtype : numpy.dtype
+        Dtype of ``/weights``.
+    steps : ndarray of int64, shape (N,)
+        Optimizer step of each snapshot.
+    loss : ndarray of float64, shape (N,)
+        Minibatch loss of each snapshot.
+    params : list of ParamInfo
+        The parameter table, in offset order.
+    attrs : dict
+        Model, optimizer and data settings (the JSON root attribute ``settings``).
+    weights : h5py.Dataset
+        ``/weights`` with a chunk cache of ``config.CHUNK_CACHE_BYTES``; it may hold
+        rows beyond ``n_snapshots`` (an append in progress or interrupted).
+    chunk_shape : tuple of int
+        Chunk shape of ``/weights``: (steps, parameters).
+    warnings : list of str
+        Non-fatal findings, e.g. incomplete trailing snapshots ignored.
+
+    Examples
+    --------
+    >>> with open_trajectory("run.h5") as traj:  # doctest: +SKIP
+    ...     for j0, block in traj.blocks():
+    ...         print(j0, block.shape)
+    0 (100, 16384)
+    16384 (100, 3616)
+    """
+
+    def __init__(self, path: str | pathlib.Path, *, validate: bool = True) -> None:
+        self.path = pathlib.Path(path)
+        self._validate = validate
+        self.file = open_h5(self.path)
+        try:
+            self._load(check_structure(self.file))
+        except BaseException:
+            self.file.close()
+            raise
+        self.weights = _open_with_cache(self.file, "weights")
+        self.n_params = self.weights.shape[1]
+        self.dtype = self.weights.dtype
+        self.chunk_shape: tuple[int, int] = self.weights.chunks
+
+    def _load(self, layout: Layout) -> None:
+        if not layout.readable or (self._validate and layout.errors):
+            raise FormatError(format_errors(self.path, layout.errors))
+        self.n_snapshots = layout.n_snapshots
+        self.steps = layout.steps
+        self.loss = layout.loss
+        self.params: list[ParamInfo] = layout.params
+        self.attrs = layout.settings
+        self.warnings = layout.warnings
+
+    def read_block(self, j0: int, j1: int) -> np.ndarray:
+        """All complete snapshots of the columns ``[j0, j1)``.
+
+        Parameters
+        ----------
+        j0, j1 : int
+            Column range, ``0 <= j0 < j1 <= P``.
+
+        Returns
+        -------
+        ndarray, shape (N, j1 - j0)
+            C-contiguous, in the file dtype.
+
+        Examples
+        --------
+        >>> traj.read_block(0, 3).shape  # doctest: +SKIP
+        (100, 3)
+        """
+        if not 0 <= j0 < j1 <= self.n_params:
+            raise ValueError(f"column range must satisfy 0 <= j0 < j1 <= P = {self.n_params}, got [{j0}, {j1})")
+        return np.ascontiguousarray(self.weights[: self.n_snapshots, j0:j1])
+
+    def blocks(self, block_cols: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Iterate over column blocks ``(j0, X[:, j0:j0+B])`` covering every column once.
+
+        Parameters
+        ----------
+        block_cols : int, optional
+            Block width B. Default: as many columns as fit in ``config.BLOCK_BYTES``,
+            rounded down to a multiple of the chunk width (at least one chunk), so
+            every chunk is read once.
+
+        Yields
+        ------
+        j0 : int
+            First column of the block.
+        block : ndarray, shape (N, B)
+            The block (the last one may be narrower).
+
+        Examples
+        --------
+        >>> sq = sum((b.astype(np.float64) ** 2).sum(axis=1) for _, b in traj.blocks())  # doctest: +SKIP
+        """
+        width = self.default_block_cols() if block_cols is None else block_cols
+        if width < 1:
+            raise ValueError(f"block_cols must be >= 1, got {block_cols}")
+        for j0 in range(0, self.n_params, width):
+            yield j0, self.read_block(j0, min(j0 + width, self.n_params))
+
+    def default_block_cols(self) -> int:
+        """Block width used by :meth:`blocks` when none is given.
+
+        Examples
+        --------
+        >>> traj.default_block_cols() % traj.chunk_shape[1]  # doctest: +SKIP
+        0
+        """
+        chunk_cols = self.chunk_shape[1]
+        fit = config.BLOCK_BYTES // (max(self.n_snapshots, 1) * self.dtype.itemsize)
+        return max(chunk_cols, fit // chunk_cols * chunk_cols)
+
+    def group(self, name: str) -> h5py.Group | None:
+        """An optional group (``"eval"``, ``"noise"``, ``"hessian"``, ``"landscape/<name>"``), or None.
+
+        Examples
+        --------
+        >>> traj.group("eval")["loss"][:]  # doctest: +SKIP
+        array([2.3, 0.4])
+        """
+        obj = self.file.get(name)
+        return obj if isinstance(obj, h5py.Group) else None
+
+    def refresh(self) -> None:
+        """Pick up snapshots appended since the file was opened (SWMR); no-op otherwise.
+
+        Raises
+        ------
+        FormatError
+            If the new rows break the format (e.g. steps that do not increase).
+
+        Examples
+        --------
+        >>> traj.refresh(); traj.n_snapshots  # doctest: +SKIP
+        120
+        """
+        if not self.file.swmr_mode:
+            return
+        for name in ("loss", "step"):
+            self.file[name].refresh()
+        self.weights.refresh()
+        self._load(check_structure(self.file))
+
+    def close(self) -> None:
+        """Close the file; closing twice is harmless.
+
+        Examples
+        --------
+        >>> traj.close()  # doctest: +SKIP
+        """
+        if self.file.id.valid:
+            self.file.close()
+
+    def __enter__(self) -> Trajectory:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        span = f", steps {self.steps[0]}..{self.steps[-1]}" if self.n_snapshots else ""
+        return f"<Trajectory {str(self.path)!r}: N={self.n_snapshots} x P={self.n_params} {self.dtype}{span}>"
+
+
+def open_trajectory(path: str | pathlib.Path, *, validate: bool = True, check_values: bool = False) -> Trajectory:
+    """Open a trajectory file read-only (``pyengine.open``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    validate : bool
+        Reject a file that breaks the format (attributes, dtypes, lengths, increasing
+        steps, finite losses, parameter table). Without it only an unreadable file
+        (missing or ill-typed ``/weights``, ``/step``, ``/loss``) is rejected.
+    check_values : bool
+        Also scan every weight for NaN/Inf (reads the whole matrix once).
+
+    Returns
+    -------
+    Trajectory
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    FormatError
+        The file is not a valid trajectory; the message names each field at fault.
+
+    Examples
+    --------
+    >>> import pyengine as pe
+    >>> traj = pe.open("run.h5")  # doctest: +SKIP
+    >>> traj.n_snapshots, traj.n_params  # doctest: +SKIP
+    (100, 20000)
+    """
+    traj = Trajectory(path, validate=validate)
+    if check_values:
+        count, first = find_nonfinite(traj.blocks())
+        if count:
+            traj.close()
+            raise FormatError(format_errors(traj.path, [nonfinite_message(count, first)]))
+    return traj
+
+
+def _open_with_cache(f: h5py.File, name: str) -> h5py.Dataset:
+    """Open a chunked dataset with a chunk cache of ``config.CHUNK_CACHE_BYTES``.
+
+    The cache has about 100 hash slots per chunk it can hold (a prime number, as HDF5
+    recommends) and evicts fully read chunks first (w0 = 1): a column block reads every
+    chunk it touches completely.
+    """
+    dataset = f[name]
+    chunk_bytes = math.prod(dataset.chunks) * dataset.dtype.itemsize
+    chunks_held = max(1, config.CHUNK_CACHE_BYTES // chunk_bytes)
+    access = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+    access.set_chunk_cache(_next_prime(min(100 * chunks_held, MAX_CACHE_SLOTS)), config.CHUNK_CACHE_BYTES, 1.0)
+    return h5py.Dataset(h5py.h5d.open(f.id, name.encode(), access))
+
+
+def _next_prime(n: int) -> int:
+    """Smallest prime >= n (n is small: trial division)."""
+    candidate = max(n, 2)
+    while any(candidate % d == 0 for d in range(2, math.isqrt(candidate) + 1)):
+        candidate += 1
+    return candidate
