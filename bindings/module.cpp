@@ -6,6 +6,7 @@
 namespace py = pybind11;
 
 void register_lagband(py::module_& m);
+void register_boxcount(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "pyengine CPU kernels (C++/OpenMP)";
@@ -13,4 +14,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("max_threads", &pyengine::max_threads, "Threads the kernels use by default.");
   m.def("selfcheck", &pyengine::selfcheck, "Known-answer check of the kernels; 0 means correct.");
   register_lagband(m);
+  register_boxcount(m);
 }

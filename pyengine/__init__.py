@@ -6,6 +6,7 @@ run. See README.md and docs/ for a tour.
 """
 
 from pyengine.dispatch import backends
+from pyengine.fractal import BoxCountResult, boxcount
 from pyengine.store import Trajectory
 from pyengine.store import open_trajectory as open  # noqa: A001  (pe.open is the documented entry point)
 from pyengine.estimators.msd import MSDResult, msd
@@ -15,6 +16,8 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "backends",
+    "boxcount",
+    "BoxCountResult",
     "open",
     "Trajectory",
     "msd",

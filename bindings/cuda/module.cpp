@@ -1,9 +1,11 @@
 // pyengine._cuda: CUDA kernels on device pointers (CuPy's `.data.ptr`). The Python layer
 // (pyengine.kernels) checks shapes and dtypes of the CuPy arrays before calling in here.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "pyengine/cuda.hpp"
 
@@ -31,6 +33,26 @@ void lag_band(std::uintptr_t x, const std::string& dtype, int64_t n_rows, int64_
     throw std::invalid_argument("lag_band (cuda): dtype must be float32 or float64, got " + dtype);
 }
 
+void box_counts(std::uintptr_t z, const std::string& dtype, int64_t ny, int64_t nx,
+                int64_t row_stride, int64_t oy, int64_t ox, const std::vector<int64_t>& sizes,
+                const std::vector<double>& inv_heights, double zmin, int rule, std::uintptr_t counts,
+                std::uintptr_t n_blocks, std::uintptr_t stream) {
+  if (inv_heights.size() != sizes.size())
+    throw std::invalid_argument("box_counts (cuda): expected one inverse height per size");
+  auto* c = reinterpret_cast<double*>(counts);
+  auto* b = reinterpret_cast<double*>(n_blocks);
+  const auto n = static_cast<int64_t>(sizes.size());
+  py::gil_scoped_release nogil;
+  if (dtype == "float32")
+    pyengine::cuda::box_counts(reinterpret_cast<const float*>(z), ny, nx, row_stride, oy, ox, sizes.data(), inv_heights.data(), n, zmin, rule, c, b, stream);
+  else if (dtype == "float64")
+    pyengine::cuda::box_counts(reinterpret_cast<const double*>(z), ny, nx, row_stride, oy, ox, sizes.data(), inv_heights.data(), n, zmin, rule, c, b, stream);
+  else if (dtype == "uint8" || dtype == "bool")
+    pyengine::cuda::box_counts(reinterpret_cast<const uint8_t*>(z), ny, nx, row_stride, oy, ox, sizes.data(), inv_heights.data(), n, zmin, rule, c, b, stream);
+  else
+    throw std::invalid_argument("box_counts (cuda): dtype must be float32, float64, uint8 or bool, got " + dtype);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
@@ -38,4 +60,7 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("device_count", &device_count, "(number of devices, reason when 0)");
   m.def("lag_band", &lag_band, py::arg("x"), py::arg("dtype"), py::arg("n_rows"), py::arg("n_cols"),
         py::arg("row_stride"), py::arg("lags"), py::arg("n_lags"), py::arg("out"), py::arg("stream") = 0);
+  m.def("box_counts", &box_counts, py::arg("z"), py::arg("dtype"), py::arg("ny"), py::arg("nx"),
+        py::arg("row_stride"), py::arg("oy"), py::arg("ox"), py::arg("sizes"), py::arg("inv_heights"),
+        py::arg("zmin"), py::arg("rule"), py::arg("counts"), py::arg("n_blocks"), py::arg("stream") = 0);
 }

@@ -3,6 +3,7 @@
 All backends give the same answer to floating point tolerance (tests/test_kernels_*.py).
 """
 
+from pyengine.kernels.boxcount import box_counts, surface_stats
 from pyengine.kernels.lagband import lag_band
 
-__all__ = ["lag_band"]
+__all__ = ["box_counts", "surface_stats", "lag_band"]

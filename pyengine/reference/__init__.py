@@ -1,7 +1,8 @@
 """Plain float64 NumPy versions of every kernel: the ``numpy`` backend and the reference
 that every fast path is tested against. Written for clarity, not speed."""
 
+from pyengine.reference.boxcount import box_counts, surface_stats
 from pyengine.reference.lagband import lag_band
 from pyengine.reference.msd import time_averaged_msd
 
-__all__ = ["lag_band", "time_averaged_msd"]
+__all__ = ["box_counts", "surface_stats", "lag_band", "time_averaged_msd"]

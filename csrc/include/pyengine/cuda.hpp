@@ -14,4 +14,11 @@ template <typename T>
 void lag_band(const T* x, int64_t n_rows, int64_t n_cols, int64_t row_stride,
               const int64_t* lags, int64_t n_lags, double* out, std::uintptr_t stream);
 
+// See pyengine::box_counts; z, counts and n_blocks live on the device, sizes and
+// inv_heights on the host.
+template <typename T>
+void box_counts(const T* z, int64_t ny, int64_t nx, int64_t row_stride, int64_t oy, int64_t ox,
+                const int64_t* sizes, const double* inv_heights, int64_t n_sizes, double zmin,
+                int rule, double* counts, double* n_blocks, std::uintptr_t stream);
+
 }  // namespace pyengine::cuda
