@@ -11,8 +11,8 @@
 namespace pyengine {
 namespace {
 
-// A task is one chunk of kRowChunk origins of one column tile: its origin rows (64 KiB of
-// float32) stay in L1/L2 while every lag streams its partner rows past them.
+// For one chunk of kRowChunk origins and one tile of kColTile columns, the origin rows
+// (64 KiB of float32) stay in L1/L2 while every lag streams its partner rows past them.
 constexpr int64_t kColTile = 128;
 constexpr int64_t kRowChunk = 128;
 
@@ -43,13 +43,13 @@ void lag_band(const T* x, int64_t n_rows, int64_t n_cols, int64_t row_stride,
 #ifdef _OPENMP
   const int threads = n_threads > 0 ? n_threads : omp_get_max_threads();
 #endif
-  // Each row-chunk task owns the columns t0..t1 of every lag's row of out: no two threads
-  // write the same entry, so the result is deterministic and needs no reduction.
-  for (int64_t c0 = 0; c0 < n_cols; c0 += kColTile) {
-    const int64_t c1 = std::min(n_cols, c0 + kColTile);
+  // Each task is one chunk of origins and owns columns t0..t1 of every lag's row of out:
+  // one parallel loop, no barriers, no reduction, and a deterministic result.
 #pragma omp parallel for schedule(dynamic) num_threads(threads)
-    for (int64_t k = 0; k < n_chunks; ++k) {
-      const int64_t t0 = k * kRowChunk;
+  for (int64_t k = 0; k < n_chunks; ++k) {
+    const int64_t t0 = k * kRowChunk;
+    for (int64_t c0 = 0; c0 < n_cols; c0 += kColTile) {
+      const int64_t c1 = std::min(n_cols, c0 + kColTile);
       for (int64_t l = 0; l < n_lags; ++l) {
         const int64_t t1 = std::min(n_rows - lags[l], t0 + kRowChunk);
         if (t1 > t0) band_rows(x, row_stride, c0, c1, lags[l], t0, t1, out + l * n_rows);
