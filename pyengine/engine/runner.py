@@ -64,6 +64,7 @@ def run(
     backend: str = "auto",
     progress: bool | None = None,
     desc: str = "pyengine",
+    scheduler=None,
 ) -> list:
     """Feed every column block of ``x`` once to every accumulator; return their results.
 
@@ -80,6 +81,9 @@ def run(
         Passed to the kernels (``"auto"``, ``"cpp"``, ...).
     progress : bool, optional
         Show a progress bar (default: when stderr is a terminal).
+    scheduler : distributed.Client or str, optional
+        Run the blocks as Dask tasks on this cluster (a Client or a scheduler address).
+        ``x`` must then be a trajectory file that every worker can read at the same path.
 
     Returns
     -------
@@ -93,6 +97,14 @@ def run(
     meta = RunMeta(src.n_rows, src.n_cols, src.dtype, src.steps, backend,
                    max(1, cores // workers), src.on_gpu)
     blocks = plan_blocks(src, block_cols, workers)
+    if scheduler is not None:
+        if src.path is None:
+            raise ValueError("the Dask path reads the trajectory file on the workers: pass a file path, not an array")
+        from pyengine.engine.distributed import run_dask
+
+        meta = RunMeta(src.n_rows, src.n_cols, src.dtype, src.steps, backend, 1, False)
+        states = run_dask(src.path, accumulators, meta, blocks, scheduler, _show_progress(progress))
+        return [acc.finalize(state) for acc, state in zip(accumulators, states)]
     total = None
     reads: deque = deque()
     computes: deque = deque()

@@ -220,6 +220,7 @@ def msd(
     block_cols: int | None = None,
     workers: int = 1,
     progress: bool | None = None,
+    scheduler=None,
 ) -> MSDResult:
     """Time-averaged MSD of a trajectory, per window, exactly, in one streaming pass.
 
@@ -242,8 +243,9 @@ def msd(
     backend : {"auto", "cuda", "cpp", "numba", "numpy"}
     t_w : sequence of int, optional
         Waiting times (steps) at which windows start (default: every T steps).
-    block_cols, workers, progress
-        Engine settings (see :func:`pyengine.engine.run`).
+    block_cols, workers, progress, scheduler
+        Engine settings (see :func:`pyengine.engine.run`); ``scheduler`` runs the pass
+        on a Dask cluster.
 
     Returns
     -------
@@ -273,7 +275,8 @@ def msd(
         acc = SpectralMSDAccumulator(windows)
     else:
         acc = LagBandAccumulator(tuple(int(l) for l in plan.lag_rows))
-    (res,) = run(src, [acc], block_cols=block_cols, workers=workers, backend=backend, progress=progress, desc="msd")
+    (res,) = run(src, [acc], block_cols=block_cols, workers=workers, backend=backend, progress=progress,
+                  desc="msd", scheduler=scheduler)
     convert = _from_spectral if method == "spectral" else _from_band
     values, counts, single = convert(plan, res, src.n_cols)
     return MSDResult(

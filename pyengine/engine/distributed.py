@@ -1,0 +1,63 @@
+"""The Dask path: the same one-pass program on a cluster.
+
+Each task opens the trajectory file itself, reads its own column block and returns fresh
+accumulator states; states merge in a tree of tasks. Only block coordinates, the file path
+and the (small) states travel; nothing large passes through the scheduler. Tasks on a
+worker that dies are re-run by Dask, so the result stays exact.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+
+from pyengine.engine.accumulator import Accumulator, RunMeta
+from pyengine.engine.runner import run_block
+
+__all__ = ["client_for", "run_dask"]
+
+
+def client_for(scheduler):
+    """A ``distributed.Client`` from a Client (returned as is) or a scheduler address."""
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise ImportError("the Dask path needs dask.distributed: pip install 'pyengine[dask]'") from exc
+    if isinstance(scheduler, Client):
+        return scheduler
+    if isinstance(scheduler, str):
+        return Client(scheduler)
+    raise TypeError(f"scheduler must be a distributed.Client or an address such as 'tcp://host:8786', got {type(scheduler).__name__}")
+
+
+def _block_task(path: str, j0: int, j1: int, accumulators: Sequence[Accumulator], meta: RunMeta) -> list:
+    from pyengine.store import open_trajectory
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"worker on {socket.gethostname()} cannot read {path!r}: every worker needs the trajectory file "
+            "at the same path (e.g. on a shared file system)"
+        )
+    with open_trajectory(path, validate=False) as traj:
+        block = traj.read_block(j0, j1)
+    return run_block(accumulators, meta, block, j0, j1)
+
+
+def _merge_task(accumulators: Sequence[Accumulator], a: list, b: list) -> list:
+    return [acc.merge(x, y) for acc, x, y in zip(accumulators, a, b)]
+
+
+def run_dask(path: str, accumulators: Sequence[Accumulator], meta: RunMeta, blocks: list[tuple[int, int]],
+             scheduler, progress: bool = False) -> list:
+    """Run the blocks as Dask tasks and merge their states in a tree; return merged states."""
+    client = client_for(scheduler)
+    level = [client.submit(_block_task, path, j0, j1, accumulators, meta, pure=False) for j0, j1 in blocks]
+    if progress:
+        from distributed import progress as show
+
+        show(level)
+    while len(level) > 1:
+        pairs = [client.submit(_merge_task, accumulators, a, b, pure=False) for a, b in zip(level[::2], level[1::2])]
+        level = pairs + ([level[-1]] if len(level) % 2 else [])
+    return level[0].result()

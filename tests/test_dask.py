@@ -1,0 +1,76 @@
+"""The Dask path on a LocalCluster with 2 worker processes."""
+
+import logging
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+import pyengine as pe
+from pyengine.engine import LagBandAccumulator, run
+from pyengine.store import write_trajectory
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=logging.CRITICAL) as cluster, \
+            distributed.Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture
+def trajectory(tmp_path):
+    x = np.random.default_rng(3).standard_normal((120, 77)).cumsum(axis=0).astype(np.float32)
+    path = write_trajectory(tmp_path / "run.h5", x)
+    return path, x
+
+
+def test_dask_equals_threaded_run(client, trajectory):
+    path, _ = trajectory
+    local = pe.msd(path, window=40, lags=7, method="lagband", block_cols=10)
+    for method in ("lagband", "spectral"):
+        on_dask = pe.msd(str(path), window=40, lags=7, method=method, block_cols=10, scheduler=client)
+        np.testing.assert_allclose(on_dask.msd, local.msd, rtol=1e-12 if method == "lagband" else 1e-8)
+    by_address = pe.msd(path, window=40, lags=7, method="lagband", block_cols=25, scheduler=client.scheduler.address)
+    np.testing.assert_allclose(by_address.msd, local.msd, rtol=1e-12)
+
+
+@dataclass(frozen=True)
+class DieOnceAccumulator(LagBandAccumulator):
+    """Kills the worker process the first time it sees column 0 (a hard crash mid-run)."""
+
+    marker: str = ""
+
+    def update(self, state, block, cols):
+        if cols.start == 0 and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os._exit(1)
+        super().update(state, block, cols)
+
+
+def test_killed_worker_is_retried_and_result_is_exact(client, trajectory, tmp_path):
+    path, x = trajectory
+    acc = DieOnceAccumulator((1, 5), marker=str(tmp_path / "died"))
+    (band,) = run(path, [acc], block_cols=20, scheduler=client)
+    assert os.path.exists(tmp_path / "died")  # a worker really died
+    (want,) = run(x, [LagBandAccumulator((1, 5))], backend="numpy")
+    np.testing.assert_allclose(band, want, rtol=1e-6)
+
+
+def test_missing_file_on_worker_is_a_clear_error(client, trajectory):
+    path, _ = trajectory
+    from pyengine.engine.distributed import run_dask
+    from pyengine.engine.accumulator import RunMeta
+
+    meta = RunMeta(120, 77, np.dtype(np.float32), np.arange(120))
+    with pytest.raises(FileNotFoundError, match="every worker needs the trajectory file"):
+        run_dask(str(path) + ".moved", [LagBandAccumulator((1,))], meta, [(0, 77)], client)
+
+
+def test_arrays_are_refused_on_dask(client):
+    with pytest.raises(ValueError, match="pass a file path"):
+        pe.msd(np.zeros((10, 2)), window=None, scheduler=client)
