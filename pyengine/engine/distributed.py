@@ -52,6 +52,14 @@ def run_dask(path: str, accumulators: Sequence[Accumulator], meta: RunMeta, bloc
              scheduler, progress: bool = False) -> list:
     """Run the blocks as Dask tasks and merge their states in a tree; return merged states."""
     client = client_for(scheduler)
+    try:
+        return _reduce(client, path, accumulators, meta, blocks, progress)
+    finally:
+        if client is not scheduler:  # we opened it from an address: close it
+            client.close()
+
+
+def _reduce(client, path: str, accumulators, meta: RunMeta, blocks, progress: bool) -> list:
     level = [client.submit(_block_task, path, j0, j1, accumulators, meta, pure=False) for j0, j1 in blocks]
     if progress:
         from distributed import progress as show
