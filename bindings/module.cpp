@@ -7,6 +7,7 @@ namespace py = pybind11;
 
 void register_lagband(py::module_& m);
 void register_boxcount(py::module_& m);
+void register_pairs(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "pyengine CPU kernels (C++/OpenMP)";
@@ -15,4 +16,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("selfcheck", &pyengine::selfcheck, "Known-answer check of the kernels; 0 means correct.");
   register_lagband(m);
   register_boxcount(m);
+  register_pairs(m);
 }

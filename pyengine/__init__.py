@@ -10,6 +10,7 @@ from pyengine.fractal import BoxCountResult, boxcount
 from pyengine.store import Trajectory
 from pyengine.store import open_trajectory as open  # noqa: A001  (pe.open is the documented entry point)
 from pyengine.estimators.msd import MSDResult, msd
+from pyengine.estimators.pairs import MSLResult, PathResult, msl, path_geometry
 
 __version__ = "0.1.0"
 
@@ -22,4 +23,8 @@ __all__ = [
     "Trajectory",
     "msd",
     "MSDResult",
+    "msl",
+    "MSLResult",
+    "path_geometry",
+    "PathResult",
 ]

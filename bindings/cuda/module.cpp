@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "pyengine/cuda.hpp"
+#include "pyengine/pairs.hpp"
 
 namespace py = pybind11;
 
@@ -53,6 +54,17 @@ void box_counts(std::uintptr_t z, const std::string& dtype, int64_t ny, int64_t 
     throw std::invalid_argument("box_counts (cuda): dtype must be float32, float64, uint8 or bool, got " + dtype);
 }
 
+// key_ld / value_ld: row stride (elements) of a square float64 matrix source, 0 for a vector.
+void pair_bin(std::uintptr_t key, int64_t key_ld, std::uintptr_t value, int64_t value_ld, int64_t n,
+              std::uintptr_t edges, int64_t n_bins, bool log_uniform, std::uintptr_t out,
+              std::uintptr_t stream) {
+  const pyengine::PairSource k{reinterpret_cast<const double*>(key), key_ld};
+  const pyengine::PairSource v{reinterpret_cast<const double*>(value), value_ld};
+  py::gil_scoped_release nogil;
+  pyengine::cuda::pair_bin(k, v, n, reinterpret_cast<const double*>(edges), n_bins, log_uniform,
+                           reinterpret_cast<double*>(out), stream);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
@@ -63,4 +75,7 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("box_counts", &box_counts, py::arg("z"), py::arg("dtype"), py::arg("ny"), py::arg("nx"),
         py::arg("row_stride"), py::arg("oy"), py::arg("ox"), py::arg("sizes"), py::arg("inv_heights"),
         py::arg("zmin"), py::arg("rule"), py::arg("counts"), py::arg("n_blocks"), py::arg("stream") = 0);
+  m.def("pair_bin", &pair_bin, py::arg("key"), py::arg("key_ld"), py::arg("value"), py::arg("value_ld"),
+        py::arg("n"), py::arg("edges"), py::arg("n_bins"), py::arg("log_uniform"), py::arg("out"),
+        py::arg("stream") = 0);
 }

@@ -5,5 +5,6 @@ All backends give the same answer to floating point tolerance (tests/test_kernel
 
 from pyengine.kernels.boxcount import box_counts, surface_stats
 from pyengine.kernels.lagband import lag_band
+from pyengine.kernels.pairs import pair_bin
 
-__all__ = ["box_counts", "surface_stats", "lag_band"]
+__all__ = ["box_counts", "surface_stats", "lag_band", "pair_bin"]

@@ -4,5 +4,6 @@ that every fast path is tested against. Written for clarity, not speed."""
 from pyengine.reference.boxcount import box_counts, surface_stats
 from pyengine.reference.lagband import lag_band
 from pyengine.reference.msd import time_averaged_msd
+from pyengine.reference.pairs import pair_bin
 
-__all__ = ["box_counts", "surface_stats", "lag_band", "time_averaged_msd"]
+__all__ = ["box_counts", "surface_stats", "lag_band", "time_averaged_msd", "pair_bin"]

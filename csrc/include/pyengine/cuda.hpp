@@ -22,3 +22,15 @@ void box_counts(const T* z, int64_t ny, int64_t nx, int64_t row_stride, int64_t 
                 int rule, double* counts, double* n_blocks, std::uintptr_t stream);
 
 }  // namespace pyengine::cuda
+
+namespace pyengine {
+struct PairSource;  // pyengine/pairs.hpp
+}
+
+namespace pyengine::cuda {
+
+// See pyengine::pair_bin; the sources' data, edges and out live on the device.
+void pair_bin(PairSource key, PairSource value, int64_t n, const double* edges, int64_t n_bins,
+              bool log_uniform, double* out, std::uintptr_t stream);
+
+}  // namespace pyengine::cuda
