@@ -50,6 +50,23 @@ def test_surface_stats_match_reference(backend, rng):
     assert want[4] == 1
 
 
+@pytest.mark.skipif(not pe.backends()["numba"].available, reason="needs numba")
+def test_numba_kernels_with_jit_off(monkeypatch, rng):
+    # The plain-Python bodies of the jitted functions give the same counts (coverage, no JIT).
+    from pyengine.kernels import _numba_boxcount as nb
+
+    for name in ("_boxes", "_next_level", "_direct", "_row_stats"):
+        monkeypatch.setattr(nb, name, getattr(nb, name).py_func)
+    z = rng.standard_normal((19, 23))
+    sizes = np.array([1, 2, 3, 4, 8])
+    inv_h = np.full(sizes.size, 0.8)
+    for rule in (0, 1, 2):
+        got = nb.box_counts(z, (1, 2), sizes, inv_h, float(z.min()), rule, np.zeros(5), np.zeros(5))
+        want = box_counts(z, sizes, inv_h, float(z.min()), ("dbc", "idbc", "occupied")[rule], (1, 2), backend="numpy")
+        np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(nb.surface_stats(z), surface_stats(z, backend="numpy"), rtol=1e-12)
+
+
 def test_kernel_bad_input():
     with pytest.raises(ValueError, match="2-D"):
         box_counts(np.zeros(5), [1])
@@ -196,6 +213,11 @@ def test_bad_input():
         boxcount(np.zeros((5, 2)), kind="points")
     with pytest.raises(ValueError, match="finite"):
         boxcount(np.array([[0.0, 1.0], [np.nan, 2.0]]), kind="points")
+
+
+def test_public_api():
+    assert "boxcount" in pe.__all__ and "BoxCountResult" in pe.__all__
+    assert pe.boxcount is boxcount
 
 
 def test_level_set_cells():
