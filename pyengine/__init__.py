@@ -27,4 +27,14 @@ __all__ = [
     "MSLResult",
     "path_geometry",
     "PathResult",
+    "record",
 ]
+
+
+def __getattr__(name: str):
+    """``pe.record`` imports torch, so it is loaded on first use, not by ``import pyengine``."""
+    if name == "record":
+        import importlib
+
+        return importlib.import_module("pyengine.record")
+    raise AttributeError(f"module 'pyengine' has no attribute {name!r}")

@@ -27,6 +27,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pyengine.demo import main
+
+    return main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyengine", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"pyengine {__version__}")
@@ -37,6 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="trajectory file (HDF5)")
     p.add_argument("--check-values", action="store_true", help="also scan every weight for NaN/Inf (reads the whole file)")
     p.set_defaults(func=_cmd_info)
+    p = sub.add_parser("demo", help="train a small ResNet on scikit-learn's digits, record every step, analyse the run")
+    p.add_argument("--out", default="pyengine-demo", help="output directory (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=3000, help="optimizer steps, all recorded (default: %(default)s)")
+    p.add_argument("--width", type=int, default=16, help="channels of the first stage (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=64, help="minibatch size (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=0.1, help="learning rate of plain SGD (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of init, split and batches (default: %(default)s)")
+    p.add_argument("--no-shortcut", action="store_true", help="remove the shortcut connections (Chen et al.'s noshort)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 

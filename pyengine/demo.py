@@ -1,0 +1,380 @@
+"""The demo run: a small ResNet on scikit-learn's digits, recorded every step, then analysed.
+
+``pyengine demo`` trains a ResNet-style CNN (or the same network without shortcut
+connections, as in Chen et al. 2022) with plain SGD on the 8×8 handwritten digits
+bundled with scikit-learn (no download), records every step with
+:class:`pyengine.record.Recorder` (test loss and gradient-noise probes included), runs
+the analysis and writes the outputs to one directory.
+
+Examples
+--------
+>>> from pyengine.demo import DemoConfig, run_demo
+>>> result = run_demo("demo-out", DemoConfig(steps=300))  # doctest: +SKIP
+>>> result.trajectory
+PosixPath('demo-out/run.h5')
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pyengine.record import EvalProbe, NoiseProbe, Recorder
+
+#: Samples of the training set used by the gradient-noise probe.
+NOISE_PROBE_SAMPLES = 512
+
+
+@dataclass
+class DemoConfig:
+    """Settings of the demo run.
+
+    Attributes
+    ----------
+    steps : int
+        Optimizer steps (every one is recorded).
+    width : int
+        Channels of the first stage (the second has twice as many).
+    batch_size : int
+        Minibatch size b.
+    lr : float
+        Learning rate of plain SGD (no momentum, no weight decay).
+    seed : int
+        Seeds the initialisation, the train/test split and the minibatch order.
+    shortcut : bool
+        ResNet (True) or the same network without shortcut connections (False).
+    eval_every, noise_every : int
+        Steps between test-loss probes and between gradient-noise probes.
+    threads : int
+        Torch intra-op threads while training: the network is so small that one thread
+        is fastest, and it leaves a core to the recorder's writer thread.
+    """
+
+    steps: int = 3000
+    width: int = 16
+    batch_size: int = 64
+    lr: float = 0.1
+    seed: int = 0
+    shortcut: bool = True
+    eval_every: int = 50
+    noise_every: int = 250
+    threads: int = 1
+
+
+@dataclass
+class DemoResult:
+    """Where the demo wrote its outputs, and how long it took.
+
+    Attributes
+    ----------
+    trajectory : Path
+        The recorded run.
+    report : Path
+        The analysis outputs (a directory).
+    train_seconds, analysis_seconds : float
+        Wall-clock times of training (with recording) and of the analysis.
+    test_accuracy : float
+        Accuracy on the held-out digits at the end.
+    """
+
+    trajectory: pathlib.Path
+    report: pathlib.Path
+    train_seconds: float
+    analysis_seconds: float
+    test_accuracy: float
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convolutions with batch norm; with ``shortcut``, the input is added back.
+
+    The shortcut is the identity, or a 1×1 convolution with batch norm when the shape
+    changes (He et al. 2016, option B). Without it the block is a plain two-layer stack
+    ("noshort" networks of Chen et al.).
+
+    Examples
+    --------
+    >>> BasicBlock(4, 8, stride=2, shortcut=True)(torch.zeros(1, 4, 8, 8)).shape
+    torch.Size([1, 8, 4, 4])
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int, shortcut: bool) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut: nn.Module | None = None
+        if shortcut and (stride != 1 or c_in != c_out):
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+        elif shortcut:
+            self.shortcut = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        return F.relu(out)
+
+
+class DigitsResNet(nn.Module):
+    """A small ResNet for 1×8×8 images: stem, two blocks at 8×8, one block at 4×4, linear head.
+
+    Parameters
+    ----------
+    width : int
+        Channels of the stem and first stage; the second stage has ``2 * width``.
+    shortcut : bool
+        Keep the shortcut connections (ResNet) or remove them (the "noshort" variant).
+    n_classes : int
+
+    Examples
+    --------
+    >>> sum(p.numel() for p in DigitsResNet(16).parameters())
+    24826
+    """
+
+    def __init__(self, width: int = 16, shortcut: bool = True, n_classes: int = 10) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        self.layer1 = nn.Sequential(BasicBlock(width, width, 1, shortcut), BasicBlock(width, width, 1, shortcut))
+        self.layer2 = BasicBlock(width, 2 * width, 2, shortcut)
+        self.fc = nn.Linear(2 * width, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.layer2(self.layer1(self.stem(x)))
+        return self.fc(out.mean(dim=(2, 3)))
+
+
+def load_data(seed: int = 0, test_fraction: float = 0.2) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """scikit-learn's 1797 handwritten digits as tensors, split at random into train and test.
+
+    Returns
+    -------
+    dict
+        ``{"train": (x, y), "test": (x, y)}``; x of shape (n, 1, 8, 8) float32 scaled to
+        [0, 1], y int64 labels 0–9.
+
+    Examples
+    --------
+    >>> data = load_data()
+    >>> data["train"][0].shape, data["test"][0].shape
+    (torch.Size([1438, 1, 8, 8]), torch.Size([359, 1, 8, 8]))
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.tensor(digits.images / 16.0, dtype=torch.float32).unsqueeze(1)
+    y = torch.tensor(digits.target, dtype=torch.int64)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    n_test = int(round(test_fraction * len(x)))
+    test, train = order[:n_test], order[n_test:]
+    return {"train": (x[train], y[train]), "test": (x[test], y[test])}
+
+
+def minibatches(n: int, batch_size: int, steps: int, seed: int) -> Iterator[torch.Tensor]:
+    """Indices of ``steps`` minibatches: epochs of a seeded shuffle, last partial batch dropped.
+
+    Examples
+    --------
+    >>> [b.tolist() for b in minibatches(4, 2, 3, seed=0)]  # doctest: +SKIP
+    [[2, 0], [1, 3], [3, 1]]
+    """
+    if not 1 <= batch_size <= n:
+        raise ValueError(f"batch_size must be in [1, {n}] (the training set size), got {batch_size}")
+    gen = torch.Generator().manual_seed(seed)
+    done = 0
+    while done < steps:
+        order = torch.randperm(n, generator=gen)
+        for i in range(0, min(n // batch_size, steps - done) * batch_size, batch_size):
+            yield order[i:i + batch_size]
+        done += min(n // batch_size, steps - done)
+
+
+def build(config: DemoConfig) -> tuple[nn.Module, torch.optim.Optimizer, dict]:
+    """The seeded model, its plain-SGD optimizer and the data of a demo run.
+
+    Examples
+    --------
+    >>> model, opt, data = build(DemoConfig(width=8))
+    >>> type(opt).__name__
+    'SGD'
+    """
+    for name, value in (("steps", config.steps), ("width", config.width), ("batch_size", config.batch_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if not config.lr > 0:
+        raise ValueError(f"lr must be > 0, got {config.lr}")
+    torch.manual_seed(config.seed)
+    model = DigitsResNet(config.width, config.shortcut)
+    return model, torch.optim.SGD(model.parameters(), lr=config.lr), load_data(config.seed)
+
+
+def train(model: nn.Module, optimizer: torch.optim.Optimizer, data: dict, config: DemoConfig,
+          recorder: Recorder | None = None, progress: bool = False) -> float:
+    """Train for ``config.steps`` steps of plain SGD on cross-entropy; returns the last loss.
+
+    Examples
+    --------
+    >>> model, opt, data = build(DemoConfig(steps=5, width=4))
+    >>> train(model, opt, data, DemoConfig(steps=5, width=4)) > 0
+    True
+    """
+    from tqdm import tqdm
+
+    x, y = data["train"]
+    batches = minibatches(len(x), config.batch_size, config.steps, config.seed)
+    loss = torch.tensor(float("nan"))
+    model.train()
+    for idx in tqdm(batches, total=config.steps, desc="training", unit="step", disable=not progress, mininterval=0.5):
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        loss.backward()
+        optimizer.step()
+        if recorder is not None:
+            recorder.step(loss)
+    return float(loss.detach())
+
+
+def run_demo(out: str | pathlib.Path, config: DemoConfig | None = None, progress: bool = True) -> DemoResult:
+    """Train and record the demo network, then analyse the run; outputs go to ``out``.
+
+    Writes ``out/run.h5`` (replacing an earlier one) and the analysis in ``out/report/``.
+
+    Parameters
+    ----------
+    out : str or Path
+        Output directory (created if needed).
+    config : DemoConfig, optional
+        Run settings; default :class:`DemoConfig()` (about a minute on two CPU cores).
+    progress : bool
+        Show a progress bar while training.
+
+    Returns
+    -------
+    DemoResult
+
+    Examples
+    --------
+    >>> run_demo("demo-out", DemoConfig(steps=100, width=8)).report  # doctest: +SKIP
+    PosixPath('demo-out/report')
+    """
+    config = config or DemoConfig()
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "run.h5"
+    model, optimizer, data = build(config)
+    settings = {**asdict(config), "dataset": "sklearn.datasets.load_digits", "dataset_size": len(data["train"][0]),
+                "test_size": len(data["test"][0]), "loss": "cross_entropy"}
+    x, y = data["train"]
+    n_noise = min(NOISE_PROBE_SAMPLES, len(x)) // config.batch_size * config.batch_size
+    probes = [EvalProbe({"train": data["train"], "test": data["test"]}, every=config.eval_every)]
+    if n_noise >= 2 * config.batch_size:
+        probes.append(NoiseProbe((x[:n_noise], y[:n_noise]), config.batch_size, every=config.noise_every,
+                                 n_samples=256, seed=config.seed))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    start = time.perf_counter()
+    try:
+        with Recorder(model, path, optimizer=optimizer, settings=settings, probes=probes, overwrite=True) as rec:
+            train(model, optimizer, data, config, rec, progress)
+    finally:
+        torch.set_num_threads(threads)
+    train_seconds = time.perf_counter() - start
+    accuracy = _accuracy(model, data["test"])
+    start = time.perf_counter()
+    report = analyse_and_report(path, out / "report")
+    return DemoResult(path, report, train_seconds, time.perf_counter() - start, accuracy)
+
+
+def analyse_and_report(path: str | pathlib.Path, out: str | pathlib.Path) -> pathlib.Path:
+    """Analyse a recorded run and write the results to the directory ``out``.
+
+    THE place where the full analysis plugs in: when ``pyengine.analyze`` exists it runs
+    it and saves its report (``pe.analyze(path, window=...).save(out)``). Until then it
+    writes what the available estimators give: the time-averaged MSD per window
+    (``msd.json``, ``msd.png``) and the loss curves with the probes (``training.png``).
+
+    Parameters
+    ----------
+    path : str or Path
+        A trajectory file.
+    out : str or Path
+        Output directory (created if needed).
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Examples
+    --------
+    >>> analyse_and_report("demo-out/run.h5", "demo-out/report")  # doctest: +SKIP
+    PosixPath('demo-out/report')
+    """
+    import pyengine as pe
+    from pyengine.store import open_trajectory
+
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open_trajectory(path) as traj:
+        steps = traj.steps
+        window = _msd_window(steps)
+        if hasattr(pe, "analyze"):
+            pe.analyze(path, window=window).save(out)
+            return out
+        curves = {"step": steps, "loss": traj.loss}
+        groups = {name: {k: v[:] for k, v in traj.group(name).items()} for name in ("eval", "noise")
+                  if traj.group(name) is not None}
+    result = pe.msd(path, window=window, lags=40)
+    (out / "msd.json").write_text(result.to_json())
+    _save_figure(out / "msd.png", lambda ax: result.plot(ax=ax))
+    _save_figure(out / "training.png", lambda ax: _plot_training(ax, curves, groups.get("eval", {})))
+    return out
+
+
+def _msd_window(steps: np.ndarray) -> int:
+    """About six MSD windows over the run, in whole steps."""
+    stride = int(steps[1] - steps[0]) if len(steps) > 1 else 1
+    return max(2, (len(steps) - 1) // 6) * stride
+
+
+def _save_figure(path: pathlib.Path, draw) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 4), layout="constrained")
+    draw(fig.add_subplot())
+    fig.savefig(path, dpi=120)
+
+
+def _plot_training(ax, curves: dict, evals: dict) -> None:
+    ax.semilogy(curves["step"], curves["loss"], lw=0.5, alpha=0.6, label="minibatch loss")
+    for key in sorted(k for k in evals if k.startswith("loss_")):
+        ax.semilogy(evals["step"], evals[key], marker="o", ms=3, label=key.replace("_", " "))
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("cross-entropy")
+    ax.legend(fontsize="small")
+
+
+def _accuracy(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -> float:
+    model.eval()
+    with torch.no_grad():
+        return float((model(data[0]).argmax(dim=1) == data[1]).float().mean())
+
+
+def main(args) -> int:
+    """Entry point of ``pyengine demo`` (see :mod:`pyengine.cli`): run, then print where the outputs are."""
+    config = DemoConfig(steps=args.steps, width=args.width, batch_size=args.batch_size, lr=args.lr,
+                        seed=args.seed, shortcut=not args.no_shortcut)
+    result = run_demo(args.out, config, progress=not args.quiet)
+    print(f"trained {config.steps} steps in {result.train_seconds:.1f} s "
+          f"(test accuracy {result.test_accuracy:.3f}), analysis {result.analysis_seconds:.1f} s")
+    print(f"trajectory: {result.trajectory}")
+    print(f"report:     {result.report}")
+    return 0

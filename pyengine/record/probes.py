@@ -1,0 +1,327 @@
+"""Measurements a :class:`~pyengine.record.Recorder` takes at chosen steps.
+
+A probe runs in eval mode on fixed data and leaves the training state exactly as it
+found it (weights, normalisation statistics, gradients, RNG): a run with probes follows
+the same trajectory as one without. Results go to an optional group of the trajectory
+file: :class:`EvalProbe` to ``/eval``, :class:`NoiseProbe` to ``/noise``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Data = tuple[torch.Tensor, torch.Tensor]
+
+
+@contextlib.contextmanager
+def preserved_training_state(model: torch.nn.Module) -> Iterator[None]:
+    """Run a block, then restore the model's train/eval flags, buffers and torch's RNG states.
+
+    Buffers (BatchNorm running statistics and counters) are cloned before and copied back
+    after; the CPU and (if initialised) CUDA random generators are reset to their states
+    before the block. Parameters and their ``.grad`` are not saved: probes read weights
+    and take gradients with ``torch.autograd.grad``, which changes neither.
+
+    Examples
+    --------
+    >>> net = torch.nn.BatchNorm1d(2)
+    >>> with preserved_training_state(net):
+    ...     _ = net.train()(torch.randn(8, 2))  # updates the running statistics
+    >>> net.running_mean.tolist()
+    [0.0, 0.0]
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    cpu_rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
+        for m, training in modes:
+            m.training = training
+        torch.set_rng_state(cpu_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+
+
+class Probe:
+    """Base class: when to run, what to measure, and the rows of results kept so far.
+
+    Subclasses set :attr:`group` and implement :meth:`measure`, appending one value per
+    key of :attr:`rows` for each run; :attr:`static` holds datasets that do not grow.
+
+    Parameters
+    ----------
+    every : int
+        Run at optimizer steps that are multiples of ``every``.
+    """
+
+    group = ""
+
+    def __init__(self, every: int) -> None:
+        if int(every) < 1:
+            raise ValueError(f"every must be >= 1 step, got {every}")
+        self.every = int(every)
+        self.rows: dict[str, list] = {"step": []}
+        self.static: dict[str, np.ndarray] = {}
+        self.attrs: dict = {"every": self.every}
+
+    def due(self, step: int) -> bool:
+        """Whether to run at this optimizer step."""
+        return step % self.every == 0
+
+    def measure(self, model: torch.nn.Module, params: Sequence[torch.Tensor], step: int) -> None:
+        """Measure at the current weights and append one row (model already in eval mode)."""
+        raise NotImplementedError
+
+    def run(self, model: torch.nn.Module, params: Sequence[torch.Tensor], step: int) -> None:
+        """Measure in eval mode, restoring the training state afterwards."""
+        with preserved_training_state(model):
+            model.eval()
+            self.measure(model, params, step)
+
+    def datasets(self) -> dict[str, np.ndarray]:
+        """Every result so far as arrays, first axis one row per run."""
+        return {**{k: np.asarray(v) for k, v in self.rows.items()}, **self.static}
+
+    def resume(self, group) -> None:
+        """Start from the rows stored in ``group`` (an h5py group of a resumed file)."""
+        for key in self.rows:
+            if key in group:
+                self.rows[key] = list(group[key][:])
+
+    def describe(self) -> dict:
+        """Settings for the run's metadata."""
+        return {"class": type(self).__name__, "group": self.group, **self.attrs}
+
+
+def _batches(data: Data, batch_size: int) -> Iterator[Data]:
+    x, y = data
+    for i in range(0, len(x), batch_size):
+        yield x[i:i + batch_size], y[i:i + batch_size]
+
+
+def _on_device(data: Data, device: torch.device) -> Data:
+    x, y = data
+    return x.to(device), y.to(device)
+
+
+class EvalProbe(Probe):
+    """Loss (and accuracy) over whole fixed data sets: full-batch training loss, test loss.
+
+    Stored in ``/eval``: ``step`` (M,), and per data set ``loss_<name>`` (M,) and, for
+    classification (2-D outputs, integer targets), ``accuracy_<name>`` (M,).
+
+    Parameters
+    ----------
+    data : (inputs, targets) or dict of name to (inputs, targets)
+        Fixed data; a single pair is named ``"test"``.
+    loss_fn : callable (outputs, targets) -> scalar tensor
+        Mean loss of a batch; default cross-entropy.
+    every : int
+        Run every this many optimizer steps.
+    batch_size : int
+        Evaluation batch size (memory only; the result is the mean over all samples).
+
+    Examples
+    --------
+    >>> probe = EvalProbe({"train": (x, y), "test": (xt, yt)}, every=100)  # doctest: +SKIP
+    >>> Recorder(model, "run.h5", probes=[probe])  # doctest: +SKIP
+    """
+
+    group = "eval"
+
+    def __init__(self, data: Data | Mapping[str, Data], loss_fn: LossFn = F.cross_entropy, every: int = 100,
+                 batch_size: int = 1024) -> None:
+        super().__init__(every)
+        self.data = dict(data) if isinstance(data, Mapping) else {"test": data}
+        for name, (x, y) in self.data.items():
+            if len(x) != len(y) or len(x) == 0:
+                raise ValueError(f"eval set {name!r}: need as many targets as inputs (at least 1), "
+                                 f"got {len(x)} inputs and {len(y)} targets")
+        self.loss_fn = loss_fn
+        self.batch_size = int(batch_size)
+        self.attrs["sets"] = list(self.data)
+        self.attrs["n_samples"] = {name: len(x) for name, (x, _) in self.data.items()}
+
+    def measure(self, model: torch.nn.Module, params: Sequence[torch.Tensor], step: int) -> None:
+        device = params[0].device
+        with torch.no_grad():
+            for name, data in self.data.items():
+                total, correct, n = 0.0, 0, 0
+                for x, y in _batches(_on_device(data, device), self.batch_size):
+                    out = model(x)
+                    total += float(self.loss_fn(out, y)) * len(x)
+                    if out.ndim == 2 and not y.is_floating_point():
+                        correct += int((out.argmax(dim=1) == y).sum())
+                    n += len(x)
+                self.rows.setdefault(f"loss_{name}", []).append(total / n)
+                if out.ndim == 2 and not y.is_floating_point():
+                    self.rows.setdefault(f"accuracy_{name}", []).append(correct / n)
+        self.rows["step"].append(step)
+
+
+class NoiseProbe(Probe):
+    """Gradient noise by the protocol of Şimşekli, Sagun & Gürbüzbalaban (2019), Sec. 4.
+
+    A fixed probe set of n samples is partitioned (in a seeded random order) into
+    m = n // b minibatches of the training batch size b (the n mod b left over are
+    dropped). At a probe step the full gradient ∇f (mean of the minibatch gradients) and
+    the noise U_i = ∇f̃_Ω_i − ∇f of each minibatch are computed for the recorded
+    parameters, and the noise vectors are concatenated into X of K = m·P values.
+
+    Stored in ``/noise`` (one row per probe step):
+
+    - ``step``; ``grad_norm`` ‖∇f‖; ``noise_norm`` root mean square of ‖U_i‖.
+    - Mohammadi et al. (2015) sums for the tail index, for each K1 of ``k1`` (static,
+      the divisor of K closest to √K first, then powers of two up to K/4):
+      ``sum_log_abs_x``, ``n_x`` (over the non-zero X) and ``sum_log_abs_y``, ``n_y``
+      (shape (M, len(k1)), over the non-zero sums Y of K1 consecutive values, the last
+      K mod K1 values dropped). Then 1/α̂ = (sum_log_abs_y/n_y − sum_log_abs_x/n_x) / log K1.
+    - ``alpha``: the tail index from ``pyengine.tail_index`` when that estimator is
+      installed, NaN otherwise (compute it later from the sums).
+    - ``samples`` (M, n_samples) and static ``sample_index``: the noise at fixed random
+      positions of X, when ``n_samples > 0``.
+
+    Parameters
+    ----------
+    data : (inputs, targets)
+        The probe set (e.g. a fixed subset of the training data).
+    batch_size : int
+        The training batch size b.
+    loss_fn : callable (outputs, targets) -> scalar tensor
+        Mean loss of a minibatch; default cross-entropy.
+    every : int
+        Run every this many optimizer steps.
+    n_samples : int
+        Noise values kept per probe (0: none).
+    seed : int
+        Seeds the partition and the sample positions.
+
+    Notes
+    -----
+    Memory: the m minibatch gradients are held at once (m × P values on the model's device).
+
+    Examples
+    --------
+    >>> probe = NoiseProbe((x[:1024], y[:1024]), batch_size=64, every=500)  # doctest: +SKIP
+    """
+
+    group = "noise"
+
+    def __init__(self, data: Data, batch_size: int, loss_fn: LossFn = F.cross_entropy, every: int = 100,
+                 n_samples: int = 0, seed: int = 0) -> None:
+        super().__init__(every)
+        x, y = data
+        if batch_size < 1 or len(x) < 2 * batch_size or len(y) != len(x):
+            raise ValueError(f"the noise probe needs at least two minibatches of batch_size={batch_size} and one "
+                             f"target per input, got {len(x)} inputs and {len(y)} targets")
+        gen = torch.Generator().manual_seed(seed)
+        m = len(x) // batch_size
+        order = torch.randperm(len(x), generator=gen)[: m * batch_size]
+        self.data = (x[order], y[order])
+        self.batch_size, self.loss_fn, self.n_samples, self.seed = batch_size, loss_fn, n_samples, seed
+        self.attrs.update(batch_size=batch_size, n_minibatches=m, n_samples=n_samples, seed=seed)
+        for key in ("grad_norm", "noise_norm", "alpha", "sum_log_abs_x", "n_x", "sum_log_abs_y", "n_y"):
+            self.rows[key] = []
+        if n_samples:
+            self.rows["samples"] = []
+
+    def measure(self, model: torch.nn.Module, params: Sequence[torch.Tensor], step: int) -> None:
+        grads = torch.stack([self._gradient(model, params, x, y)
+                             for x, y in _batches(_on_device(self.data, params[0].device), self.batch_size)])
+        full = grads.mean(dim=0)
+        noise = (grads - full).double().cpu().numpy().ravel()
+        if "k1" not in self.static:
+            self._set_static(noise.size)
+        r = self.rows
+        r["step"].append(step)
+        r["grad_norm"].append(float(full.double().norm()))
+        r["noise_norm"].append(float(np.sqrt((noise ** 2).sum() / len(grads))))
+        r["alpha"].append(_tail_index(noise))
+        sx, nx, sy, ny = mohammadi_sums(noise, self.static["k1"])
+        r["sum_log_abs_x"].append(sx), r["n_x"].append(nx), r["sum_log_abs_y"].append(sy), r["n_y"].append(ny)
+        if self.n_samples:
+            r["samples"].append(noise[self.static["sample_index"]].astype(np.float32))
+
+    def _gradient(self, model, params, x, y) -> torch.Tensor:
+        grads = torch.autograd.grad(self.loss_fn(model(x), y), params, allow_unused=True)
+        return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params)])
+
+    def _set_static(self, k: int) -> None:
+        self.static["k1"] = k1_grid(k)
+        if self.n_samples:
+            rng = np.random.default_rng(self.seed)
+            self.static["sample_index"] = np.sort(rng.choice(k, size=min(self.n_samples, k), replace=False))
+
+
+def k1_grid(k: int) -> np.ndarray:
+    """Block lengths K1 for the Mohammadi estimator of K values.
+
+    The divisor of K closest to √K (the choice of Şimşekli et al.) first, then the
+    powers of two from 2 up to K/4 (other than that divisor), so every K1 leaves at
+    least 4 block sums.
+
+    Examples
+    --------
+    >>> k1_grid(100).tolist()
+    [10, 2, 4, 8, 16]
+    """
+    root = math.isqrt(k)
+    divisors = [d for i in range(1, root + 1) if k % i == 0 for d in (i, k // i)]
+    best = min(divisors, key=lambda d: (abs(d - math.sqrt(k)), d))
+    powers = [2 ** e for e in range(1, int(math.log2(max(k // 4, 1))) + 1) if 2 ** e != best]
+    return np.array([best, *powers], dtype=np.int64)
+
+
+def mohammadi_sums(x: np.ndarray, k1: Sequence[int]) -> tuple[float, int, np.ndarray, np.ndarray]:
+    """Sums of log|X| and of log|Y| (Y: sums of K1 consecutive X) for each K1.
+
+    Zeros are left out of both sums (their count is the difference to the sizes).
+
+    Parameters
+    ----------
+    x : ndarray, shape (K,)
+        The values.
+    k1 : sequence of int
+        Block lengths.
+
+    Returns
+    -------
+    sum_log_abs_x : float
+    n_x : int
+        Number of non-zero X.
+    sum_log_abs_y : ndarray of float64, shape (len(k1),)
+    n_y : ndarray of int64, shape (len(k1),)
+
+    Examples
+    --------
+    >>> sx, nx, sy, ny = mohammadi_sums(np.array([1.0, -2.0, 4.0, 0.0]), [2])
+    >>> round(sx, 4), nx, ny.tolist()
+    (2.0794, 3, [2])
+    """
+    ax = np.abs(np.asarray(x, dtype=np.float64))
+    nonzero = ax[ax > 0]
+    sy, ny = np.zeros(len(k1)), np.zeros(len(k1), dtype=np.int64)
+    for i, b in enumerate(k1):
+        y = np.abs(np.asarray(x[: len(x) // b * b], dtype=np.float64).reshape(-1, b).sum(axis=1))
+        y = y[y > 0]
+        sy[i], ny[i] = np.log(y).sum(), y.size
+    return float(np.log(nonzero).sum()), int(nonzero.size), sy, ny
+
+
+def _tail_index(noise: np.ndarray) -> float:
+    import pyengine
+
+    estimator = getattr(pyengine, "tail_index", None)
+    return float("nan") if estimator is None else float(estimator(noise).alpha)

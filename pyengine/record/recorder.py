@@ -1,0 +1,379 @@
+"""The training recorder: weight snapshots of a PyTorch model, written in the background."""
+
+from __future__ import annotations
+
+import atexit
+import pathlib
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from types import TracebackType
+
+import numpy as np
+import torch
+
+from pyengine.record._background import BackgroundWriter, SnapshotBuffer
+from pyengine.record._params import select_params
+from pyengine.record._settings import jsonable, model_settings, optimizer_settings
+from pyengine.record.probes import Probe
+from pyengine.store import FormatError, TrajectoryWriter, open_trajectory
+from pyengine.store._format import chunk_shape
+
+#: Upper bound on the memory of all staging buffers together, in bytes.
+STAGING_BYTES = 512 * 2**20
+
+
+class Recorder:
+    """Record the trainable parameters of a model at every ``every``-th optimizer step.
+
+    Call :meth:`step` after each ``optimizer.step()`` (or :meth:`attach` the recorder to
+    the optimizer). Each recorded step copies the selected parameters, flattened in
+    ``named_parameters()`` order, into a staging buffer (pinned memory and an
+    asynchronous copy when they live on a GPU); full buffers of ``chunk_steps`` rows are
+    written whole by a background thread and flushed. The file (see ``docs/format.md``)
+    gets ``/weights``, ``/step``, ``/loss``, the parameter table and the run settings;
+    the probes' groups are written when the recorder closes.
+
+    Guarantees: a SWMR reader can open the file at any time and sees every flushed
+    snapshot; leaving the ``with`` block, also by an exception, Ctrl-C or SIGTERM, writes
+    every staged snapshot and closes the file; after a hard kill the file holds every
+    snapshot up to the last flush (a flush follows each chunk, and a partial chunk is
+    flushed at the first recorded step after it is ``flush_seconds`` old).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model being trained.
+    path : str or Path
+        The trajectory file.
+    every : int
+        Record at optimizer steps that are multiples of ``every``.
+    params : sequence of str, optional
+        Record only parameters matching a kind (``"weight"``, ``"bias"``, ``"norm"``,
+        ``"other"``) or a glob pattern on the name; default all trainable parameters.
+    dtype : {None, "float16", "float32", "float64"}
+        Dtype of ``/weights``; default the parameters' dtype (float32 if that is not one
+        of these).
+    compression : {None, "lz4", "gzip"}
+        Lossless compression of ``/weights``.
+    queue_size : int
+        Chunks that may wait for the disk before :meth:`step` blocks.
+    settings : dict, optional
+        Run settings to store, e.g. ``{"batch_size": 64, "dataset_size": 1437, "seed": 0}``;
+        merged over the automatic ones (model, optimizer, recorder, torch version).
+    probes : sequence of Probe
+        Measurements at chosen steps (:class:`~pyengine.record.EvalProbe`,
+        :class:`~pyengine.record.NoiseProbe`), run after the snapshot of that step.
+    optimizer : torch.optim.Optimizer, optional
+        Stored in the settings (class, hyper-parameters); :meth:`attach` sets it too.
+    mode : {"w", "a"}
+        ``"w"`` creates the file; ``"a"`` resumes an existing one: its parameter table
+        must match and steps continue after its last one.
+    overwrite : bool
+        With ``mode="w"``, replace an existing file instead of refusing.
+    start_step : int, optional
+        Optimizer steps done before the first :meth:`step`; default 0, or the last
+        recorded step of a resumed file.
+    chunk_steps : int, optional
+        Snapshots per write and per chunk of ``/weights`` (default
+        ``pyengine.config.CHUNK_STEPS``, fewer if the staging buffers would exceed
+        ``STAGING_BYTES``).
+    flush_seconds : float
+        Write a partial chunk once its first snapshot is this old.
+
+    Raises
+    ------
+    FileExistsError
+        ``mode="w"``, the file exists and ``overwrite`` is False.
+    FormatError
+        ``mode="a"`` and the file does not match the model or the recorder's settings.
+    ValueError, TypeError
+        Bad arguments (no trainable parameter, unknown mode, ...).
+
+    Examples
+    --------
+    >>> with Recorder(model, "run.h5", optimizer=opt, settings={"batch_size": 64, "seed": 0}) as rec:  # doctest: +SKIP
+    ...     for x, y in loader:
+    ...         opt.zero_grad()
+    ...         loss = torch.nn.functional.cross_entropy(model(x), y)
+    ...         loss.backward()
+    ...         opt.step()
+    ...         rec.step(loss)
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        path: str | pathlib.Path,
+        every: int = 1,
+        params: Sequence[str] | None = None,
+        dtype: str | None = None,
+        compression: str | None = None,
+        queue_size: int = 2,
+        settings: dict | None = None,
+        probes: Sequence[Probe] = (),
+        *,
+        optimizer: torch.optim.Optimizer | None = None,
+        mode: str = "w",
+        overwrite: bool = False,
+        start_step: int | None = None,
+        chunk_steps: int | None = None,
+        flush_seconds: float = 10.0,
+    ) -> None:
+        if int(every) < 1:
+            raise ValueError(f"every must be >= 1 step, got {every}")
+        if queue_size < 1:
+            raise ValueError(f"queue_size must be >= 1 chunk, got {queue_size}")
+        if mode not in ("w", "a"):
+            raise ValueError(f"mode must be 'w' (new file) or 'a' (resume), got {mode!r}")
+        self.model, self.path, self.every, self.mode = model, pathlib.Path(path), int(every), mode
+        self.params, self.table = select_params(model, params)
+        self.n_params = self.table[-1].offset + self.table[-1].size
+        self.dtype = np.dtype(dtype or _file_dtype(self.params[0].dtype))
+        self.compression, self.queue_size, self.flush_seconds = compression, queue_size, flush_seconds
+        self.probes = list(probes)
+        self.optimizer = optimizer
+        self.user_settings = dict(settings or {})
+        self.overwrite = overwrite
+        if mode == "w" and self.path.exists() and not overwrite:
+            raise FileExistsError(f"{self.path} exists: pass mode='a' to append to it (resumed training), "
+                                  "overwrite=True to replace it, or choose another path")
+        last = self._check_resumable() if mode == "a" and self.path.exists() else None
+        if start_step is None:
+            start_step = 0 if last is None else last
+        if last is not None and start_step < last:
+            raise ValueError(f"{self.path} ends at step {last}; a resumed run must start at step >= {last}, "
+                             f"got start_step={start_step}")
+        self.global_step = int(start_step)
+        rows = chunk_steps or chunk_shape(self.n_params, None, None)[0]
+        row_bytes = self.n_params * self.dtype.itemsize
+        self.chunk_steps = max(1, min(rows, STAGING_BYTES // ((queue_size + 2) * row_bytes)))
+        self._bg: BackgroundWriter | None = None
+        self._buf: SnapshotBuffer | None = None
+        self._buf_since = 0.0
+        self._pending_loss: object = float("nan")
+        self._hooks: list = []
+        self._old_sigterm = None
+
+    # -- user API ------------------------------------------------------------------
+
+    def step(self, loss: float | torch.Tensor | None = None) -> None:
+        """Count one optimizer step; record the weights and run due probes.
+
+        Parameters
+        ----------
+        loss : float or scalar tensor, optional
+            Minibatch loss of the step (NaN if None). A GPU tensor is read in the
+            writer thread, so recording does not synchronise the device.
+
+        Examples
+        --------
+        >>> opt.step(); rec.step(loss)  # doctest: +SKIP
+        """
+        self.global_step += 1
+        if self.global_step % self.every == 0:
+            self._snapshot(float("nan") if loss is None else _detached(loss))
+        for probe in self.probes:
+            if probe.due(self.global_step):
+                self._run_probe(probe)
+
+    def attach(self, optimizer: torch.optim.Optimizer) -> Recorder:
+        """Call :meth:`step` after every ``optimizer.step()`` (a step post-hook).
+
+        The loss recorded is the last one passed to :meth:`log_loss` since the
+        previous step (NaN if none). The optimizer's settings are stored too.
+
+        Returns
+        -------
+        Recorder
+            ``self``.
+
+        Examples
+        --------
+        >>> rec = Recorder(model, "run.h5").attach(opt)  # doctest: +SKIP
+        >>> with rec:  # doctest: +SKIP
+        ...     loss.backward(); rec.log_loss(loss); opt.step()
+        """
+        self.optimizer = optimizer
+        self._hooks.append(optimizer.register_step_post_hook(lambda *_: self._hooked_step()))
+        return self
+
+    def log_loss(self, loss: float | torch.Tensor) -> None:
+        """The loss of the coming optimizer step, for a recorder used through :meth:`attach`."""
+        self._pending_loss = _detached(loss)
+
+    @property
+    def n_flushed(self) -> int:
+        """Snapshots in the file on disk so far (including those of a resumed file)."""
+        return 0 if self._bg is None else self._bg.n_written
+
+    def open(self) -> Recorder:
+        """Create (or reopen) the file and start the writer thread; :meth:`step` does it when needed.
+
+        Examples
+        --------
+        >>> rec = Recorder(model, "run.h5").open()  # doctest: +SKIP
+        """
+        if self._bg is not None:
+            return self
+        writer = TrajectoryWriter(
+            self.path, self.n_params, dtype=self.dtype, params=self.table, attrs=self.settings(),
+            compression=self.compression, chunk_steps=self.chunk_steps, mode=self.mode if self.path.exists() else "w",
+            swmr=True, overwrite=self.overwrite,
+        )
+        pin = self.params[0].is_cuda
+
+        def make_buffer():
+            return SnapshotBuffer(self.chunk_steps, self.n_params, _torch_dtype(self.dtype), pin)
+
+        self._bg = BackgroundWriter(writer, make_buffer, self.queue_size + 1)
+        atexit.register(self.close)
+        return self
+
+    def close(self) -> None:
+        """Write every staged snapshot, stop the writer thread and close the file; idempotent.
+
+        Examples
+        --------
+        >>> rec.close()  # doctest: +SKIP
+        """
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks.clear()
+        if self._bg is None:
+            return
+        bg, self._bg = self._bg, None
+        atexit.unregister(self.close)
+        try:
+            if self._buf is not None:
+                self._submit(bg)
+        finally:
+            bg.close()
+        self._write_probes()
+
+    def settings(self) -> dict:
+        """The run settings stored in the file (root attribute ``settings``).
+
+        Examples
+        --------
+        >>> Recorder(model, "run.h5", settings={"seed": 0}).settings()["seed"]  # doctest: +SKIP
+        0
+        """
+        auto = {
+            "model": model_settings(self.model, self.n_params),
+            "optimizer": None if self.optimizer is None else optimizer_settings(self.optimizer),
+            "recorder": {"every": self.every, "dtype": str(self.dtype), "n_params": self.n_params,
+                         "params": [p.name for p in self.table] if len(self.table) < 1000 else None,
+                         "probes": [p.describe() for p in self.probes]},
+            "torch_version": torch.__version__,
+        }
+        return jsonable({**auto, **self.user_settings})
+
+    def __enter__(self) -> Recorder:
+        self.open()
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            self._old_sigterm = signal.signal(signal.SIGTERM, _raise_system_exit)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._old_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._old_sigterm)
+            self._old_sigterm = None
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"<Recorder {str(self.path)!r}: P={self.n_params} {self.dtype}, every {self.every}, "
+                f"step {self.global_step}, {self.n_flushed} snapshots on disk>")
+
+    # -- internals -----------------------------------------------------------------
+
+    def _hooked_step(self) -> None:
+        loss, self._pending_loss = self._pending_loss, float("nan")
+        self.step(loss)
+
+    def _snapshot(self, loss: object) -> None:
+        self.open()
+        if self._buf is None:
+            self._buf = self._bg.take()
+            self._buf_since = time.monotonic()
+        buf = self._buf
+        _copy_flat(self.params, buf.weights[buf.n])
+        buf.losses.append(loss)
+        buf.steps.append(self.global_step)
+        if buf.full or time.monotonic() - self._buf_since > self.flush_seconds:
+            self._submit(self._bg)
+
+    def _submit(self, bg: BackgroundWriter) -> None:
+        buf, self._buf = self._buf, None
+        if self.params[0].is_cuda:
+            buf.ready = torch.cuda.Event()
+            buf.ready.record()
+        bg.put_buffer(buf)
+
+    def _run_probe(self, probe: Probe) -> None:
+        self.open()
+        probe.run(self.model, self.params, self.global_step)
+
+    def _write_probes(self) -> None:
+        """Write the probes' groups, once the SWMR writer is closed (HDF5 cannot replace objects under SWMR)."""
+        probes = [p for p in self.probes if p.rows["step"]]
+        if not probes:
+            return
+        with TrajectoryWriter(self.path, self.n_params, dtype=self.dtype, params=self.table, mode="a",
+                              swmr=False) as writer:
+            for probe in probes:
+                writer.write_group(probe.group, probe.datasets(), probe.describe())
+
+    def _check_resumable(self) -> int | None:
+        with open_trajectory(self.path) as traj:
+            if traj.params != self.table:
+                raise FormatError(f"{self.path}: /params does not match the model: {_table_difference(traj.params, self.table)}")
+            if traj.dtype != self.dtype:
+                raise FormatError(f"{self.path}: /weights is {traj.dtype}, the recorder writes {self.dtype}")
+            every = (traj.attrs.get("recorder") or {}).get("every", self.every)
+            if every != self.every:
+                raise ValueError(f"{self.path} was recorded every {every} steps; resume with every={every}, "
+                                 f"got every={self.every}")
+            for probe in self.probes:
+                if traj.group(probe.group) is not None:
+                    probe.resume(traj.group(probe.group))
+            return int(traj.steps[-1]) if traj.n_snapshots else None
+
+
+def _copy_flat(params: Sequence[torch.Tensor], row: torch.Tensor) -> None:
+    """Copy the parameters, flattened and concatenated, into ``row`` (asynchronously from a GPU)."""
+    flat = [p.detach().reshape(-1) for p in params]
+    if flat[0].device == row.device and all(f.dtype == row.dtype for f in flat):
+        torch.cat(flat, out=row)
+    else:
+        row.copy_(torch.cat(flat), non_blocking=True)
+
+
+def _detached(loss: float | torch.Tensor) -> object:
+    if isinstance(loss, torch.Tensor):
+        if loss.numel() != 1:
+            raise ValueError(f"loss must be a scalar, got a tensor of shape {tuple(loss.shape)}")
+        return loss.detach() if loss.is_cuda else float(loss.detach())
+    return float(loss)
+
+
+def _file_dtype(dtype: torch.dtype) -> str:
+    return {torch.float16: "float16", torch.float64: "float64"}.get(dtype, "float32")
+
+
+def _torch_dtype(dtype: np.dtype) -> torch.dtype:
+    return {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}[dtype.name]
+
+
+def _table_difference(stored, current) -> str:
+    for i, (a, b) in enumerate(zip(stored, current)):
+        if a != b:
+            return f"entry {i} is {a} in the file but {b} in the model"
+    return f"the file has {len(stored)} tensors, the model {len(current)}"
+
+
+def _raise_system_exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

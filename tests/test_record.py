@@ -1,0 +1,257 @@
+"""The training recorder: round trip, exact values, kill safety, resume, probes."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from pyengine.record import EvalProbe, NoiseProbe, Recorder, select_params  # noqa: E402
+from pyengine.record.probes import k1_grid, mohammadi_sums  # noqa: E402
+from pyengine.store import FormatError, open_trajectory  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one thread, and CI cores are shared."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def small_net(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+
+
+def toy_data(n=256, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 4, generator=gen), torch.randint(0, 3, (n,), generator=gen)
+
+
+def train(model, steps, recorder=None, seed=0, batch=32):
+    """Plain SGD on toy data; returns the flattened parameters after every step."""
+    x, y = toy_data()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    gen = torch.Generator().manual_seed(seed)
+    rows = []
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (batch,), generator=gen)
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+        loss.backward()
+        opt.step()
+        if recorder is not None:
+            recorder.step(loss)
+        rows.append(torch.cat([p.detach().flatten() for p in model.parameters()]).clone())
+    return torch.stack(rows).numpy()
+
+
+def test_round_trip_exact_values(tmp_path):
+    model = small_net()
+    path = tmp_path / "run.h5"
+    with Recorder(model, path, chunk_steps=4, settings={"batch_size": 32, "seed": 0}) as rec:
+        expected = train(model, 10, rec)
+    with open_trajectory(path) as traj:
+        assert traj.n_snapshots == 10
+        np.testing.assert_array_equal(traj.steps, np.arange(1, 11))
+        np.testing.assert_array_equal(traj.read_block(0, traj.n_params), expected)
+        assert np.isfinite(traj.loss).all()
+        assert [p.kind for p in traj.params] == ["weight", "bias", "norm", "norm", "weight", "bias"]
+        assert traj.attrs["batch_size"] == 32
+        assert traj.attrs["model"]["n_params"] == expected.shape[1]
+
+
+def test_every_and_filter(tmp_path):
+    model = small_net()
+    with Recorder(model, tmp_path / "run.h5", every=3, params=["weight"]) as rec:
+        expected = train(model, 10, rec)
+    with open_trajectory(tmp_path / "run.h5") as traj:
+        np.testing.assert_array_equal(traj.steps, [3, 6, 9])
+        assert [p.name for p in traj.params] == ["0.weight", "3.weight"]
+        np.testing.assert_array_equal(traj.read_block(0, 32), expected[[2, 5, 8], :32])
+
+
+def test_attach_hook(tmp_path):
+    model = small_net()
+    x, y = toy_data()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    losses = []
+    with Recorder(model, tmp_path / "run.h5").attach(opt) as rec:
+        for i in range(5):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            rec.log_loss(loss)
+            losses.append(float(loss.detach()))
+            opt.step()
+    with open_trajectory(tmp_path / "run.h5") as traj:
+        np.testing.assert_array_equal(traj.steps, np.arange(1, 6))
+        np.testing.assert_allclose(traj.loss, losses)
+        assert traj.attrs["optimizer"]["class"].endswith("SGD")
+        assert traj.attrs["optimizer"]["param_groups"][0]["lr"] == 0.1
+
+
+def test_clear_errors(tmp_path):
+    path = tmp_path / "run.h5"
+    frozen = torch.nn.Linear(2, 2).requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        Recorder(frozen, path)
+    with pytest.raises(ValueError, match="matches no trainable parameter"):
+        Recorder(small_net(), path, params=["nope*"])
+    with pytest.raises(TypeError, match="list of kinds"):
+        Recorder(small_net(), path, params="weight")
+    path.write_bytes(b"")
+    with pytest.raises(FileExistsError, match="mode='a'"):
+        Recorder(small_net(), path)
+
+
+def test_resume_continues_steps(tmp_path):
+    path = tmp_path / "run.h5"
+    model = small_net()
+    with Recorder(model, path, every=2, chunk_steps=4) as rec:
+        first = train(model, 10, rec, seed=1)
+    with Recorder(model, path, every=2, mode="a") as rec:
+        assert rec.global_step == 10
+        second = train(model, 6, rec, seed=2)
+    with open_trajectory(path) as traj:
+        np.testing.assert_array_equal(traj.steps, np.arange(2, 17, 2))
+        rows = np.concatenate([first, second])[1::2]
+        np.testing.assert_array_equal(traj.read_block(0, traj.n_params), rows)
+    with pytest.raises(FormatError, match="does not match the model"):
+        Recorder(torch.nn.Linear(4, 3), path, mode="a")
+    with pytest.raises(ValueError, match="every=2"):
+        Recorder(model, path, every=1, mode="a")
+    with pytest.raises(ValueError, match="start at step >= 16"):
+        Recorder(model, path, every=2, mode="a", start_step=4)
+
+
+def test_probes_leave_training_unchanged(tmp_path):
+    x, y = toy_data(128, seed=5)
+    probes = [EvalProbe({"train": (x, y), "test": toy_data(64, seed=6)}, every=3),
+              NoiseProbe((x, y), batch_size=32, every=4, n_samples=10)]
+    model_a, model_b = small_net(), small_net()
+    torch.manual_seed(7)
+    with Recorder(model_a, tmp_path / "a.h5", probes=probes) as rec:
+        rows_a = train(model_a, 12, rec)
+        rng_a = torch.rand(3)
+    torch.manual_seed(7)
+    rows_b = train(model_b, 12)
+    rng_b = torch.rand(3)
+    np.testing.assert_array_equal(rows_a, rows_b)
+    for a, b in zip(model_a.state_dict().values(), model_b.state_dict().values()):
+        assert torch.equal(a, b)
+    assert torch.equal(rng_a, rng_b)
+    assert model_a.training
+    with open_trajectory(tmp_path / "a.h5") as traj:
+        ev, noise = traj.group("eval"), traj.group("noise")
+        np.testing.assert_array_equal(ev["step"][:], [3, 6, 9, 12])
+        assert ev["loss_test"].shape == (4,) and np.all(ev["accuracy_train"][:] <= 1)
+        np.testing.assert_array_equal(noise["step"][:], [4, 8, 12])
+        assert noise["samples"].shape == (3, 10)
+        assert noise["sum_log_abs_y"].shape == (3, len(noise["k1"][:]))
+
+
+def test_noise_probe_protocol():
+    """The noise of the minibatches of a partition sums to zero and matches a direct computation."""
+    model = small_net().eval()
+    x, y = toy_data(96)
+    probe = NoiseProbe((x, y), batch_size=32, every=1, n_samples=1000)
+    params = list(model.parameters())
+    probe.run(model, params, step=1)
+    xs, ys = probe.data
+    grads = []
+    for i in range(3):
+        loss = torch.nn.functional.cross_entropy(model(xs[32 * i:32 * i + 32]), ys[32 * i:32 * i + 32])
+        grads.append(torch.cat([g.flatten() for g in torch.autograd.grad(loss, params)]).double())
+    grads = torch.stack(grads)
+    noise = (grads - grads.mean(0)).numpy().ravel()
+    np.testing.assert_allclose(probe.rows["grad_norm"][0], grads.mean(0).norm().item(), rtol=1e-5)
+    np.testing.assert_allclose(probe.rows["samples"][0], noise[probe.static["sample_index"]], atol=1e-6)
+
+
+def test_mohammadi_sums_recover_cauchy_tail():
+    x = np.random.default_rng(0).standard_cauchy(250_000)
+    k1 = k1_grid(x.size)
+    assert k1[0] == 500
+    sx, nx, sy, ny = mohammadi_sums(x, k1)
+    inv_alpha = (sy / ny - sx / nx) / np.log(k1)
+    assert abs(1 / inv_alpha[0] - 1.0) < 0.1
+
+
+def test_select_params_kinds():
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.GroupNorm(1, 2), torch.nn.Linear(2, 2, bias=False))
+    _, table = select_params(net)
+    assert [(p.name, p.kind) for p in table] == [("0.weight", "weight"), ("0.bias", "bias"), ("1.weight", "norm"),
+                                                 ("1.bias", "norm"), ("2.weight", "weight")]
+    assert [p.offset for p in table] == [0, 18, 20, 22, 24]
+
+
+CHILD = textwrap.dedent("""
+    import sys, time, torch
+    from pyengine.record import Recorder
+    model = torch.nn.Linear(4, 3)
+    with Recorder(model, sys.argv[1], chunk_steps=4, flush_seconds=1e9) as rec:
+        step = 0
+        while True:
+            step += 1
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.fill_(step)
+            rec.step(float(step))
+            print(step, rec.n_flushed, flush=True)
+            time.sleep(0.002)
+""")
+
+
+def _start_child(path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for_flushed(child, n):
+    for line in child.stdout:
+        step, flushed = map(int, line.split())
+        if flushed >= n:
+            return step, flushed
+    raise AssertionError(f"the recording child ended early with code {child.wait()}")
+
+
+def _check_rows(path, at_least):
+    with open_trajectory(path) as traj:
+        n = traj.n_snapshots
+        assert n >= at_least
+        np.testing.assert_array_equal(traj.steps, np.arange(1, n + 1))
+        np.testing.assert_array_equal(traj.loss, np.arange(1, n + 1))
+        weights = traj.read_block(0, traj.n_params)
+        np.testing.assert_array_equal(weights, np.repeat(np.arange(1, n + 1, dtype=np.float32)[:, None], 15, axis=1))
+        return n
+
+
+def test_hard_kill_keeps_flushed_snapshots(tmp_path):
+    path = tmp_path / "killed.h5"
+    with _start_child(path) as child:
+        try:
+            _, flushed = _wait_for_flushed(child, 12)
+            os.kill(child.pid, signal.SIGKILL)
+        finally:
+            child.kill()
+    _check_rows(path, flushed)
+
+
+def test_sigterm_drains_and_closes(tmp_path):
+    path = tmp_path / "terminated.h5"
+    with _start_child(path) as child:
+        try:
+            step, _ = _wait_for_flushed(child, 8)
+            child.terminate()
+            assert child.wait(timeout=30) == 128 + signal.SIGTERM
+        finally:
+            child.kill()
+    assert _check_rows(path, step) >= step
