@@ -1,12 +1,12 @@
 """The streaming engine: accumulators (prepare / update / merge / finalize) and one pass."""
 
-from pyengine.engine.accumulator import Accumulator, RunMeta
+from pyengine.engine.accumulator import Accumulator, Request, RunMeta
 from pyengine.engine.gram import GramWindow, WindowGramAccumulator
 from pyengine.engine.msd import LagBandAccumulator, SpectralMSDAccumulator, SpectralWindow
-from pyengine.engine.runner import plan_blocks, run, run_block
+from pyengine.engine.runner import plan_blocks, run, run_block, run_requests
 from pyengine.engine.source import Source, as_source
 
 __all__ = [
-    "Accumulator", "RunMeta", "GramWindow", "WindowGramAccumulator", "LagBandAccumulator", "SpectralMSDAccumulator", "SpectralWindow",
-    "Source", "as_source", "plan_blocks", "run", "run_block",
+    "Accumulator", "Request", "RunMeta", "GramWindow", "WindowGramAccumulator", "LagBandAccumulator", "SpectralMSDAccumulator", "SpectralWindow",
+    "Source", "as_source", "plan_blocks", "run", "run_block", "run_requests",
 ]

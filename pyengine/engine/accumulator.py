@@ -44,3 +44,15 @@ class Accumulator(Protocol):
     def merge(self, a: Any, b: Any) -> Any: ...
 
     def finalize(self, state: Any) -> Any: ...
+
+
+class Request(Protocol):
+    """An estimator split around the pass: the accumulators it needs, then the conclusion.
+
+    ``pe.analyze`` gathers the requests of every estimator it runs and feeds all their
+    accumulators in one pass; a single estimator runs its request alone.
+    """
+
+    def accumulators(self) -> list[Accumulator]: ...
+
+    def conclude(self, results: list) -> Any: ...

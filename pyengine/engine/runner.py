@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from tqdm.auto import tqdm
 
 from pyengine import config
-from pyengine.engine.accumulator import Accumulator, RunMeta
+from pyengine.engine.accumulator import Accumulator, Request, RunMeta
 from pyengine.engine.source import Source, as_source
 
-__all__ = ["plan_blocks", "run", "run_block"]
+__all__ = ["plan_blocks", "run", "run_block", "run_requests"]
 
 
 def plan_blocks(src: Source, block_cols: int | None = None, workers: int = 1) -> list[tuple[int, int]]:
@@ -132,3 +132,17 @@ def run(
             collect(workers - 1)
         collect(0)
     return [acc.finalize(state) for acc, state in zip(accumulators, total)]
+
+
+def run_requests(x, requests: Sequence[Request], **engine) -> list:
+    """Run several estimators' accumulators in one pass; return each request's conclusion.
+
+    ``engine`` takes the keyword arguments of :func:`run`.
+    """
+    accs = [request.accumulators() for request in requests]
+    results = run(x, [a for group in accs for a in group], **engine)
+    out, i = [], 0
+    for request, group in zip(requests, accs):
+        out.append(request.conclude(results[i : i + len(group)]))
+        i += len(group)
+    return out

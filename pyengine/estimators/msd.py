@@ -8,10 +8,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from pyengine.engine.msd import LagBandAccumulator, SpectralMSDAccumulator, SpectralWindow
-from pyengine.engine.runner import run
+from pyengine.engine.runner import run_requests
 from pyengine.engine.source import Source, as_source
 
-__all__ = ["MSDResult", "MSDPlan", "plan_msd", "msd"]
+__all__ = ["MSDResult", "MSDPlan", "MSDRequest", "plan_msd", "msd"]
 
 ORIGINS = ("window", "within")
 METHODS = ("auto", "spectral", "lagband")
@@ -264,30 +264,49 @@ def msd(
     >>> res.msd.shape                      # 2 windows x 3 lags; MSD ≈ 50·τ (Brownian)
     (2, 3)
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     src = x if isinstance(x, Source) else as_source(x)
-    plan = plan_msd(src.n_rows, src.steps, window, t_w, lags, origins)
-    if method == "auto":
-        method = choose_method(plan)
-    if method == "spectral":
-        windows = tuple(SpectralWindow(int(s), plan.n_origins, plan.span(int(s))) for s in plan.starts)
-        acc = SpectralMSDAccumulator(windows)
-    else:
-        acc = LagBandAccumulator(tuple(int(l) for l in plan.lag_rows))
-    (res,) = run(src, [acc], block_cols=block_cols, workers=workers, backend=backend, progress=progress,
-                  desc="msd", scheduler=scheduler)
-    convert = _from_spectral if method == "spectral" else _from_band
-    values, counts, single = convert(plan, res, src.n_cols)
-    return MSDResult(
-        t_w=plan.step0 + plan.starts * plan.stride,
-        lags=plan.lag_rows * plan.stride,
-        msd=values,
-        counts=counts,
-        nonaveraged=single,
-        window=plan.n_origins * plan.stride,
-        origins=origins,
-        method=method,
-        n_params=src.n_cols,
-        settings={"backend": backend, "stride": plan.stride},
-    )
+    request = MSDRequest.make(src, window, lags, origins, method, t_w)
+    (result,) = run_requests(src, [request], block_cols=block_cols, workers=workers, backend=backend,
+                             progress=progress, desc="msd", scheduler=scheduler)
+    result.settings["backend"] = backend
+    return result
+
+
+@dataclass(frozen=True)
+class MSDRequest:
+    """The MSD estimator around the pass (see :class:`pyengine.engine.Request`)."""
+
+    plan: MSDPlan
+    method: str
+    n_params: int
+
+    @classmethod
+    def make(cls, src: Source, window, lags=None, origins: str = "window", method: str = "auto", t_w=None) -> "MSDRequest":
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        plan = plan_msd(src.n_rows, src.steps, window, t_w, lags, origins)
+        return cls(plan, choose_method(plan) if method == "auto" else method, src.n_cols)
+
+    def accumulators(self) -> list:
+        plan = self.plan
+        if self.method == "spectral":
+            windows = tuple(SpectralWindow(int(s), plan.n_origins, plan.span(int(s))) for s in plan.starts)
+            return [SpectralMSDAccumulator(windows)]
+        return [LagBandAccumulator(tuple(int(l) for l in plan.lag_rows))]
+
+    def conclude(self, results: list) -> MSDResult:
+        plan = self.plan
+        convert = _from_spectral if self.method == "spectral" else _from_band
+        values, counts, single = convert(plan, results[0], self.n_params)
+        return MSDResult(
+            t_w=plan.step0 + plan.starts * plan.stride,
+            lags=plan.lag_rows * plan.stride,
+            msd=values,
+            counts=counts,
+            nonaveraged=single,
+            window=plan.n_origins * plan.stride,
+            origins=plan.origins,
+            method=self.method,
+            n_params=self.n_params,
+            settings={"stride": plan.stride},
+        )
