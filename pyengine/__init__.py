@@ -10,6 +10,9 @@ from pyengine.fractal import BoxCountResult, boxcount
 from pyengine.store import Trajectory
 from pyengine.store import open_trajectory as open  # noqa: A001  (pe.open is the documented entry point)
 from pyengine.estimators.msd import MSDResult, msd
+from pyengine.estimators.diffusion import DiffusionFit, LogDerivative, fit_diffusion, log_derivative
+from pyengine.estimators.increments import IncrementsResult, increments
+from pyengine.estimators.loss import LossStats, loss_stats
 from pyengine.estimators.pairs import MSLResult, PathResult, msl, path_geometry
 
 __version__ = "0.1.0"
@@ -23,6 +26,14 @@ __all__ = [
     "Trajectory",
     "msd",
     "MSDResult",
+    "fit_diffusion",
+    "DiffusionFit",
+    "log_derivative",
+    "LogDerivative",
+    "increments",
+    "IncrementsResult",
+    "loss_stats",
+    "LossStats",
     "msl",
     "MSLResult",
     "path_geometry",

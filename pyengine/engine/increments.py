@@ -1,0 +1,140 @@
+"""Increment spectra and weight autocorrelations per window, as sums over coordinates.
+
+For each coordinate i of a column block and each window (Chaudhari 2018, Sec. 6.3.3,
+Fig. 6.3):
+
+- the periodogram of its increments Δw_i(t) = w_i(t+1) − w_i(t), t ∈ [t_w, t_w + T),
+  after subtracting their mean: P_i(f_k) = |Σ_t Δw_i(t) e^{−2πi k t / T}|² / T;
+- the autocorrelation of its weights over the window's T snapshots,
+  r_i(k) = Σ_t y_i(t) y_i(t+k) / Σ_t y_i(t)², y_i = w_i − mean(w_i) (coordinates that do
+  not move are left out and counted apart).
+
+The state keeps, per window, the number of coordinates and the sums of P_i, P_i², r_i and
+r_i² over coordinates, so blocks merge by addition and finalize gives mean ± sd across
+coordinates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pyengine.engine.accumulator import RunMeta
+from pyengine.engine.msd import _fft_module, _to_host, _workers, _xp
+
+__all__ = ["IncrementWindow", "IncrementState", "IncrementsAccumulator", "WindowSums"]
+
+#: Columns transformed together (bounds the FFT temporaries to about 2T × FFT_COLS).
+FFT_COLS = 256
+
+
+@dataclass(frozen=True)
+class IncrementWindow:
+    """Rows [start, start + length] of the trajectory: ``length`` increments, ``length`` weights."""
+
+    start: int
+    length: int
+    max_lag: int
+
+    @property
+    def nfft(self) -> int:
+        """FFT size for the autocorrelation: >= 2T − 1 so that it does not wrap around."""
+        import scipy.fft
+
+        return scipy.fft.next_fast_len(2 * self.length - 1, real=True)
+
+
+@dataclass
+class IncrementState:
+    n_cols: int  # coordinates seen
+    power: list  # per window: sums over coordinates of P_i(f), (T // 2 + 1,)
+    power_sq: list  # per window: sums of P_i(f)^2
+    n_moving: list  # per window: coordinates with non-zero variance (int)
+    acf: list  # per window: sums of r_i(k), (max_lag + 1,)
+    acf_sq: list  # per window: sums of r_i(k)^2
+    meta: RunMeta
+
+
+@dataclass(frozen=True)
+class WindowSums:
+    """Finalized sums of one window (host arrays)."""
+
+    n_cols: int
+    power: np.ndarray
+    power_sq: np.ndarray
+    n_moving: int
+    acf: np.ndarray
+    acf_sq: np.ndarray
+
+
+@dataclass(frozen=True)
+class IncrementsAccumulator:
+    """Sums over coordinates of increment periodograms and weight autocorrelations.
+
+    Every window needs rows start … start + length (one past its last weight, for the
+    last increment).
+    """
+
+    windows: tuple[IncrementWindow, ...]
+    name: str = "increments"
+
+    def prepare(self, meta: RunMeta) -> IncrementState:
+        for w in self.windows:
+            if w.start < 0 or w.length < 2 or w.start + w.length > meta.n_rows - 1:
+                raise ValueError(f"window {w} needs rows {w.start} … {w.start + w.length}, "
+                                 f"but the run has rows 0 … {meta.n_rows - 1}")
+            if not 0 <= w.max_lag < w.length:
+                raise ValueError(f"max_lag must be in 0 … {w.length - 1} for a window of {w.length} rows, "
+                                 f"got {w.max_lag}")
+        xp = _xp(meta)
+        return IncrementState(
+            0,
+            [xp.zeros(w.length // 2 + 1) for w in self.windows],
+            [xp.zeros(w.length // 2 + 1) for w in self.windows],
+            [0 for _ in self.windows],
+            [xp.zeros(w.max_lag + 1) for w in self.windows],
+            [xp.zeros(w.max_lag + 1) for w in self.windows],
+            meta,
+        )
+
+    def update(self, state: IncrementState, block, cols: slice) -> None:
+        fft, kw = _fft_module(state.meta), _workers(state.meta)
+        xp = _xp(state.meta)
+        state.n_cols += block.shape[1]
+        for i, w in enumerate(self.windows):
+            for c0 in range(0, block.shape[1], FFT_COLS):
+                seg = block[w.start : w.start + w.length + 1, c0 : c0 + FFT_COLS].astype(np.float64)
+                d = xp.diff(seg, axis=0)
+                d -= d.mean(axis=0)
+                f = fft.rfft(d, axis=0, **kw)
+                p = (f.real * f.real + f.imag * f.imag) / w.length
+                state.power[i] += p.sum(axis=1)
+                state.power_sq[i] += (p * p).sum(axis=1)
+                y = seg[:-1] - seg[:-1].mean(axis=0)
+                var = (y * y).sum(axis=0)
+                moving = var > 0
+                if not bool(moving.any()):
+                    continue
+                y = y[:, moving]
+                g = fft.rfft(y, n=w.nfft, axis=0, **kw)
+                r = fft.irfft(g.real * g.real + g.imag * g.imag, n=w.nfft, axis=0, **kw)[: w.max_lag + 1]
+                r /= var[moving]
+                state.n_moving[i] += int(moving.sum())
+                state.acf[i] += r.sum(axis=1)
+                state.acf_sq[i] += (r * r).sum(axis=1)
+
+    def merge(self, a: IncrementState, b: IncrementState) -> IncrementState:
+        return IncrementState(
+            a.n_cols + b.n_cols,
+            [x + y for x, y in zip(a.power, b.power)],
+            [x + y for x, y in zip(a.power_sq, b.power_sq)],
+            [x + y for x, y in zip(a.n_moving, b.n_moving)],
+            [x + y for x, y in zip(a.acf, b.acf)],
+            [x + y for x, y in zip(a.acf_sq, b.acf_sq)],
+            a.meta,
+        )
+
+    def finalize(self, state: IncrementState) -> list[WindowSums]:
+        return [WindowSums(state.n_cols, _to_host(p), _to_host(q), n, _to_host(r), _to_host(s))
+                for p, q, n, r, s in zip(state.power, state.power_sq, state.n_moving, state.acf, state.acf_sq)]

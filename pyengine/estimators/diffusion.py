@@ -1,0 +1,567 @@
+"""Diffusion exponents of an MSD: power-law fits, the τ0 / t0 rule, and β(τ).
+
+Chen, Qu & Gong 2022, "Anomalous diffusion dynamics of learning in deep neural networks":
+Δr²(t_w, τ) ∝ τ^α is fitted by least squares in log-log space; τ0 (two regimes inside a
+window) and t0 (the first window that is one power law) follow the RMSE < 0.03 rule of
+their Sec. III, and β(τ) is the logarithmic derivative of their Eq. 6.
+
+All fits are in log10: RMSE is the root-mean-square residual of log10 Δr² (0.03 is a
+factor of 10^0.03 ≈ 1.07 in the MSD). Fits use log-spaced lags (about ``points_per_decade``
+per decade, each the lag nearest a log-uniform grid point), so that the many long lags of
+a dense lag set do not outweigh the few short ones.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pyengine.estimators.msd import MSDResult
+
+__all__ = ["PowerLawFit", "WindowFit", "DiffusionFit", "LogDerivative", "fit_diffusion", "log_derivative",
+           "regime"]
+
+REGIMES = ("subdiffusive", "normal", "superdiffusive", "undetermined")
+DERIVATIVE_METHODS = ("difference", "local")
+
+
+def _jsonable(value):
+    """Arrays to lists, non-finite floats to None, dataclasses to dicts (recursively)."""
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "f":
+            return np.where(np.isfinite(value), value, None).tolist()
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _check_msd_result(res) -> None:
+    if not isinstance(res, MSDResult):
+        raise TypeError(f"expected an MSDResult (from pyengine.msd), got {type(res).__name__}")
+    if res.msd.ndim != 2 or res.msd.shape != (res.t_w.size, res.lags.size):
+        raise ValueError(f"MSDResult.msd must have shape (n_windows, n_lags) = ({res.t_w.size}, {res.lags.size}), "
+                         f"got {res.msd.shape}")
+
+
+def regime(alpha: float, tolerance: float = 0.1) -> str:
+    """Name the diffusion regime of an exponent.
+
+    Parameters
+    ----------
+    alpha : float
+        Diffusion exponent (NaN gives ``"undetermined"``).
+    tolerance : float
+        |α − 1| ≤ tolerance counts as normal diffusion.
+
+    Returns
+    -------
+    {"subdiffusive", "normal", "superdiffusive", "undetermined"}
+
+    Examples
+    --------
+    >>> regime(0.6), regime(1.05), regime(1.5), regime(float("nan"))
+    ('subdiffusive', 'normal', 'superdiffusive', 'undetermined')
+    """
+    if not math.isfinite(alpha):
+        return "undetermined"
+    if alpha < 1.0 - tolerance:
+        return "subdiffusive"
+    if alpha > 1.0 + tolerance:
+        return "superdiffusive"
+    return "normal"
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    """Least-squares fit log10 Δr² = log10_prefactor + α·log10 τ over ``lag_range``.
+
+    Attributes
+    ----------
+    alpha : float
+        The exponent α (NaN when the fit is ill-posed; ``reason`` says why).
+    stderr : float
+        Standard error of α from the regression residuals (n − 2 degrees of freedom).
+    log10_prefactor : float
+        Intercept: Δr² ≈ 10^log10_prefactor · τ^α.
+    rmse : float
+        Root-mean-square residual in log10 units, sqrt(mean r²).
+    n_points : int
+        Lags used.
+    lag_range : tuple of float
+        (first, last) lag of the fit, in steps (NaN when no fit).
+    reason : str or None
+        None for a valid fit, else why there is none.
+    """
+
+    alpha: float
+    stderr: float
+    log10_prefactor: float
+    rmse: float
+    n_points: int
+    lag_range: tuple[float, float]
+    reason: str | None = None
+
+    @classmethod
+    def failed(cls, reason: str, n_points: int = 0) -> PowerLawFit:
+        nan = float("nan")
+        return cls(nan, nan, nan, nan, n_points, (nan, nan), reason)
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+    def to_dict(self) -> dict:
+        return _jsonable({"alpha": self.alpha, "stderr": self.stderr, "log10_prefactor": self.log10_prefactor,
+                          "rmse": self.rmse, "n_points": self.n_points, "lag_range": list(self.lag_range),
+                          "reason": self.reason})
+
+
+def _fit(log_tau: np.ndarray, log_msd: np.ndarray, lags: np.ndarray, min_points: int) -> PowerLawFit:
+    """Ordinary least squares of log_msd on log_tau (both log10)."""
+    n = log_tau.size
+    if n < min_points:
+        return PowerLawFit.failed(f"{n} valid lags, fewer than min_points={min_points}", n)
+    x = log_tau - log_tau.mean()
+    sxx = float(x @ x)
+    slope = float(x @ (log_msd - log_msd.mean())) / sxx
+    intercept = float(log_msd.mean() - slope * log_tau.mean())
+    resid = log_msd - (intercept + slope * log_tau)
+    ssr = float(resid @ resid)
+    stderr = math.sqrt(ssr / (n - 2) / sxx)
+    return PowerLawFit(slope, stderr, intercept, math.sqrt(ssr / n), n, (float(lags[0]), float(lags[-1])))
+
+
+def log_spaced(lags: np.ndarray, points_per_decade: float) -> np.ndarray:
+    """Indices of the lags nearest a log-uniform grid with ``points_per_decade`` (sorted, unique)."""
+    if lags.size <= 2:
+        return np.arange(lags.size)
+    lo, hi = np.log10(lags[0]), np.log10(lags[-1])
+    grid = np.linspace(lo, hi, max(2, int(round((hi - lo) * points_per_decade)) + 1))
+    log_lags = np.log10(lags)
+    right = np.clip(np.searchsorted(log_lags, grid), 1, lags.size - 1)
+    left = right - 1
+    nearest = np.where(grid - log_lags[left] <= log_lags[right] - grid, left, right)
+    return np.unique(nearest)
+
+
+@dataclass(frozen=True)
+class WindowFit:
+    """Power-law fits of one window's MSD.
+
+    Attributes
+    ----------
+    t_w : int
+        Waiting time (step) at which the window starts.
+    whole : PowerLawFit
+        One power law over all fit lags (its RMSE decides t0).
+    tau0 : float
+        Crossover lag τ0 in steps: the smallest fit lag τ' such that the power law on
+        [τ', T] has RMSE < threshold (NaN when no τ' qualifies).
+    early : PowerLawFit
+        α1, fitted on lags τ < τ0 (NaN when τ0 is the first lag: one regime).
+    late : PowerLawFit
+        α2, fitted on lags τ ≥ τ0.
+    regime_early, regime_late : str
+        :func:`regime` of α1 and α2.
+    reason : str or None
+        Why τ0 is undefined, else None.
+    """
+
+    t_w: int
+    whole: PowerLawFit
+    tau0: float
+    early: PowerLawFit
+    late: PowerLawFit
+    regime_early: str
+    regime_late: str
+    reason: str | None = None
+
+    def to_dict(self) -> dict:
+        return _jsonable({"t_w": int(self.t_w), "whole": self.whole, "tau0": self.tau0, "early": self.early,
+                          "late": self.late, "regime_early": self.regime_early, "regime_late": self.regime_late,
+                          "reason": self.reason})
+
+
+@dataclass
+class DiffusionFit:
+    """Diffusion exponents per window with the τ0 and t0 rules of Chen et al. (2022).
+
+    Attributes
+    ----------
+    windows : list of WindowFit
+        One per waiting time, in the order of the MSD.
+    t0 : int or None
+        First waiting time whose whole-window fit has RMSE < threshold (None if none).
+    t0_reason : str or None
+        Why t0 is None.
+    fit_lags : ndarray of int64, shape (K,)
+        The log-spaced lags (steps) the fits use, before dropping non-finite or
+        non-positive MSD values per window.
+    threshold : float
+        RMSE threshold in log10 units.
+    min_points : int
+        Fewest lags a fit may use.
+    points_per_decade : float
+    tolerance : float
+        Half-width around α = 1 called normal diffusion.
+    window : int
+        Window length T in steps.
+    msd_result : MSDResult
+        The MSD fitted (used by :meth:`plot`; left out of :meth:`to_dict`).
+    """
+
+    windows: list[WindowFit]
+    t0: int | None
+    t0_reason: str | None
+    fit_lags: np.ndarray
+    threshold: float
+    min_points: int
+    points_per_decade: float
+    tolerance: float
+    window: int
+    msd_result: MSDResult = field(repr=False)
+
+    def _column(self, get) -> np.ndarray:
+        return np.array([get(w) for w in self.windows], dtype=np.float64)
+
+    @property
+    def t_w(self) -> np.ndarray:
+        """Waiting times, shape (W,)."""
+        return np.array([w.t_w for w in self.windows], dtype=np.int64)
+
+    @property
+    def tau0(self) -> np.ndarray:
+        """τ0 per window (NaN where undefined), shape (W,)."""
+        return self._column(lambda w: w.tau0)
+
+    @property
+    def alpha(self) -> np.ndarray:
+        """Whole-window exponent per window, shape (W,)."""
+        return self._column(lambda w: w.whole.alpha)
+
+    @property
+    def alpha1(self) -> np.ndarray:
+        """α1 (τ < τ0) per window, shape (W,)."""
+        return self._column(lambda w: w.early.alpha)
+
+    @property
+    def alpha2(self) -> np.ndarray:
+        """α2 (τ ≥ τ0) per window, shape (W,)."""
+        return self._column(lambda w: w.late.alpha)
+
+    @property
+    def rmse(self) -> np.ndarray:
+        """RMSE (log10) of the whole-window fit per window, shape (W,)."""
+        return self._column(lambda w: w.whole.rmse)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (NaN as None); the MSD itself is not repeated."""
+        return _jsonable({"windows": self.windows, "t0": self.t0, "t0_reason": self.t0_reason,
+                          "fit_lags": self.fit_lags, "threshold": self.threshold, "min_points": self.min_points,
+                          "points_per_decade": self.points_per_decade, "tolerance": self.tolerance,
+                          "window": self.window})
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    def plot(self, ax=None, kind: str = "curves"):
+        """Plot the fits; returns the axes.
+
+        ``kind="curves"``: MSD curves coloured by t_w with the fitted power laws (dashed)
+        and τ0 (dots). ``kind="exponents"``: α, α1, α2 and τ0 against t_w, t0 marked.
+        """
+        import matplotlib.pyplot as plt
+
+        if kind not in ("curves", "exponents"):
+            raise ValueError(f"kind must be 'curves' or 'exponents', got {kind!r}")
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 4))
+        if kind == "curves":
+            self._plot_curves(ax)
+        else:
+            self._plot_exponents(ax)
+        return ax
+
+    def _plot_curves(self, ax) -> None:
+        from matplotlib import cm
+
+        self.msd_result.plot(ax=ax)
+        colors = cm.viridis(np.linspace(0, 1, max(len(self.windows), 2)))
+        for color, w in zip(colors, self.windows):
+            for fit in (w.early, w.late) if math.isfinite(w.tau0) else (w.whole,):
+                if fit.ok:
+                    tau = np.geomspace(*fit.lag_range, 20)
+                    ax.loglog(tau, 10 ** fit.log10_prefactor * tau ** fit.alpha, "--", color=color, lw=1)
+            if math.isfinite(w.tau0) and w.late.ok:
+                ax.plot(w.tau0, 10 ** w.late.log10_prefactor * w.tau0 ** w.late.alpha, "o", color=color, ms=4)
+        ax.set_title("MSD with power-law fits (dashed) and τ0 (dots)", fontsize="small")
+
+    def _plot_exponents(self, ax) -> None:
+        t_w = self.t_w
+        ax.plot(t_w, self.alpha, "k.-", label="α (whole window)")
+        ax.plot(t_w, self.alpha1, "b.", label="α1 (τ < τ0)")
+        ax.plot(t_w, self.alpha2, "r.", label="α2 (τ ≥ τ0)")
+        ax.axhline(1.0, color="gray", lw=0.8)
+        if self.t0 is not None:
+            ax.axvline(self.t0, color="gray", ls=":", label=f"t0 = {self.t0}")
+        ax.set_xlabel("waiting time t_w (steps)")
+        ax.set_ylabel("diffusion exponent")
+        right = ax.twinx()
+        right.semilogy(t_w, self.tau0, "g^", ms=4, label="τ0")
+        right.set_ylabel("τ0 (steps)", color="g")
+        ax.legend(fontsize="small")
+
+
+def _window_fit(t_w: int, lags: np.ndarray, values: np.ndarray, threshold: float, min_points: int,
+                tolerance: float) -> WindowFit:
+    ok = np.isfinite(values) & (values > 0)
+    lags, log_tau, log_msd = lags[ok], np.log10(lags[ok]), np.log10(values[ok])
+    whole = _fit(log_tau, log_msd, lags, min_points)
+    tau0, late, reason = float("nan"), None, None
+    for k in range(lags.size - min_points + 1):
+        fit = _fit(log_tau[k:], log_msd[k:], lags[k:], min_points)
+        if fit.rmse < threshold:
+            tau0, late = float(lags[k]), fit
+            break
+    if late is None:
+        reason = (f"no lag τ' leaves a power law on [τ', T] with RMSE < {threshold} and at least "
+                  f"{min_points} points ({lags.size} valid lags)")
+        late = early = PowerLawFit.failed(reason, lags.size)
+    elif k == 0:
+        early = PowerLawFit.failed("τ0 is the first lag: one regime", 0)
+    else:
+        early = _fit(log_tau[:k], log_msd[:k], lags[:k], min_points)
+    return WindowFit(int(t_w), whole, tau0, early, late, regime(early.alpha, tolerance),
+                     regime(late.alpha, tolerance), reason)
+
+
+def fit_diffusion(
+    msd_result: MSDResult,
+    threshold: float = 0.03,
+    min_points: int = 5,
+    *,
+    points_per_decade: float = 20,
+    tolerance: float = 0.1,
+    lag_range: tuple[float, float] | None = None,
+) -> DiffusionFit:
+    """Fit Δr²(t_w, τ) ∝ τ^α per window, with the two-regime τ0 rule and t0.
+
+    Per window, on log-spaced lags with a finite, positive MSD:
+
+    - ``whole``: one least-squares line log10 Δr² = c + α·log10 τ over all lags;
+    - τ0: scanning τ' upward over the fit lags, the smallest τ' such that the line on
+      [τ', T] (at least ``min_points`` lags) has RMSE = sqrt(mean r²) < ``threshold``;
+      α2 is that fit and α1 the fit on τ < τ0 (Chen et al. 2022, Sec. III);
+    - t0: the first waiting time whose ``whole`` fit has RMSE < ``threshold``.
+
+    Ill-posed fits (too few valid lags) are NaN with a ``reason``, never a number.
+
+    Parameters
+    ----------
+    msd_result : MSDResult
+        From :func:`pyengine.msd`.
+    threshold : float
+        RMSE threshold in log10 units (Chen et al. use 0.03).
+    min_points : int
+        Fewest lags per fit, >= 3 (a standard error needs one residual degree of freedom).
+    points_per_decade : float
+        Density of the log-spaced lags used for fitting.
+    tolerance : float
+        |α − 1| ≤ tolerance is labelled normal diffusion.
+    lag_range : (float, float), optional
+        Only lags in [low, high] (steps) are fitted.
+
+    Returns
+    -------
+    DiffusionFit
+
+    References
+    ----------
+    Chen, Qu & Gong 2022, Sec. III (τ0, t0, RMSE < 0.03) and Eq. 3.
+
+    Examples
+    --------
+    >>> import pyengine as pe
+    >>> x = pe.models.brownian(4001, 64, seed=0)
+    >>> fit = pe.fit_diffusion(pe.msd(x, window=1000, lags=40))
+    >>> bool(abs(fit.alpha[0] - 1) < 0.1), fit.windows[0].regime_late
+    (True, 'normal')
+    """
+    _check_msd_result(msd_result)
+    if not (isinstance(threshold, (int, float)) and threshold > 0):
+        raise ValueError(f"threshold must be a positive number (RMSE in log10 units), got {threshold!r}")
+    if int(min_points) != min_points or min_points < 3:
+        raise ValueError(f"min_points must be an integer >= 3, got {min_points!r}")
+    if points_per_decade <= 0:
+        raise ValueError(f"points_per_decade must be > 0, got {points_per_decade}")
+    lags = msd_result.lags.astype(np.float64)
+    keep = lags > 0
+    if lag_range is not None:
+        low, high = lag_range
+        if not 0 < low < high:
+            raise ValueError(f"lag_range must be (low, high) with 0 < low < high, got {lag_range}")
+        keep &= (lags >= low) & (lags <= high)
+    if not keep.any():
+        raise ValueError(f"no lag of the MSD ({msd_result.lags.min()} … {msd_result.lags.max()}) lies in {lag_range}")
+    cols = np.flatnonzero(keep)[log_spaced(lags[keep], points_per_decade)]
+    windows = [_window_fit(tw, lags[cols], msd_result.msd[i, cols], threshold, int(min_points), tolerance)
+               for i, tw in enumerate(msd_result.t_w)]
+    below = [w.t_w for w in windows if w.whole.rmse < threshold]
+    t0 = int(below[0]) if below else None
+    t0_reason = None if below else f"no window's whole fit has RMSE < {threshold}"
+    return DiffusionFit(windows, t0, t0_reason, msd_result.lags[cols], float(threshold), int(min_points),
+                        float(points_per_decade), float(tolerance), int(msd_result.window), msd_result)
+
+
+@dataclass
+class LogDerivative:
+    """Logarithmic derivative β(t_w, τ) = d ln Δr² / d ln τ per window.
+
+    Attributes
+    ----------
+    t_w : ndarray of int64, shape (W,)
+    tau : ndarray of float64, shape (K,)
+        Lags (steps) at which β is given: τ of Eq. 6 (``"difference"``) or the centres
+        of the log-spaced grid (``"local"``).
+    beta : ndarray of float64, shape (W, K)
+        β; NaN where the MSD is missing or non-positive, or too few lags fall in a
+        local fit.
+    stderr : ndarray of float64, shape (W, K)
+        Standard error of the local slope (``"local"``); NaN for ``"difference"``.
+    n_points : ndarray of int64, shape (W, K)
+        Lags used per value (2 for ``"difference"``).
+    method : {"difference", "local"}
+    dtau : int or None
+        Δτ of Eq. 6 in steps (``"difference"``).
+    half_width : float or None
+        Half-width of a local fit in decades of τ (``"local"``).
+    """
+
+    t_w: np.ndarray
+    tau: np.ndarray
+    beta: np.ndarray
+    stderr: np.ndarray
+    n_points: np.ndarray
+    method: str
+    dtau: int | None
+    half_width: float | None
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (arrays as lists, NaN as None)."""
+        return _jsonable(dict(vars(self)))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    def plot(self, ax=None):
+        """β(τ) per window coloured by t_w, with β = 1 (normal diffusion) marked; returns the axes."""
+        import matplotlib.pyplot as plt
+        from matplotlib import cm
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 4))
+        colors = cm.viridis(np.linspace(0, 1, max(len(self.t_w), 2)))
+        for color, tw, beta in zip(colors, self.t_w, self.beta):
+            ax.semilogx(self.tau, beta, color=color, lw=1, label=f"$t_w$={tw}")
+        ax.axhline(1.0, color="gray", lw=0.8, ls="--")
+        ax.set_xlabel("lag τ (steps)")
+        ax.set_ylabel("β(τ) = d ln Δr² / d ln τ")
+        if len(self.t_w) <= 10:
+            ax.legend(fontsize="small")
+        return ax
+
+
+def log_derivative(
+    msd_result: MSDResult,
+    dtau: int = 20,
+    method: str = "difference",
+    *,
+    points_per_decade: float = 10,
+    half_width: float = 0.15,
+) -> LogDerivative:
+    """Logarithmic derivative β(t_w, τ) of the MSD.
+
+    ``"difference"`` is Eq. 6 of Chen et al.::
+
+        β(t_w, τ) = [ln Δr²(t_w, τ + Δτ) − ln Δr²(t_w, τ)] / [ln(τ + Δτ) − ln τ]
+
+    at every lag τ for which τ + Δτ is also a lag of the MSD (so it needs dense lags).
+    ``"local"`` is the slope of a least-squares line of ln Δr² on ln τ over the lags
+    within ``half_width`` decades of each point of a log-spaced grid (at least 3 lags,
+    else NaN); it is smoother, has a standard error, and works on log-spaced lags.
+
+    Parameters
+    ----------
+    msd_result : MSDResult
+    dtau : int
+        Δτ of Eq. 6 in steps (the unit of ``msd_result.lags``); Chen et al. use 20.
+    method : {"difference", "local"}
+    points_per_decade : float
+        Grid density of ``"local"``.
+    half_width : float
+        Half-width of each local fit in decades (0.15: lags within a factor 1.41).
+
+    Returns
+    -------
+    LogDerivative
+
+    References
+    ----------
+    Chen, Qu & Gong 2022, Eq. 6.
+
+    Examples
+    --------
+    >>> import numpy as np, pyengine as pe
+    >>> x = pe.models.ballistic(1200, 8, seed=0)
+    >>> b = pe.log_derivative(pe.msd(x, window=1000))
+    >>> bool(np.allclose(b.beta[0, :900], 2.0))
+    True
+    """
+    _check_msd_result(msd_result)
+    if method not in DERIVATIVE_METHODS:
+        raise ValueError(f"method must be one of {DERIVATIVE_METHODS}, got {method!r}")
+    lags = msd_result.lags.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_msd = np.where(msd_result.msd > 0, np.log(msd_result.msd), np.nan)
+    if method == "difference":
+        if int(dtau) != dtau or dtau < 1:
+            raise ValueError(f"dtau must be a positive integer number of steps, got {dtau!r}")
+        pos = np.searchsorted(lags, lags + dtau)
+        has = pos < lags.size
+        has[has] = lags[pos[has]] == lags[has] + dtau
+        if not has.any():
+            raise ValueError(f"no pair of lags τ, τ + {dtau} in the MSD (lags {msd_result.lags[:5]} …); "
+                             "compute the MSD with dense lags or use method='local'")
+        i, j = np.flatnonzero(has), pos[has]
+        beta = (log_msd[:, j] - log_msd[:, i]) / np.log(lags[j] / lags[i])
+        shape = beta.shape
+        return LogDerivative(msd_result.t_w, lags[i], beta, np.full(shape, np.nan), np.full(shape, 2, np.int64),
+                             "difference", int(dtau), None)
+    if half_width <= 0 or points_per_decade <= 0:
+        raise ValueError(f"half_width and points_per_decade must be > 0, got {half_width}, {points_per_decade}")
+    lo, hi = np.log10(lags[0]), np.log10(lags[-1])
+    centres = np.logspace(lo, hi, max(2, int(round((hi - lo) * points_per_decade)) + 1))
+    beta, stderr, counts = (np.full((msd_result.t_w.size, centres.size), np.nan) for _ in range(3))
+    log_tau = np.log(lags)
+    for k, c in enumerate(centres):
+        near = np.abs(np.log10(lags / c)) <= half_width
+        for w in range(msd_result.t_w.size):
+            ok = near & np.isfinite(log_msd[w])
+            counts[w, k] = ok.sum()
+            if ok.sum() >= 3:
+                fit = _fit(log_tau[ok], log_msd[w, ok], lags[ok], 3)
+                beta[w, k], stderr[w, k] = fit.alpha, fit.stderr
+    return LogDerivative(msd_result.t_w, centres, beta, stderr, counts.astype(np.int64), "local", None,
+                         float(half_width))
