@@ -11,7 +11,9 @@ from pyengine import models
 from pyengine import config
 from pyengine.engine.accumulator import RunMeta
 from pyengine.engine.increments import IncrementsAccumulator, IncrementWindow
-from pyengine.estimators.increments import increments, plan_increments
+from pyengine.engine import as_source, run_requests
+from pyengine.estimators.increments import IncrementsRequest, increments, plan_increments
+from pyengine.estimators.msd import MSDRequest
 from pyengine.estimators.loss import loss_stats, moving_variance
 
 matplotlib.use("Agg")
@@ -166,6 +168,15 @@ def test_merge_adds_and_states_are_fresh():
         np.testing.assert_allclose(got.acf_sq, want.acf_sq, rtol=1e-12)
 
 
+def test_shares_one_pass_with_the_msd():
+    x = models.brownian(601, 20, seed=9)
+    src = as_source(x)
+    both = run_requests(src, [MSDRequest.make(src, 200, lags=[1, 10]), IncrementsRequest.make(src, 200, max_lag=30)])
+    alone = increments(x, window=200, max_lag=30)
+    np.testing.assert_allclose(both[1].power_mean, alone.power_mean, rtol=1e-12)
+    np.testing.assert_allclose(both[0].msd, pe.msd(x, window=200, lags=[1, 10]).msd, rtol=1e-12)
+
+
 def test_plan_with_steps_and_engine_config(monkeypatch):
     monkeypatch.setattr(config, "BLOCK_BYTES", 4096)
     plan = plan_increments(41, 100 + 5 * np.arange(41), window=100, max_lag=50)
@@ -188,6 +199,8 @@ def test_increments_bad_input_to_dict_and_plot():
     x = models.brownian(401, 8, seed=8)
     with pytest.raises(ValueError, match="level"):
         increments(x, window=200, level=1.5)
+    with pytest.raises(ValueError, match="f_range"):
+        increments(x, window=200, f_range=(0.2, 0.1))
     res = increments(x, window=200)
     d = json.loads(res.to_json())
     assert d["window"] == 200 and len(d["power_mean"][0]) == 100 and d["f_range"][1] == 0.5

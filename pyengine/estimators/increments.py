@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from pyengine.engine.increments import IncrementsAccumulator, IncrementWindow, WindowSums
-from pyengine.engine.runner import run
+from pyengine.engine.runner import run_requests
 from pyengine.engine.source import Source, as_source
 from pyengine.estimators.diffusion import _fit, _jsonable, log_spaced
 from pyengine.estimators.msd import plan_msd
 
-__all__ = ["IncrementsResult", "IncrementsPlan", "plan_increments", "increments"]
+__all__ = ["IncrementsResult", "IncrementsPlan", "IncrementsRequest", "plan_increments", "increments"]
 
 
 @dataclass
@@ -124,10 +124,7 @@ class IncrementsResult:
 
 @dataclass(frozen=True)
 class IncrementsPlan:
-    """Windows in snapshot rows; builds the accumulator and turns its sums into a result.
-
-    ``analyze`` runs :meth:`accumulator` in its one pass and calls :meth:`result`.
-    """
+    """Windows in snapshot rows (see :func:`plan_increments`)."""
 
     starts: np.ndarray
     length: int  # increments (and weights) per window, in rows
@@ -135,45 +132,79 @@ class IncrementsPlan:
     stride: int
     step0: int
 
-    def accumulator(self) -> IncrementsAccumulator:
-        return IncrementsAccumulator(tuple(IncrementWindow(int(s), self.length, self.max_lag) for s in self.starts))
+    @property
+    def freqs(self) -> np.ndarray:
+        """Frequencies k / T (cycles per step), k = 1 … n/2."""
+        return np.arange(1, self.length // 2 + 1) / (self.length * self.stride)
 
-    def result(self, sums: list[WindowSums], level: float = 0.99, f_range=None) -> IncrementsResult:
+
+@dataclass(frozen=True)
+class IncrementsRequest:
+    """The increments estimator around the pass (see :class:`pyengine.engine.Request`).
+
+    ``pe.analyze`` runs :meth:`accumulators` in its one pass and calls :meth:`conclude`.
+    """
+
+    plan: IncrementsPlan
+    level: float
+    f_range: tuple[float, float]
+
+    @classmethod
+    def make(cls, src: Source, window: int | None = 1000, max_lag: int | None = None, level: float = 0.99,
+             t_w=None, f_range=None) -> IncrementsRequest:
+        """Check every setting before the pass."""
+        plan = plan_increments(src.n_rows, src.steps, window, t_w, max_lag)
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1), got {level}")
+        f_lo, f_hi = (plan.freqs[0], plan.freqs[-1]) if f_range is None else f_range
+        if not 0 < f_lo < f_hi:
+            raise ValueError(f"f_range must be (low, high) with 0 < low < high (cycles per step), got {f_range}")
+        return cls(plan, float(level), (float(f_lo), float(f_hi)))
+
+    def accumulators(self) -> list:
+        plan = self.plan
+        return [IncrementsAccumulator(tuple(IncrementWindow(int(s), plan.length, plan.max_lag) for s in plan.starts))]
+
+    def conclude(self, results: list) -> IncrementsResult:
         """Mean ± sd across coordinates from the finalized sums, and the spectral slopes."""
         from scipy.stats import norm
 
-        if not 0 < level < 1:
-            raise ValueError(f"level must be in (0, 1), got {level}")
-        freqs = np.arange(1, self.length // 2 + 1) / (self.length * self.stride)
-        f_lo, f_hi = (freqs[0], freqs[-1]) if f_range is None else f_range
-        if not f_lo < f_hi:
-            raise ValueError(f"f_range must be (low, high) with low < high, got {f_range}")
+        plan, sums = self.plan, results[0]
+        freqs = plan.freqs
         power_mean, power_sd = _mean_sd([s.power[1:] for s in sums], [s.power_sq[1:] for s in sums],
                                         [s.n_cols for s in sums])
         acf_mean, acf_sd = _mean_sd([s.acf for s in sums], [s.acf_sq for s in sums], [s.n_moving for s in sums])
-        fit_cols = np.flatnonzero((freqs >= f_lo) & (freqs <= f_hi))
-        if fit_cols.size:
-            fit_cols = fit_cols[log_spaced(freqs[fit_cols], 20)]
-        slopes = [_fit(np.log10(freqs[fit_cols]), np.log10(m[fit_cols]), freqs[fit_cols], 3)
-                  if np.all(m[fit_cols] > 0) else None for m in power_mean]
-        nan = float("nan")
+        slope, slope_se = _slopes(freqs, power_mean, self.f_range)
         return IncrementsResult(
-            t_w=self.step0 + self.starts * self.stride,
-            window=self.length * self.stride,
+            t_w=plan.step0 + plan.starts * plan.stride,
+            window=plan.length * plan.stride,
             freqs=freqs,
             power_mean=power_mean,
             power_sd=power_sd,
-            spectral_slope=np.array([nan if f is None else f.alpha for f in slopes]),
-            spectral_slope_se=np.array([nan if f is None else f.stderr for f in slopes]),
-            f_range=(float(f_lo), float(f_hi)),
-            lags=np.arange(self.max_lag + 1, dtype=np.int64) * self.stride,
+            spectral_slope=slope,
+            spectral_slope_se=slope_se,
+            f_range=self.f_range,
+            lags=np.arange(plan.max_lag + 1, dtype=np.int64) * plan.stride,
             acf_mean=acf_mean,
             acf_sd=acf_sd,
-            band=float(norm.ppf(0.5 + level / 2) / math.sqrt(self.length)),
-            level=float(level),
-            n_params=int(sums[0].n_cols) if sums else 0,
+            band=float(norm.ppf(0.5 + self.level / 2) / math.sqrt(plan.length)),
+            level=self.level,
+            n_params=int(sums[0].n_cols),
             n_moving=np.array([s.n_moving for s in sums], dtype=np.int64),
         )
+
+
+def _slopes(freqs: np.ndarray, power: np.ndarray, f_range) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares slope of log10 power on log10 f over log-spaced frequencies in f_range, per window."""
+    cols = np.flatnonzero((freqs >= f_range[0]) & (freqs <= f_range[1]))
+    if cols.size:
+        cols = cols[log_spaced(freqs[cols], 20)]
+    slope, stderr = np.full(power.shape[0], np.nan), np.full(power.shape[0], np.nan)
+    for i, p in enumerate(power):
+        if np.all(p[cols] > 0):
+            fit = _fit(np.log10(freqs[cols]), np.log10(p[cols]), freqs[cols], 3)
+            slope[i], stderr[i] = fit.alpha, fit.stderr
+    return slope, stderr
 
 
 def _mean_sd(totals, squares, counts) -> tuple[np.ndarray, np.ndarray]:
@@ -196,8 +227,7 @@ def plan_increments(n_rows: int, steps: np.ndarray, window: int | None = 1000, t
     late = plan.starts + length > n_rows - 1
     if late.any():
         raise ValueError(f"windows at t_w = {(plan.step0 + plan.starts[late] * plan.stride)[:5]} need "
-                         f"{length} increments, i.e. snapshots up to one window past t_w, beyond the run's last step "
-                         f"{int(steps[-1])}")
+                         f"{length} increments, up to the snapshot at t_w + T, past the run's last step {int(steps[-1])}")
     if max_lag is None:
         lag_rows = length // 2
     elif int(max_lag) != max_lag or max_lag % plan.stride or not 0 <= max_lag // plan.stride < length:
@@ -220,6 +250,7 @@ def increments(
     block_cols: int | None = None,
     workers: int = 1,
     progress: bool | None = None,
+    scheduler=None,
 ) -> IncrementsResult:
     """Spectrum of weight increments and weight autocorrelation per window, in one pass.
 
@@ -241,7 +272,7 @@ def increments(
         Window starts in steps (default: every T steps while T increments remain).
     f_range : (float, float), optional
         Frequencies (cycles per step) of the spectral-slope fit (default: all).
-    backend, block_cols, workers, progress
+    backend, block_cols, workers, progress, scheduler
         Engine settings (see :func:`pyengine.engine.run`).
 
     Returns
@@ -261,7 +292,7 @@ def increments(
     True
     """
     src = x if isinstance(x, Source) else as_source(x)
-    plan = plan_increments(src.n_rows, src.steps, window, t_w, max_lag)
-    (sums,) = run(src, [plan.accumulator()], block_cols=block_cols, workers=workers, backend=backend,
-                  progress=progress, desc="increments")
-    return plan.result(sums, level, f_range)
+    request = IncrementsRequest.make(src, window, max_lag, level, t_w, f_range)
+    (result,) = run_requests(src, [request], block_cols=block_cols, workers=workers, backend=backend,
+                             progress=progress, desc="increments", scheduler=scheduler)
+    return result
