@@ -96,24 +96,6 @@ PE_MULTIVERSION double next_level(const Level<T>& in, Level<T>& out, double zmin
   return total;
 }
 
-// Boxes of size 1: every value is its own block.
-template <typename T>
-double single_values(const T* z, int64_t ny, int64_t nx, int64_t row_stride, double zmin,
-                     double inv_h, int rule, int threads) {
-  double total = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : total) num_threads(threads) \
-    if (ny * nx >= kParallelMin)
-  for (int64_t i = 0; i < ny; ++i) {
-    double acc = 0.0;
-    for (int64_t j = 0; j < nx; ++j) {
-      const double v = double(z[i * row_stride + j]);
-      acc += boxes_in_block(v, v, zmin, inv_h, rule);
-    }
-    total += acc;
-  }
-  return total;
-}
-
 // Any size s: min/max of each block by a direct scan of its s rows.
 template <typename T>
 PE_MULTIVERSION double direct_size(const T* z, int64_t row_stride, int64_t s, int64_t by,
@@ -192,6 +174,7 @@ void box_counts(const T* z, int64_t ny, int64_t nx, int64_t row_stride, int64_t 
   }
   const int threads = thread_count(n_threads);
   const int64_t h = std::max<int64_t>(0, ny - oy), w = std::max<int64_t>(0, nx - ox);
+  if (h == 0 || w == 0) return;
   const T* origin = z + oy * row_stride + ox;
 
   // Which pyramid levels are asked for, and up to where the pyramid must be built.
@@ -227,17 +210,11 @@ void box_counts(const T* z, int64_t ny, int64_t nx, int64_t row_stride, int64_t 
       level = std::move(above);
     }
   }
-  for (int64_t i = 0; i < n_sizes; ++i) {
-    const int64_t s = sizes[i];
-    const int64_t by = h / s, bx = w / s;
-    if (by == 0 || bx == 0) continue;
-    if (s == 1) {
-      counts[i] += single_values(origin, h, w, row_stride, zmin, inv_heights[i], rule, threads);
-      n_blocks[i] += double(h * w);
-    } else if (dyadic_level(s) < 0) {
-      counts[i] += direct_size(origin, row_stride, s, by, bx, zmin, inv_heights[i], rule, threads);
-      n_blocks[i] += double(by * bx);
-    }
+  for (int64_t i = 0; i < n_sizes; ++i) {  // size 1 and sizes that are not powers of two
+    const int64_t s = sizes[i], by = h / s, bx = w / s;
+    if (by == 0 || bx == 0 || dyadic_level(s) >= 1) continue;
+    counts[i] += direct_size(origin, row_stride, s, by, bx, zmin, inv_heights[i], rule, threads);
+    n_blocks[i] += double(by * bx);
   }
 }
 

@@ -96,6 +96,7 @@ void box_counts(const T* z, int64_t ny, int64_t nx, int64_t row_stride, int64_t 
   }
   const auto st = reinterpret_cast<cudaStream_t>(stream);
   const int64_t h = std::max<int64_t>(0, ny - oy), w = std::max<int64_t>(0, nx - ox);
+  if (h == 0 || w == 0) return;
   const T* origin = z + oy * row_stride + ox;
 
   int64_t top = 0;
