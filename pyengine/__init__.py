@@ -11,7 +11,7 @@ from pyengine.store import Trajectory
 from pyengine.store import open_trajectory as open  # noqa: A001  (pe.open is the documented entry point)
 from pyengine.estimators.msd import MSDResult, msd
 from pyengine.estimators.diffusion import DiffusionFit, LogDerivative, fit_diffusion, log_derivative
-from pyengine.estimators.increments import IncrementsResult, increments
+from pyengine.estimators.increments import IncrementsResult, IncrementTails, increment_tails, increments
 from pyengine.estimators.loss import LossStats, loss_stats
 from pyengine.estimators.pairs import MSLResult, PathResult, msl, path_geometry
 
@@ -32,6 +32,8 @@ __all__ = [
     "LogDerivative",
     "increments",
     "IncrementsResult",
+    "increment_tails",
+    "IncrementTails",
     "loss_stats",
     "LossStats",
     "msl",

@@ -12,7 +12,7 @@ from pyengine import config
 from pyengine.engine.accumulator import RunMeta
 from pyengine.engine.increments import IncrementsAccumulator, IncrementWindow
 from pyengine.engine import as_source, run_requests
-from pyengine.estimators.increments import IncrementsRequest, increments, plan_increments
+from pyengine.estimators.increments import IncrementsRequest, increment_tails, increments, plan_increments
 from pyengine.estimators.msd import MSDRequest
 from pyengine.estimators.loss import loss_stats, moving_variance
 
@@ -206,3 +206,39 @@ def test_increments_bad_input_to_dict_and_plot():
     assert d["window"] == 200 and len(d["power_mean"][0]) == 100 and d["f_range"][1] == 0.5
     assert len(res.plot()) == 2 and res.plot(kind="acf") is not None
     plt.close("all")
+
+
+# ---------------------------------------------------------------- tails of increments
+
+
+def test_tail_index_of_increments_per_window():
+    cauchy = np.cumsum(np.random.default_rng(10).standard_cauchy((2001, 64)) * np.arange(1, 65), axis=0)
+    res = increment_tails(cauchy, window=1000, stable=False)
+    assert res.columns.size == 64 and res.samples[0].shape == (1000, 64)
+    assert np.all(np.abs(res.alpha - 1) < 0.1), res.alpha  # scales differ per coordinate: no mixing
+    gauss = increment_tails(models.brownian(2001, 64, seed=10), window=1000, stable=False)
+    assert np.all((gauss.alpha > 1.8) & (gauss.alpha < 2.1)), gauss.alpha
+    d = json.loads(gauss.to_json())
+    assert d["stable"] is None and len(d["tail"]) == 2 and "samples" not in d
+
+
+def test_increment_sample_is_split_invariant():
+    x = models.brownian(401, 50, seed=11)
+    one = increment_tails(x, window=200, n_cols=12, stable=False)
+    parts = increment_tails(x, window=200, n_cols=12, stable=False, block_cols=3, workers=2)
+    assert one.columns.tolist() == list(range(0, 50, 5))
+    for a, b in zip(one.samples, parts.samples):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(one.samples[1], np.diff(x[200:401, ::5], axis=0))
+    with pytest.raises(ValueError, match="n_cols"):
+        increment_tails(x, window=200, n_cols=0)
+
+
+def test_stable_fit_of_increments_per_window():
+    from pyengine import heavytail
+
+    if not hasattr(heavytail, "fit_levy_stable"):
+        pytest.skip("pyengine.heavytail does not export fit_levy_stable yet")
+    x = np.cumsum(models.stable_samples(2001 * 32, 1.5, seed=12).reshape(2001, 32), axis=0)
+    res = increment_tails(x, window=1000)
+    assert np.all(np.abs(res.stable_alpha - 1.5) < 0.1), res.stable_alpha

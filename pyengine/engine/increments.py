@@ -23,7 +23,8 @@ import numpy as np
 from pyengine.engine.accumulator import RunMeta
 from pyengine.engine.msd import _fft_module, _to_host, _workers, _xp
 
-__all__ = ["IncrementWindow", "IncrementState", "IncrementsAccumulator", "WindowSums"]
+__all__ = ["IncrementWindow", "IncrementState", "IncrementsAccumulator", "WindowSums", "IncrementSampleAccumulator",
+           "SampleState"]
 
 #: Columns transformed together (bounds the FFT temporaries to about 2T × FFT_COLS).
 FFT_COLS = 256
@@ -138,3 +139,49 @@ class IncrementsAccumulator:
     def finalize(self, state: IncrementState) -> list[WindowSums]:
         return [WindowSums(state.n_cols, _to_host(p), _to_host(q), n, _to_host(r), _to_host(s))
                 for p, q, n, r, s in zip(state.power, state.power_sq, state.n_moving, state.acf, state.acf_sq)]
+
+
+@dataclass
+class SampleState:
+    cols: list  # column indices of the sampled coordinates, in update order
+    values: list  # per part: list over windows of (length, k) increments
+    meta: RunMeta
+
+
+@dataclass(frozen=True)
+class IncrementSampleAccumulator:
+    """The increments of every ``col_step``-th coordinate, per window (for tail fits).
+
+    Which coordinates are kept depends only on their column index, so any split into
+    blocks keeps the same ones; merge concatenates and finalize orders them by column.
+    Size: about (n_cols / col_step) × length values per window, whatever P is.
+    """
+
+    windows: tuple[IncrementWindow, ...]
+    col_step: int
+    name: str = "increment_sample"
+
+    def prepare(self, meta: RunMeta) -> SampleState:
+        if self.col_step < 1:
+            raise ValueError(f"col_step must be >= 1, got {self.col_step}")
+        return SampleState([], [], meta)
+
+    def update(self, state: SampleState, block, cols: slice) -> None:
+        first = -cols.start % self.col_step  # first kept column of this block, relative to it
+        keep = np.arange(first, block.shape[1], self.col_step)
+        if keep.size == 0:
+            return
+        state.cols.append(cols.start + keep)
+        state.values.append([_to_host(block[w.start : w.start + w.length + 1, keep]).astype(np.float64)
+                             for w in self.windows])
+
+    def merge(self, a: SampleState, b: SampleState) -> SampleState:
+        return SampleState(a.cols + b.cols, a.values + b.values, a.meta)
+
+    def finalize(self, state: SampleState) -> list[np.ndarray]:
+        """Per window: increments of shape (length, k), columns in increasing index order."""
+        if not state.cols:
+            return [np.empty((w.length, 0)) for w in self.windows]
+        order = np.argsort(np.concatenate(state.cols), kind="stable")
+        return [np.diff(np.concatenate([part[i] for part in state.values], axis=1)[:, order], axis=0)
+                for i in range(len(self.windows))]
