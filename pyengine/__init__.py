@@ -5,6 +5,7 @@ and heavy-tailed gradient noise, computed in one streaming pass over a recorded 
 run. See README.md and docs/ for a tour.
 """
 
+from pyengine import models
 from pyengine.dispatch import backends
 from pyengine.fractal import BoxCountResult, boxcount
 from pyengine.store import Trajectory
@@ -14,6 +15,7 @@ from pyengine.estimators.diffusion import DiffusionFit, LogDerivative, fit_diffu
 from pyengine.estimators.increments import IncrementsResult, IncrementTails, increment_tails, increments
 from pyengine.estimators.loss import LossStats, loss_stats
 from pyengine.estimators.pairs import MSLResult, PathResult, msl, path_geometry
+from pyengine.analysis import Analysis, analyze
 
 __version__ = "0.1.0"
 
@@ -40,6 +42,9 @@ __all__ = [
     "MSLResult",
     "path_geometry",
     "PathResult",
+    "analyze",
+    "Analysis",
+    "models",
     "record",
 ]
 

@@ -1,4 +1,4 @@
-"""The ``pyengine`` command line: ``pyengine {info,bench,...} --help``.
+"""The ``pyengine`` command line: ``pyengine {info,analyze,report,demo,bench,backends} --help``.
 
 Exit codes: 0 success, 1 the input was rejected (bad file or arguments; the message says
 why), 2 usage error (argparse).
@@ -33,6 +33,51 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return main(args)
 
 
+def _window(text: str) -> int | None:
+    if text == "all":
+        return None
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"window must be >= 2 steps or 'all', got {text}")
+    return value
+
+
+def _lags(text: str):
+    if text == "all":
+        return None
+    if "," in text:
+        return [int(v) for v in text.split(",") if v]
+    return int(text)
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    import pyengine as pe
+
+    analysis = pe.analyze(args.file, window=args.window, lags=args.lags, origins=args.origins, method=args.method,
+                          backend=args.backend, workers=args.workers, block_cols=args.block_cols,
+                          progress=False if args.quiet else None, scheduler=args.dask)
+    out = analysis.save(args.out)
+    print(f"results: {out / 'results.json'}\nreport:  {out / 'index.html'}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pyengine.report import render
+
+    print(f"report: {render(args.dir)}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    try:
+        from bench.__main__ import main as bench_main
+    except ImportError:
+        print("pyengine bench: the benchmarks live in the source checkout's bench/ folder; run it from there "
+              "(or `python -m bench`)", file=sys.stderr)
+        return 1
+    return bench_main(args.suites + (["--quick"] if args.quick else []))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyengine", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"pyengine {__version__}")
@@ -43,6 +88,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="trajectory file (HDF5)")
     p.add_argument("--check-values", action="store_true", help="also scan every weight for NaN/Inf (reads the whole file)")
     p.set_defaults(func=_cmd_info)
+    p = sub.add_parser("analyze", help="run every analysis of a trajectory in one pass; write results, figures, report")
+    p.add_argument("file", help="trajectory file (HDF5)")
+    p.add_argument("--out", required=True, help="output directory (replaced if it holds an earlier pyengine output)")
+    p.add_argument("--window", type=_window, default=1000, help="window length T in steps, or 'all' (default: %(default)s)")
+    p.add_argument("--lags", type=_lags, default=48,
+                   help="MSD lags: a count of log-spaced lags, a comma list of steps, or 'all' (default: %(default)s)")
+    p.add_argument("--origins", choices=("window", "within"), default="window",
+                   help="'window': Chen et al. Eq. 3, endpoints may pass the window; 'within': both inside")
+    p.add_argument("--method", choices=("auto", "spectral", "lagband"), default="auto", help="MSD method")
+    p.add_argument("--backend", choices=("auto", "cuda", "cpp", "numba", "numpy"), default="auto",
+                   help="compute backend (see `pyengine backends`)")
+    p.add_argument("--workers", type=int, default=1, help="column blocks computed at once (default: %(default)s)")
+    p.add_argument("--block-cols", type=int, default=None, help="parameters per block (default: from the memory budget)")
+    p.add_argument("--dask", metavar="ADDRESS", default=None, help="run on a Dask cluster (scheduler address)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_analyze)
+    p = sub.add_parser("report", help="re-render the HTML report of an analysis output directory")
+    p.add_argument("dir", help="directory written by `pyengine analyze`")
+    p.set_defaults(func=_cmd_report)
     p = sub.add_parser("demo", help="train a small ResNet on scikit-learn's digits, record every step, analyse the run")
     p.add_argument("--out", default="pyengine-demo", help="output directory (default: %(default)s)")
     p.add_argument("--steps", type=int, default=3000, help="optimizer steps, all recorded (default: %(default)s)")
@@ -53,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-shortcut", action="store_true", help="remove the shortcut connections (Chen et al.'s noshort)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser("bench", help="run the benchmarks side by side with peers (from the source checkout)")
+    p.add_argument("suites", nargs="*", help="suites to run (default: all)")
+    p.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

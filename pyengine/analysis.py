@@ -1,0 +1,235 @@
+"""``pe.analyze``: every statistic of a run in one pass, saved with figures and a report."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pyengine.engine.runner import run_requests
+from pyengine.engine.source import Source, as_source
+from pyengine.estimators.diffusion import fit_diffusion, log_derivative
+from pyengine.estimators.increments import IncrementsRequest
+from pyengine.estimators.loss import loss_stats
+from pyengine.estimators.msd import MSDRequest
+
+__all__ = ["Analysis", "analyze", "FIGURES"]
+
+RESULTS_FILE = "results.json"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A report figure: drawn from the results it needs, with a one-line caption."""
+
+    name: str
+    title: str
+    caption: str
+    needs: tuple[str, ...]
+    draw: object  # (results: dict, fig) -> None
+    panels: int = 1
+
+    def available(self, results: dict) -> bool:
+        return all(k in results for k in self.needs)
+
+
+def _plot(key: str, panels: int = 1, **kwargs):
+    return lambda results, fig: results[key].plot(ax=fig.subplots(1, panels), **kwargs)
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure("msd", "Mean squared displacement",
+           "Time-averaged MSD Δr²(t_w, τ) per window, coloured by waiting time t_w, with the power-law fits and τ0 "
+           "(Chen et al. Eq. 3).", ("diffusion",), _plot("diffusion", kind="curves")),
+    Figure("exponents", "Diffusion exponents",
+           "Exponents α1 (τ < τ0) and α2 (τ ≥ τ0) and the crossover τ0 against the waiting time; "
+           "α > 1 is superdiffusive, α < 1 subdiffusive.", ("diffusion",), _plot("diffusion", kind="exponents")),
+    Figure("beta", "Local exponent β(τ)",
+           "Log-derivative β(t_w, τ) of the MSD (Eq. 6): the local diffusion exponent at each lag.",
+           ("beta",), _plot("beta")),
+    Figure("loss", "Loss", "Minibatch loss, its per-window change |ΔL| and its moving variance (window 100).",
+           ("loss",), _plot("loss", 3), 3),
+    Figure("increments", "Increment spectra and autocorrelation",
+           "Power spectrum of the weight increments (mean ± sd over coordinates) and the weight autocorrelation "
+           "with its white-noise band (Chaudhari 2018, Fig. 6.3).", ("increments",), _plot("increments", 2), 2),
+)
+
+
+@dataclass
+class Analysis:
+    """All results of one run, as returned by :func:`analyze`.
+
+    Attributes
+    ----------
+    results : dict of str to result object
+        ``"msd"``, ``"diffusion"``, ``"beta"``, ``"loss"``, ``"increments"``, … — each
+        has ``to_dict()`` and ``plot()``. Only what the data allowed is present.
+    source : dict
+        Where the data came from: path, snapshots, parameters, steps.
+    settings : dict
+        The arguments of the analysis.
+    """
+
+    results: dict
+    source: dict
+    settings: dict = field(default_factory=dict)
+
+    def __getitem__(self, key: str):
+        return self.results[key]
+
+    def to_dict(self) -> dict:
+        import pyengine
+
+        return {
+            "producer": f"pyengine {pyengine.__version__}",
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "source": self.source,
+            "settings": self.settings,
+            "results": {k: v.to_dict() for k, v in self.results.items()},
+        }
+
+    def save(self, out: str | os.PathLike, *, figures: bool = True, report: bool = True) -> pathlib.Path:
+        """Write ``results.json``, the figures and the HTML report into the directory ``out``.
+
+        Everything is written to a temporary directory beside ``out`` and swapped in
+        when complete, so an interrupted save leaves the previous output intact. An
+        existing ``out`` is replaced only if it is empty or a previous pyengine output.
+
+        Returns
+        -------
+        Path
+            ``out``.
+        """
+        out = pathlib.Path(out)
+        if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / RESULTS_FILE).exists())):
+            raise FileExistsError(f"{out} exists and is not a pyengine output directory; choose another --out")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            doc = self.to_dict()
+            doc["figures"] = self._save_figures(tmp / "figures") if figures else []
+            (tmp / RESULTS_FILE).write_text(json.dumps(doc, indent=1, allow_nan=False, default=_json_default))
+            if report:
+                from pyengine.report import render
+
+                render(tmp)
+            _swap_in(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return out
+
+    def _save_figures(self, folder: pathlib.Path) -> list[dict]:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        folder.mkdir()
+        saved = []
+        for fig_spec in FIGURES:
+            if not fig_spec.available(self.results):
+                continue
+            fig = plt.figure(figsize=(4.2 * fig_spec.panels + 1.2, 4.2))
+            try:
+                fig_spec.draw(self.results, fig)
+                fig.tight_layout()
+                fig.savefig(folder / f"{fig_spec.name}.png", dpi=110)
+            finally:
+                plt.close(fig)
+            saved.append({"file": f"figures/{fig_spec.name}.png", "title": fig_spec.title, "caption": fig_spec.caption,
+                          "panels": fig_spec.panels})
+        return saved
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def _swap_in(tmp: pathlib.Path, out: pathlib.Path) -> None:
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+
+
+def analyze(
+    x,
+    window: int | None = 1000,
+    lags=48,
+    *,
+    origins: str = "window",
+    t_w=None,
+    method: str = "auto",
+    loss=None,
+    increments: bool = True,
+    threshold: float = 0.03,
+    backend: str = "auto",
+    block_cols: int | None = None,
+    workers: int = 1,
+    progress: bool | None = None,
+    scheduler=None,
+) -> Analysis:
+    """Run every analysis of a trajectory in one streaming pass.
+
+    Parameters
+    ----------
+    x : path, Trajectory, h5py.Dataset, ndarray or cupy.ndarray of shape (N, P)
+    window : int or None
+        Window length T in optimizer steps (None: the whole run as one window).
+    lags : None, int or sequence of int
+        MSD lags: every lag, m log-spaced lags (default 48), or explicit steps.
+    origins, t_w, method
+        As in :func:`pyengine.msd`.
+    loss : array of shape (N,), optional
+        Loss per snapshot (default: the file's ``/loss``).
+    increments : bool
+        Also compute increment spectra and the weight autocorrelation.
+    threshold : float
+        RMSE threshold of the τ0 / t0 rule (Chen et al.: 0.03).
+    backend, block_cols, workers, progress, scheduler
+        Engine settings (see :func:`pyengine.engine.run`).
+
+    Returns
+    -------
+    Analysis
+
+    Examples
+    --------
+    >>> import pyengine as pe
+    >>> x = pe.models.brownian(2001, 32, seed=0)
+    >>> res = pe.analyze(x, window=500, progress=False)
+    >>> sorted(res.results)
+    ['beta', 'diffusion', 'increments', 'msd']
+    """
+    src = x if isinstance(x, Source) else as_source(x)
+    requests = {"msd": MSDRequest.make(src, window, lags, origins, method, t_w)}
+    if increments:
+        requests["increments"] = IncrementsRequest.make(src, window, t_w=t_w)
+    done = run_requests(src, list(requests.values()), block_cols=block_cols, workers=workers, backend=backend,
+                        progress=progress, desc="analyze", scheduler=scheduler)
+    results = dict(zip(requests, done))
+    results["diffusion"] = fit_diffusion(results["msd"], threshold=threshold)
+    results["beta"] = log_derivative(results["msd"], method="local")
+    loss = src.loss if loss is None else np.asarray(loss, dtype=np.float64)
+    if loss is not None:
+        results["loss"] = loss_stats(loss, src.steps, window=window, t_w=t_w)
+    source = {"path": src.path, "n_snapshots": src.n_rows, "n_params": src.n_cols, "dtype": str(src.dtype),
+              "first_step": int(src.steps[0]), "last_step": int(src.steps[-1])}
+    settings = {"window": window, "lags": lags if lags is None or np.isscalar(lags) else list(map(int, lags)),
+                "origins": origins, "method": method, "threshold": threshold, "backend": backend}
+    return Analysis(results, source, settings)

@@ -1,0 +1,87 @@
+import html as htmllib
+import json
+
+import numpy as np
+import pytest
+
+import pyengine as pe
+from pyengine.cli import main
+from pyengine.report import render
+
+
+@pytest.fixture(scope="module")
+def run_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("runs") / "brownian.h5"
+    return pe.models.write_synthetic(path, "brownian", 1601, 24, seed=4)
+
+
+def test_analyze_runs_everything_in_one_pass_and_is_right(run_file):
+    res = pe.analyze(run_file, window=400, lags=20, progress=False)
+    assert {"msd", "diffusion", "beta", "increments", "loss"} <= set(res.results)
+    # Brownian weights: the whole-window exponent of every window is 1.
+    alphas = [w.whole.alpha for w in res["diffusion"].windows]
+    assert np.allclose(alphas, 1.0, atol=0.1)
+    # The shared pass gives what the estimator alone gives.
+    alone = pe.msd(run_file, window=400, lags=20, progress=False)
+    np.testing.assert_allclose(res["msd"].msd, alone.msd, rtol=1e-12)
+
+
+def test_save_writes_results_figures_and_report_atomically(run_file, tmp_path):
+    out = tmp_path / "out"
+    pe.analyze(run_file, window=400, lags=12, progress=False).save(out)
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["source"]["n_params"] == 24 and doc["results"]["msd"]["method"] in ("spectral", "lagband")
+    assert doc["figures"] and all((out / f["file"]).stat().st_size > 1000 for f in doc["figures"])
+    html = (out / "index.html").read_text()
+    assert all(f["file"] in html and htmllib.escape(f["caption"]) in html for f in doc["figures"])
+    # Saving again replaces the earlier output; no temporary folders remain.
+    pe.analyze(run_file, window=800, lags=12, progress=False).save(out)
+    assert json.loads((out / "results.json").read_text())["settings"]["window"] == 800
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_save_refuses_a_foreign_directory_and_leaves_it_alone(run_file, tmp_path):
+    (tmp_path / "thesis.tex").write_text("precious")
+    with pytest.raises(FileExistsError, match="not a pyengine output"):
+        pe.analyze(run_file, window=400, lags=8, progress=False).save(tmp_path)
+    assert (tmp_path / "thesis.tex").read_text() == "precious"
+
+
+def test_failed_save_leaves_previous_output(run_file, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    analysis = pe.analyze(run_file, window=400, lags=8, progress=False)
+    analysis.save(out)
+    before = (out / "results.json").read_text()
+
+    def boom(folder):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("pyengine.report.render", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        analysis.save(out)
+    assert (out / "results.json").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_cli_analyze_and_report(run_file, tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main(["analyze", str(run_file), "--out", str(out), "--window", "400", "--lags", "10", "--quiet"]) == 0
+    assert "index.html" in capsys.readouterr().out
+    (out / "index.html").unlink()
+    assert main(["report", str(out)]) == 0 and (out / "index.html").exists()
+
+
+def test_cli_errors_exit_1_with_a_message(tmp_path, capsys):
+    assert main(["analyze", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "o")]) == 1
+    assert "no such file" in capsys.readouterr().err
+    assert main(["report", str(tmp_path)]) == 1
+    assert "no results.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", "x.h5", "--out", "o", "--window", "1"])
+    assert exc.value.code == 2
+
+
+def test_report_shows_only_sections_with_data(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps({"source": {"n_params": 3}, "results": {}, "figures": []}))
+    html = render(tmp_path).read_text()
+    assert "Diffusion exponents" not in html and "Figures" not in html
