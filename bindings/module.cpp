@@ -8,6 +8,7 @@ namespace py = pybind11;
 void register_lagband(py::module_& m);
 void register_boxcount(py::module_& m);
 void register_pairs(py::module_& m);
+void register_tail(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "pyengine CPU kernels (C++/OpenMP)";
@@ -17,4 +18,5 @@ PYBIND11_MODULE(_core, m) {
   register_lagband(m);
   register_boxcount(m);
   register_pairs(m);
+  register_tail(m);
 }

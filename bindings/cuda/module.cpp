@@ -65,6 +65,52 @@ void pair_bin(std::uintptr_t key, int64_t key_ld, std::uintptr_t value, int64_t 
                            reinterpret_cast<double*>(out), stream);
 }
 
+void tail_sums(std::uintptr_t x, const std::string& dtype, int64_t n_rows, int64_t n_cols, int64_t row_stride,
+               const std::vector<int64_t>& k1, std::uintptr_t stats, std::uintptr_t stream) {
+  auto* s = reinterpret_cast<double*>(stats);
+  const auto n = static_cast<int64_t>(k1.size());
+  py::gil_scoped_release nogil;
+  if (dtype == "float32")
+    pyengine::cuda::tail_sums(reinterpret_cast<const float*>(x), n_rows, n_cols, row_stride, k1.data(), n, s, stream);
+  else if (dtype == "float64")
+    pyengine::cuda::tail_sums(reinterpret_cast<const double*>(x), n_rows, n_cols, row_stride, k1.data(), n, s, stream);
+  else
+    throw std::invalid_argument("tail_sums (cuda): dtype must be float32 or float64, got " + dtype);
+}
+
+void tail_norms(std::uintptr_t x, const std::string& dtype, int64_t n_rows, int64_t n_cols, int64_t row_stride,
+                const std::vector<int64_t>& k1, std::uintptr_t row_sq, std::uintptr_t group_sq,
+                std::uintptr_t stream) {
+  auto* r = reinterpret_cast<double*>(row_sq);
+  auto* g = reinterpret_cast<double*>(group_sq);
+  const auto n = static_cast<int64_t>(k1.size());
+  py::gil_scoped_release nogil;
+  if (dtype == "float32")
+    pyengine::cuda::tail_norms(reinterpret_cast<const float*>(x), n_rows, n_cols, row_stride, k1.data(), n, r, g, stream);
+  else if (dtype == "float64")
+    pyengine::cuda::tail_norms(reinterpret_cast<const double*>(x), n_rows, n_cols, row_stride, k1.data(), n, r, g, stream);
+  else
+    throw std::invalid_argument("tail_norms (cuda): dtype must be float32 or float64, got " + dtype);
+}
+
+void stable_loglik(std::uintptr_t x, const std::string& dtype, int64_t n, double loc, double scale,
+                   std::uintptr_t g, std::uintptr_t g_da, int64_t n_u, double h, double x_tail, std::uintptr_t c,
+                   std::uintptr_t c_da, int64_t n_c, double alpha, std::uintptr_t sums, std::uintptr_t logp,
+                   std::uintptr_t stream) {
+  const pyengine::StableRow row{reinterpret_cast<const double*>(g), reinterpret_cast<const double*>(g_da), n_u, h,
+                                x_tail, reinterpret_cast<const double*>(c), reinterpret_cast<const double*>(c_da),
+                                n_c, alpha};
+  auto* s = reinterpret_cast<double*>(sums);
+  auto* lp = reinterpret_cast<double*>(logp);
+  py::gil_scoped_release nogil;
+  if (dtype == "float32")
+    pyengine::cuda::stable_loglik(reinterpret_cast<const float*>(x), n, loc, scale, row, s, lp, stream);
+  else if (dtype == "float64")
+    pyengine::cuda::stable_loglik(reinterpret_cast<const double*>(x), n, loc, scale, row, s, lp, stream);
+  else
+    throw std::invalid_argument("stable_loglik (cuda): dtype must be float32 or float64, got " + dtype);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
@@ -77,5 +123,13 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("zmin"), py::arg("rule"), py::arg("counts"), py::arg("n_blocks"), py::arg("stream") = 0);
   m.def("pair_bin", &pair_bin, py::arg("key"), py::arg("key_ld"), py::arg("value"), py::arg("value_ld"),
         py::arg("n"), py::arg("edges"), py::arg("n_bins"), py::arg("log_uniform"), py::arg("out"),
+        py::arg("stream") = 0);
+  m.def("tail_sums", &tail_sums, py::arg("x"), py::arg("dtype"), py::arg("n_rows"), py::arg("n_cols"),
+        py::arg("row_stride"), py::arg("k1"), py::arg("stats"), py::arg("stream") = 0);
+  m.def("tail_norms", &tail_norms, py::arg("x"), py::arg("dtype"), py::arg("n_rows"), py::arg("n_cols"),
+        py::arg("row_stride"), py::arg("k1"), py::arg("row_sq"), py::arg("group_sq"), py::arg("stream") = 0);
+  m.def("stable_loglik", &stable_loglik, py::arg("x"), py::arg("dtype"), py::arg("n"), py::arg("loc"),
+        py::arg("scale"), py::arg("g"), py::arg("g_da"), py::arg("n_u"), py::arg("h"), py::arg("x_tail"),
+        py::arg("c"), py::arg("c_da"), py::arg("n_c"), py::arg("alpha"), py::arg("sums"), py::arg("logp"),
         py::arg("stream") = 0);
 }

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "pyengine/tail_stable.hpp"
+
 namespace pyengine::cuda {
 
 // Number of usable devices; when 0, `why` says what the runtime reported.
@@ -32,5 +34,20 @@ namespace pyengine::cuda {
 // See pyengine::pair_bin; the sources' data, edges and out live on the device.
 void pair_bin(PairSource key, PairSource value, int64_t n, const double* edges, int64_t n_bins,
               bool log_uniform, double* out, std::uintptr_t stream);
+
+// See pyengine::tail_sums and pyengine::tail_norms; x and the outputs live on the device,
+// k1 on the host.
+template <typename T>
+void tail_sums(const T* x, int64_t n_rows, int64_t n_cols, int64_t row_stride, const int64_t* k1,
+               int64_t n_k1, double* stats, std::uintptr_t stream);
+template <typename T>
+void tail_norms(const T* x, int64_t n_rows, int64_t n_cols, int64_t row_stride, const int64_t* k1,
+                int64_t n_k1, double* row_sq, double* group_sq, std::uintptr_t stream);
+
+// See pyengine::stable_loglik; x, sums, logp (may be null) and the arrays of row live on
+// the device.
+template <typename T>
+void stable_loglik(const T* x, int64_t n, double loc, double scale, const StableRow& row, double* sums,
+                   double* logp, std::uintptr_t stream);
 
 }  // namespace pyengine::cuda
