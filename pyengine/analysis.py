@@ -18,6 +18,7 @@ from pyengine.estimators.diffusion import fit_diffusion, log_derivative
 from pyengine.estimators.increments import IncrementsRequest
 from pyengine.estimators.loss import loss_stats
 from pyengine.estimators.msd import MSDRequest
+from pyengine.estimators.pairs import PairsRequest, msl_from, path_from
 
 __all__ = ["Analysis", "analyze", "FIGURES"]
 
@@ -53,6 +54,13 @@ FIGURES: tuple[Figure, ...] = (
     Figure("beta", "Local exponent β(τ)",
            "Log-derivative β(t_w, τ) of the MSD (Eq. 6): the local diffusion exponent at each lag.",
            ("beta",), _plot("beta")),
+    Figure("msl", "Mean squared loss",
+           "MSL(Δr): mean of (L_a − L_b)² over pairs of snapshots at distance Δr, per window, with the power-law "
+           "fit MSL ∝ Δr^2H (Chen et al. Eq. 9); a slope > 0 means a rough, fractal-like landscape.",
+           ("msl",), _plot("msl")),
+    Figure("path", "Path geometry",
+           "End-to-end distance Δr² against contour length Δs, per window, fitted as Δr² ∝ Δs^λ on both sides of "
+           "the crossover; D_f = 2/λ (λ = 2: straight, λ = 1: Brownian).", ("path",), _plot("path")),
     Figure("loss", "Loss", "Minibatch loss, its per-window change |ΔL| and its moving variance (window 100).",
            ("loss",), _plot("loss", 3), 3),
     Figure("increments", "Increment spectra and autocorrelation",
@@ -177,6 +185,7 @@ def analyze(
     method: str = "auto",
     loss=None,
     increments: bool = True,
+    pairs: bool = True,
     threshold: float = 0.03,
     backend: str = "auto",
     block_cols: int | None = None,
@@ -199,6 +208,9 @@ def analyze(
         Loss per snapshot (default: the file's ``/loss``).
     increments : bool
         Also compute increment spectra and the weight autocorrelation.
+    pairs : bool
+        Also compute the MSL (needs a loss) and the path geometry from all pairs of
+        snapshots inside each window (a T × T float64 Gram matrix per window).
     threshold : float
         RMSE threshold of the τ0 / t0 rule (Chen et al.: 0.03).
     backend, block_cols, workers, progress, scheduler
@@ -214,18 +226,25 @@ def analyze(
     >>> x = pe.models.brownian(2001, 32, seed=0)
     >>> res = pe.analyze(x, window=500, progress=False)
     >>> sorted(res.results)
-    ['beta', 'diffusion', 'increments', 'msd']
+    ['beta', 'diffusion', 'increments', 'msd', 'path']
     """
     src = x if isinstance(x, Source) else as_source(x)
     requests = {"msd": MSDRequest.make(src, window, lags, origins, method, t_w)}
+    loss = src.loss if loss is None else np.asarray(loss, dtype=np.float64)
     if increments:
         requests["increments"] = IncrementsRequest.make(src, window, t_w=t_w)
+    if pairs:
+        requests["pairs"] = PairsRequest.make(src, window, t_w)
     done = run_requests(src, list(requests.values()), block_cols=block_cols, workers=workers, backend=backend,
                         progress=progress, desc="analyze", scheduler=scheduler)
     results = dict(zip(requests, done))
+    if pairs:
+        passed = results.pop("pairs")
+        results["path"] = path_from(passed, backend=backend)
+        if loss is not None:
+            results["msl"] = msl_from(passed, loss, backend=backend)
     results["diffusion"] = fit_diffusion(results["msd"], threshold=threshold)
     results["beta"] = log_derivative(results["msd"], method="local")
-    loss = src.loss if loss is None else np.asarray(loss, dtype=np.float64)
     if loss is not None:
         results["loss"] = loss_stats(loss, src.steps, window=window, t_w=t_w)
     source = {"path": src.path, "n_snapshots": src.n_rows, "n_params": src.n_cols, "dtype": str(src.dtype),

@@ -19,12 +19,13 @@ import numpy as np
 
 from pyengine.engine.gram import GramWindow, WindowGramAccumulator, principal_coordinates, sq_distances
 from pyengine.engine.msd import LagBandAccumulator
-from pyengine.engine.runner import run
+from pyengine.engine.runner import run_requests
 from pyengine.engine.source import Source, as_source
 from pyengine.estimators.msd import plan_msd
 from pyengine.kernels.pairs import log_edges, pair_bin
 
-__all__ = ["MSLResult", "PathResult", "msl", "path_geometry", "power_fit", "transverse_distances"]
+__all__ = ["MSLResult", "PathResult", "PairsRequest", "PairsPass", "msl", "msl_from", "path_geometry", "path_from",
+           "power_fit", "transverse_distances"]
 
 #: Bins with fewer pairs are left out of fits.
 MIN_PAIRS = 5
@@ -325,17 +326,46 @@ def transverse_distances(d2: np.ndarray, lags, max_origins: int = 256) -> tuple[
     return dr, h
 
 
-def _one_pass(x, window, t_w, center, exact_lags, block_cols, workers, backend, progress, desc):
-    """Run the Gram and lag-band accumulators; return (src, plan, grams, band)."""
+@dataclass(frozen=True)
+class PairsRequest:
+    """The pass both pair estimators need (see :class:`pyengine.engine.Request`): the window
+    Gram matrices and an exact lag band for step sizes and adjacent distances."""
+
+    plan: object  # MSDPlan with origins="within"
+    center: str
+    exact_lags: int
+    n_params: int
+
+    @classmethod
+    def make(cls, src: Source, window, t_w=None, center: str = "mean", exact_lags: int = 1) -> "PairsRequest":
+        if exact_lags < 1:
+            raise ValueError(f"exact_lags must be >= 1 (the step sizes), got {exact_lags}")
+        return cls(plan_msd(src.n_rows, src.steps, window, t_w, lags=1, origins="within"), center, exact_lags,
+                   src.n_cols)
+
+    def accumulators(self) -> list:
+        windows = tuple(GramWindow(int(s), self.plan.n_origins) for s in self.plan.starts)
+        return [WindowGramAccumulator(windows, self.center), LagBandAccumulator(tuple(range(1, self.exact_lags + 1)))]
+
+    def conclude(self, results: list) -> "PairsPass":
+        return PairsPass(self, results[0], results[1])
+
+
+@dataclass(frozen=True)
+class PairsPass:
+    """What the pass gave: one Gram matrix per window and the exact lag band."""
+
+    request: PairsRequest
+    grams: list
+    band: np.ndarray
+
+
+def _one_pass(x, window, t_w, center, exact_lags, block_cols, workers, backend, progress, desc) -> tuple[Source, PairsPass]:
     src = x if isinstance(x, Source) else as_source(x)
-    plan = plan_msd(src.n_rows, src.steps, window, t_w, lags=1, origins="within")
-    if exact_lags < 1:
-        raise ValueError(f"exact_lags must be >= 1 (the step sizes), got {exact_lags}")
-    windows = tuple(GramWindow(int(s), plan.n_origins) for s in plan.starts)
-    accs = [WindowGramAccumulator(windows, center), LagBandAccumulator(tuple(range(1, exact_lags + 1)))]
-    grams, band = run(src, accs, block_cols=block_cols, workers=workers, backend=backend,
-                      progress=progress, desc=desc)
-    return src, plan, grams, band
+    request = PairsRequest.make(src, window, t_w, center, exact_lags)
+    (pairs,) = run_requests(src, [request], block_cols=block_cols, workers=workers, backend=backend,
+                            progress=progress, desc=desc)
+    return src, pairs
 
 
 def _distances(gram, band, start, n_params, rtol):
@@ -434,16 +464,29 @@ def msl(
     >>> res.msl.shape
     (2, 16)
     """
-    src, plan, grams, band = _one_pass(x, window, t_w, center, exact_lags, block_cols, workers, backend,
-                                       progress, "msl")
+    src = x if isinstance(x, Source) else as_source(x)
+    loss = _check_loss(src, loss)
+    src, pairs = _one_pass(src, window, t_w, center, exact_lags, block_cols, workers, backend, progress, "msl")
+    return msl_from(pairs, loss, bins, fit_range, backend, rtol)
+
+
+def _check_loss(src: Source, loss) -> np.ndarray:
     loss = src.loss if loss is None else np.asarray(loss, dtype=np.float64)
     if loss is None:
         raise ValueError("no loss given and the input has no /loss: pass loss=array of shape (n_snapshots,)")
     if loss.shape != (src.n_rows,):
         raise ValueError(f"loss: expected shape ({src.n_rows},), got {loss.shape}")
+    return loss
+
+
+def msl_from(pairs: PairsPass, loss: np.ndarray, bins=None, fit_range=None, backend: str = "auto",
+             rtol: float = 1e-6) -> MSLResult:
+    """MSL from a finished pairs pass (``pe.msl`` and ``pe.analyze`` both end here)."""
+    plan, grams, band, n_params = pairs.request.plan, pairs.grams, pairs.band, pairs.request.n_params
+    center, exact_lags = pairs.request.center, pairs.request.exact_lags
     d2s, flagged = [], []
     for gram, start in zip(grams, plan.starts):
-        d2, n_bad = _distances(gram, band, start, src.n_cols, rtol)
+        d2, n_bad = _distances(gram, band, start, n_params, rtol)
         d2s.append(d2)
         flagged.append(n_bad)
     _warn_flagged(np.array(flagged), rtol)
@@ -469,7 +512,7 @@ def msl(
     return MSLResult(
         t_w=plan.step0 + plan.starts * plan.stride, window=t * plan.stride, edges=edges, r=out["r"],
         counts=counts, msl=out["msl"], msl_se=out["se"], exponent=exponent, exponent_se=exponent_se,
-        fit_range=ranges, n_flagged=np.array(flagged, dtype=np.int64), n_params=src.n_cols,
+        fit_range=ranges, n_flagged=np.array(flagged, dtype=np.int64), n_params=n_params,
         settings={"backend": backend, "center": center, "exact_lags": exact_lags, "rtol": rtol},
     )
 
@@ -530,8 +573,15 @@ def path_geometry(
     >>> bool(abs(res.fractal_dim[0, 1] - 2) < 0.2)     # a random walk: D_f = 2
     True
     """
-    src, plan, grams, band = _one_pass(x, window, t_w, center, exact_lags, block_cols, workers, backend,
-                                       progress, "path")
+    src, pairs = _one_pass(x, window, t_w, center, exact_lags, block_cols, workers, backend, progress, "path")
+    return path_from(pairs, bins, n_transverse, backend, rtol)
+
+
+def path_from(pairs: PairsPass, bins=None, n_transverse: int = 16, backend: str = "auto",
+              rtol: float = 1e-6) -> PathResult:
+    """Path geometry from a finished pairs pass (``pe.path_geometry`` and ``pe.analyze`` end here)."""
+    plan, grams, band, n_params = pairs.request.plan, pairs.grams, pairs.band, pairs.request.n_params
+    center, exact_lags = pairs.request.center, pairs.request.exact_lags
     t, w = plan.n_origins, len(grams)
     steps = np.sqrt(band[0])
     contours = [np.concatenate(([0.0], np.cumsum(steps[s : s + t - 1]))) for s in plan.starts]
@@ -553,7 +603,7 @@ def path_geometry(
     flagged = np.zeros(w, np.int64)
     for i, (gram, start, contour) in enumerate(zip(grams, plan.starts, contours)):
         coords[i, :, : min(2, t)], explained[i, : min(2, t)] = principal_coordinates(gram, 2, centered=center == "mean")
-        d2, flagged[i] = _distances(gram, band, start, src.n_cols, rtol)
+        d2, flagged[i] = _distances(gram, band, start, n_params, rtol)
         counts[i], ds[i], dr2[i], se[i] = _bin_stats(binner(contour, d2, edges))
         usable = np.where(counts[i] >= MIN_PAIRS, dr2[i], np.nan)
         lam[i], lam_se[i], crossover[i], ranges[i] = _two_ranges(ds[i], usable)
@@ -568,6 +618,6 @@ def path_geometry(
         dr2_se=se, counts=counts, lam=lam, lam_se=lam_se, fractal_dim=fractal_dim, crossover=crossover,
         fit_range=ranges, transverse_lags=lags * plan.stride, transverse_dr=tr_dr, transverse_h=tr_h,
         transverse_exponent=tr_exp, transverse_exponent_se=tr_se, coords=coords, explained=explained,
-        n_flagged=flagged, n_params=src.n_cols,
+        n_flagged=flagged, n_params=n_params,
         settings={"backend": backend, "center": center, "exact_lags": exact_lags, "rtol": rtol},
     )
