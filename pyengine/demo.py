@@ -4,7 +4,8 @@
 connections, as in Chen et al. 2022) with plain SGD on the 8×8 handwritten digits
 bundled with scikit-learn (no download), records every step with
 :class:`pyengine.record.Recorder` (test loss and gradient-noise probes included), runs
-the analysis and writes the outputs to one directory.
+the analysis (:func:`pyengine.analyze`) and writes the outputs and the HTML report to
+one directory.
 
 Examples
 --------
@@ -77,7 +78,7 @@ class DemoResult:
     trajectory : Path
         The recorded run.
     report : Path
-        The analysis outputs (a directory).
+        The HTML report of the analysis (``index.html`` beside ``results.json`` and the figures).
     train_seconds, analysis_seconds : float
         Wall-clock times of training (with recording) and of the analysis.
     test_accuracy : float
@@ -245,7 +246,8 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, data: dict, config
 def run_demo(out: str | pathlib.Path, config: DemoConfig | None = None, progress: bool = True) -> DemoResult:
     """Train and record the demo network, then analyse the run; outputs go to ``out``.
 
-    Writes ``out/run.h5`` (replacing an earlier one) and the analysis in ``out/report/``.
+    Writes ``out/run.h5`` (replacing an earlier one) and the analysis in ``out/report/``
+    (see :func:`analyse_and_report`).
 
     Parameters
     ----------
@@ -263,7 +265,7 @@ def run_demo(out: str | pathlib.Path, config: DemoConfig | None = None, progress
     Examples
     --------
     >>> run_demo("demo-out", DemoConfig(steps=100, width=8)).report  # doctest: +SKIP
-    PosixPath('demo-out/report')
+    PosixPath('demo-out/report/index.html')
     """
     config = config or DemoConfig()
     out = pathlib.Path(out)
@@ -294,72 +296,40 @@ def run_demo(out: str | pathlib.Path, config: DemoConfig | None = None, progress
 
 
 def analyse_and_report(path: str | pathlib.Path, out: str | pathlib.Path) -> pathlib.Path:
-    """Analyse a recorded run and write the results to the directory ``out``.
+    """Analyse a recorded run and write the results and the HTML report to the directory ``out``.
 
-    THE place where the full analysis plugs in: when ``pyengine.analyze`` exists it runs
-    it and saves its report (``pe.analyze(path, window=...).save(out)``). Until then it
-    writes what the available estimators give: the time-averaged MSD per window
-    (``msd.json``, ``msd.png``) and the loss curves with the probes (``training.png``).
+    The one place where the demo calls the analysis: :func:`pyengine.analyze` (MSD per
+    window, diffusion exponents, β, increments, loss statistics) with about six windows
+    over the run, saved with figures and ``index.html``.
 
     Parameters
     ----------
     path : str or Path
         A trajectory file.
     out : str or Path
-        Output directory (created if needed).
+        Output directory (replaced if it holds an earlier pyengine output).
 
     Returns
     -------
     Path
-        ``out``.
+        ``out/index.html``.
 
     Examples
     --------
     >>> analyse_and_report("demo-out/run.h5", "demo-out/report")  # doctest: +SKIP
-    PosixPath('demo-out/report')
+    PosixPath('demo-out/report/index.html')
     """
     import pyengine as pe
-    from pyengine.store import open_trajectory
 
-    out = pathlib.Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open_trajectory(path) as traj:
-        steps = traj.steps
-        window = _msd_window(steps)
-        if hasattr(pe, "analyze"):
-            pe.analyze(path, window=window).save(out)
-            return out
-        curves = {"step": steps, "loss": traj.loss}
-        groups = {name: {k: v[:] for k, v in traj.group(name).items()} for name in ("eval", "noise")
-                  if traj.group(name) is not None}
-    result = pe.msd(path, window=window, lags=40)
-    (out / "msd.json").write_text(result.to_json())
-    _save_figure(out / "msd.png", lambda ax: result.plot(ax=ax))
-    _save_figure(out / "training.png", lambda ax: _plot_training(ax, curves, groups.get("eval", {})))
-    return out
+    with pe.open(path) as traj:
+        window = _msd_window(traj.steps)
+    return pe.analyze(path, window=window, progress=False).save(out) / "index.html"
 
 
 def _msd_window(steps: np.ndarray) -> int:
-    """About six MSD windows over the run, in whole steps."""
+    """About six analysis windows over the run, in whole steps."""
     stride = int(steps[1] - steps[0]) if len(steps) > 1 else 1
     return max(2, (len(steps) - 1) // 6) * stride
-
-
-def _save_figure(path: pathlib.Path, draw) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(5.5, 4), layout="constrained")
-    draw(fig.add_subplot())
-    fig.savefig(path, dpi=120)
-
-
-def _plot_training(ax, curves: dict, evals: dict) -> None:
-    ax.semilogy(curves["step"], curves["loss"], lw=0.5, alpha=0.6, label="minibatch loss")
-    for key in sorted(k for k in evals if k.startswith("loss_")):
-        ax.semilogy(evals["step"], evals[key], marker="o", ms=3, label=key.replace("_", " "))
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("cross-entropy")
-    ax.legend(fontsize="small")
 
 
 def _accuracy(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -> float:

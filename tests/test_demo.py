@@ -15,19 +15,19 @@ from pyengine.store import open_trajectory  # noqa: E402
 
 def test_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
-    argv = ["demo", "--out", str(out), "--steps", "60", "--width", "4", "--batch-size", "16", "--quiet"]
+    argv = ["demo", "--out", str(out), "--steps", "120", "--width", "4", "--batch-size", "16", "--quiet"]
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
-    assert str(out / "run.h5") in printed and str(out / "report") in printed
+    assert str(out / "run.h5") in printed and str(out / "report" / "index.html") in printed
     with open_trajectory(out / "run.h5") as traj:
-        assert traj.n_snapshots == 60
-        np.testing.assert_array_equal(traj.steps, np.arange(1, 61))
+        assert traj.n_snapshots == 120
+        np.testing.assert_array_equal(traj.steps, np.arange(1, 121))
         assert traj.n_params == sum(p.numel() for p in DigitsResNet(4).parameters())
         assert traj.attrs["batch_size"] == 16 and traj.attrs["optimizer"]["class"].endswith("SGD")
-        assert list(traj.group("eval")["step"][:]) == [50]
-    assert (out / "report").is_dir() and any((out / "report").iterdir())
-    if (out / "report" / "msd.json").exists():
-        assert json.loads((out / "report" / "msd.json").read_text())["window"] > 0
+        assert list(traj.group("eval")["step"][:]) == [50, 100]
+    assert (out / "report" / "index.html").is_file()
+    results = json.loads((out / "report" / "results.json").read_text())
+    assert results["settings"]["window"] == 19 and "msd" in results["results"]
 
 
 def test_no_shortcut_variant_has_no_projection():

@@ -107,3 +107,42 @@ def select_params(
 
 def _matches(name: str, kind: str, select: Sequence[str]) -> bool:
     return any(s == kind or fnmatch.fnmatchcase(name, s) for s in select)
+
+
+class Flattener:
+    """Copies tensors, flattened and concatenated, into a row vector.
+
+    Flat views of the tensors are made once and reused while every tensor keeps its
+    storage (checked by data pointer at each copy, so ``model.to(...)`` or a replaced
+    ``.data`` is picked up); non-contiguous tensors are flattened anew each time.
+
+    Parameters
+    ----------
+    tensors : list of torch.Tensor
+
+    Examples
+    --------
+    >>> a, b = torch.ones(2, 2), torch.zeros(3)
+    >>> row = torch.empty(7)
+    >>> Flattener([a, b]).copy_into(row)
+    >>> row.tolist()
+    [1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    """
+
+    def __init__(self, tensors: Sequence[torch.Tensor]) -> None:
+        self.tensors = list(tensors)
+        self._ptrs: list[int] = []
+        self._views: list[torch.Tensor] = []
+
+    def copy_into(self, row: torch.Tensor) -> None:
+        """Copy into ``row`` (1-D, length P); asynchronous when copying from a GPU into pinned memory."""
+        ptrs = [t.data_ptr() for t in self.tensors]
+        if ptrs != self._ptrs:
+            self._ptrs = ptrs
+            self._views = [t.detach().view(-1) for t in self.tensors] if all(
+                t.is_contiguous() for t in self.tensors) else []
+        flat = self._views or [t.detach().reshape(-1) for t in self.tensors]
+        if flat[0].device == row.device and all(f.dtype == row.dtype for f in flat):
+            torch.cat(flat, out=row)
+        else:
+            row.copy_(torch.cat(flat), non_blocking=True)

@@ -158,15 +158,15 @@ class EvalProbe(Probe):
         device = params[0].device
         with torch.no_grad():
             for name, data in self.data.items():
-                total, correct, n = 0.0, 0, 0
+                loss, correct, classify = 0.0, 0, False
                 for x, y in _batches(_on_device(data, device), self.batch_size):
                     out = model(x)
-                    total += float(self.loss_fn(out, y)) * len(x)
-                    if out.ndim == 2 and not y.is_floating_point():
-                        correct += int((out.argmax(dim=1) == y).sum())
-                    n += len(x)
-                self.rows.setdefault(f"loss_{name}", []).append(total / n)
-                if out.ndim == 2 and not y.is_floating_point():
+                    loss += float(self.loss_fn(out, y)) * len(x)
+                    classify = out.ndim == 2 and not y.is_floating_point()
+                    correct += int((out.argmax(dim=1) == y).sum()) if classify else 0
+                n = len(data[0])
+                self.rows.setdefault(f"loss_{name}", []).append(loss / n)
+                if classify:
                     self.rows.setdefault(f"accuracy_{name}", []).append(correct / n)
         self.rows["step"].append(step)
 
@@ -188,8 +188,9 @@ class NoiseProbe(Probe):
       ``sum_log_abs_x``, ``n_x`` (over the non-zero X) and ``sum_log_abs_y``, ``n_y``
       (shape (M, len(k1)), over the non-zero sums Y of K1 consecutive values, the last
       K mod K1 values dropped). Then 1/α̂ = (sum_log_abs_y/n_y − sum_log_abs_x/n_x) / log K1.
-    - ``alpha``: the tail index from ``pyengine.tail_index`` when that estimator is
-      installed, NaN otherwise (compute it later from the sums).
+    - ``alpha``: the tail index by :func:`pyengine.heavytail.tail_index` (K1 the divisor
+      of K closest to √K) when that module is present, NaN otherwise (compute it later
+      from the sums).
     - ``samples`` (M, n_samples) and static ``sample_index``: the noise at fixed random
       positions of X, when ``n_samples > 0``.
 
@@ -249,8 +250,9 @@ class NoiseProbe(Probe):
         r["grad_norm"].append(float(full.double().norm()))
         r["noise_norm"].append(float(np.sqrt((noise ** 2).sum() / len(grads))))
         r["alpha"].append(_tail_index(noise))
-        sx, nx, sy, ny = mohammadi_sums(noise, self.static["k1"])
-        r["sum_log_abs_x"].append(sx), r["n_x"].append(nx), r["sum_log_abs_y"].append(sy), r["n_y"].append(ny)
+        sums = mohammadi_sums(noise, self.static["k1"])
+        for key, value in zip(("sum_log_abs_x", "n_x", "sum_log_abs_y", "n_y"), sums):
+            r[key].append(value)
         if self.n_samples:
             r["samples"].append(noise[self.static["sample_index"]].astype(np.float32))
 
@@ -321,7 +323,8 @@ def mohammadi_sums(x: np.ndarray, k1: Sequence[int]) -> tuple[float, int, np.nda
 
 
 def _tail_index(noise: np.ndarray) -> float:
-    import pyengine
-
-    estimator = getattr(pyengine, "tail_index", None)
-    return float("nan") if estimator is None else float(estimator(noise).alpha)
+    try:
+        from pyengine.heavytail import tail_index
+    except ImportError:  # the estimator is optional here: the stored sums give it later
+        return float("nan")
+    return float(tail_index(noise).alpha)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from pyengine.record._background import BackgroundWriter, SnapshotBuffer
-from pyengine.record._params import select_params
+from pyengine.record._params import Flattener, select_params
 from pyengine.record._settings import jsonable, model_settings, optimizer_settings
 from pyengine.record.probes import Probe
 from pyengine.store import FormatError, TrajectoryWriter, open_trajectory
@@ -129,6 +129,7 @@ class Recorder:
             raise ValueError(f"mode must be 'w' (new file) or 'a' (resume), got {mode!r}")
         self.model, self.path, self.every, self.mode = model, pathlib.Path(path), int(every), mode
         self.params, self.table = select_params(model, params)
+        self._flattener = Flattener(self.params)
         self.n_params = self.table[-1].offset + self.table[-1].size
         self.dtype = np.dtype(dtype or _file_dtype(self.params[0].dtype))
         self.compression, self.queue_size, self.flush_seconds = compression, queue_size, flush_seconds
@@ -300,7 +301,7 @@ class Recorder:
             self._buf = self._bg.take()
             self._buf_since = time.monotonic()
         buf = self._buf
-        _copy_flat(self.params, buf.weights[buf.n])
+        self._flattener.copy_into(buf.weights[buf.n])
         buf.losses.append(loss)
         buf.steps.append(self.global_step)
         if buf.full or time.monotonic() - self._buf_since > self.flush_seconds:
@@ -341,15 +342,6 @@ class Recorder:
                 if traj.group(probe.group) is not None:
                     probe.resume(traj.group(probe.group))
             return int(traj.steps[-1]) if traj.n_snapshots else None
-
-
-def _copy_flat(params: Sequence[torch.Tensor], row: torch.Tensor) -> None:
-    """Copy the parameters, flattened and concatenated, into ``row`` (asynchronously from a GPU)."""
-    flat = [p.detach().reshape(-1) for p in params]
-    if flat[0].device == row.device and all(f.dtype == row.dtype for f in flat):
-        torch.cat(flat, out=row)
-    else:
-        row.copy_(torch.cat(flat), non_blocking=True)
 
 
 def _detached(loss: float | torch.Tensor) -> object:
