@@ -6,16 +6,14 @@ Run: ``python -m bench msd`` (``--quick`` for smaller sizes).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 import pyengine as pe
-from bench.common import Row, format_table, median_time
+from bench.common import Row, format_table, median_time, trajectory_file
 from bench.peers import tidynamics_msd_loop, wk_msd_batched
 from pyengine.kernels import lag_band
 
@@ -95,20 +93,6 @@ print(json.dumps({"wall": wall, "rss_mib": resource.getrusage(resource.RUSAGE_SE
 """
 
 
-def _write_file(path: str, n: int, p: int) -> None:
-    from pyengine.store import TrajectoryWriter
-
-    rng = np.random.default_rng(1)
-    x = np.zeros(p, dtype=np.float32)
-    rows = 64
-    with TrajectoryWriter(path, p, dtype="float32", swmr=False) as w:
-        for t0 in range(0, n, rows):
-            k = min(rows, n - t0)
-            block = x + rng.standard_normal((k, p), dtype=np.float32).cumsum(axis=0)
-            x = block[-1]
-            w.append(block, np.arange(t0, t0 + k), np.zeros(k))
-
-
 def _h5py_read_time(path: str) -> float:
     import h5py
 
@@ -125,32 +109,28 @@ def _h5py_read_time(path: str) -> float:
 
 
 def bench_streaming(n: int, p_big: int, n_lags: int = 16) -> list[Row]:
-    rows = []
-    with tempfile.TemporaryDirectory(dir=os.environ.get("PYENGINE_BENCH_DIR")) as tmp:
-        rss = {}
-        for p in (p_big // 2, p_big):
-            path = os.path.join(tmp, f"run_{p}.h5")
-            _write_file(path, n, p)
-            child = subprocess.run([sys.executable, "-c", _STREAM_CHILD, path, str(n_lags)], capture_output=True,
-                                   text=True, check=True)
-            stats = json.loads(child.stdout.strip().splitlines()[-1])
-            rss[p] = stats["rss_mib"]
-            if p == p_big:
-                t_read = median_time(lambda: _h5py_read_time(path), repeat=1, warmup=0)
-                x = pe.open(path).read_block(0, p)
-                t_compute = median_time(lambda: pe.msd(x, window=None, lags=n_lags, method="lagband", progress=False),
-                                        repeat=1, warmup=0)
-                del x
-                size_gb = n * p * 4 / 1e9
-                bound = max(t_read, t_compute)
-                rows.append(Row(SUITE, f"streaming a {size_gb:.1f} GB file (N={n}, P={p}, {n_lags} lags)", stats["wall"],
-                                "max(h5py read, in-memory compute)", bound, "wall ≤ 1.3 × bound",
-                                stats["wall"] <= 1.3 * bound,
-                                f"h5py read {t_read:.2f} s (warm page cache), compute {t_compute:.2f} s"))
-        small, big = sorted(rss)
-        rows.append(Row(SUITE, f"peak RSS, P={small} vs P={big}", 0.0, target="< 2 GB, independent of P",
-                        met=max(rss.values()) < 2048 and rss[big] < 1.25 * rss[small],
-                        value=rss[big], unit=f"MiB (P={small}: {rss[small]:.0f} MiB)"))
+    rows, rss = [], {}
+    for p in (p_big // 2, p_big):
+        path = str(trajectory_file(n, p))
+        child = subprocess.run([sys.executable, "-c", _STREAM_CHILD, path, str(n_lags)], capture_output=True,
+                               text=True, check=True)
+        stats = json.loads(child.stdout.strip().splitlines()[-1])
+        rss[p] = stats["rss_mib"]
+        if p == p_big:
+            t_read = median_time(lambda: _h5py_read_time(path), repeat=1, warmup=0)
+            x = pe.open(path).read_block(0, p)
+            t_compute = median_time(lambda: pe.msd(x, window=None, lags=n_lags, method="lagband", progress=False),
+                                    repeat=1, warmup=0)
+            del x
+            bound = max(t_read, t_compute)
+            rows.append(Row(SUITE, f"streaming a {n * p * 4 / 1e9:.1f} GB file (N={n}, P={p}, {n_lags} lags)",
+                            stats["wall"], "max(h5py read, in-memory compute)", bound, "wall ≤ 1.3 × bound",
+                            stats["wall"] <= 1.3 * bound,
+                            f"h5py read {t_read:.2f} s (warm page cache), compute {t_compute:.2f} s"))
+    small, big = sorted(rss)
+    rows.append(Row(SUITE, f"peak RSS, P={small} vs P={big}", 0.0, target="< 2 GB, independent of P",
+                    met=max(rss.values()) < 2048 and rss[big] < 1.25 * rss[small],
+                    value=rss[big], unit=f"MiB (P={small}: {rss[small]:.0f} MiB)"))
     return rows
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import platform
 import statistics
 import time
@@ -81,3 +82,31 @@ def format_table(rows: list[Row]) -> str:
         met = {True: "yes", False: "**no**", None: ""}[r.met]
         lines.append(f"| {r.case} | {r.pyengine_s:.3g} s | {r.peer} | {peer_s} | {ratio} | {r.target} | {met} | {r.note} |")
     return "\n".join(lines)
+
+
+def trajectory_file(n: int, p: int, seed: int = 1) -> pathlib.Path:
+    """A float32 random-walk trajectory file of N × P, written once and reused.
+
+    Files live in ``$PYENGINE_BENCH_DIR`` (default: /tmp/pyengine-bench); delete them to
+    free the disk.
+    """
+    import numpy as np
+
+    from pyengine.store import TrajectoryWriter
+
+    folder = pathlib.Path(os.environ.get("PYENGINE_BENCH_DIR", "/tmp/pyengine-bench"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"walk_{n}x{p}_s{seed}.h5"
+    if path.exists():
+        return path
+    rng = np.random.default_rng(seed)
+    x = np.zeros(p, dtype=np.float32)
+    tmp = path.with_suffix(".h5.tmp")
+    with TrajectoryWriter(tmp, p, dtype="float32", swmr=False, overwrite=True) as w:
+        for t0 in range(0, n, 64):
+            k = min(64, n - t0)
+            block = x + rng.standard_normal((k, p), dtype=np.float32).cumsum(axis=0)
+            x = block[-1]
+            w.append(block, np.arange(t0, t0 + k), np.zeros(k))
+    tmp.rename(path)
+    return path
