@@ -16,6 +16,7 @@ from pyengine.estimators.increments import IncrementsResult, IncrementTails, inc
 from pyengine.estimators.loss import LossStats, loss_stats
 from pyengine.estimators.pairs import MSLResult, PathResult, msl, path_geometry
 from pyengine.analysis import Analysis, analyze
+from pyengine.heavytail import KappaFit, StableFit, TailIndexResult, fit_kappa, fit_levy_stable, tail_index
 
 __version__ = "0.1.0"
 
@@ -46,6 +47,12 @@ __all__ = [
     "Analysis",
     "models",
     "record",
+    "tail_index",
+    "TailIndexResult",
+    "fit_levy_stable",
+    "StableFit",
+    "fit_kappa",
+    "KappaFit",
 ]
 
 

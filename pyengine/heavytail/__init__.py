@@ -1,6 +1,18 @@
 """Heavy tails: Mohammadi tail index, symmetric α-stable maximum likelihood, κ of weights."""
 
+from pyengine.heavytail.kappa import fit_kappa, kappa_by_tensor
 from pyengine.heavytail.mohammadi import TailState, tail_index
 from pyengine.heavytail.results import KappaFit, StableFit, TailIndexResult
+from pyengine.heavytail.stable import fit_levy_stable, stable_logpdf
 
-__all__ = ["tail_index", "TailState", "TailIndexResult", "StableFit", "KappaFit"]
+__all__ = [
+    "tail_index",
+    "fit_levy_stable",
+    "fit_kappa",
+    "kappa_by_tensor",
+    "stable_logpdf",
+    "TailState",
+    "TailIndexResult",
+    "StableFit",
+    "KappaFit",
+]

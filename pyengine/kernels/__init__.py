@@ -6,5 +6,7 @@ All backends give the same answer to floating point tolerance (tests/test_kernel
 from pyengine.kernels.boxcount import box_counts, surface_stats
 from pyengine.kernels.lagband import lag_band
 from pyengine.kernels.pairs import pair_bin
+from pyengine.kernels.tail_index import tail_norms, tail_sums
+from pyengine.kernels.tail_stable import stable_loglik
 
-__all__ = ["box_counts", "surface_stats", "lag_band", "pair_bin"]
+__all__ = ["box_counts", "surface_stats", "lag_band", "pair_bin", "tail_sums", "tail_norms", "stable_loglik"]

@@ -41,6 +41,11 @@ def _log_density(a, g, g_da, h, x_tail, c, c_da, alpha):
         f = phi + P / a
         df_da = dphi - (P + alpha * P1) / (a * a)
         df_dal = (Q - la * P1) / a
+        if not f > 1e-280:  # f leaves the double range: the larger term, in logs
+            log_phi = -1.2655121234846454 - 0.25 * a * a
+            if P > 0.0 and math.log(P / a) > log_phi:
+                return math.log(P / a), -(P + alpha * P1) / (a * P), (Q - la * P1) / P
+            return log_phi, -0.5 * a, 0.0
     return math.log(f), df_da / f, df_dal / f
 
 

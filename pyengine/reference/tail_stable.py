@@ -42,7 +42,20 @@ def log_density(a: np.ndarray, g, g_da, h, x_tail, c, c_da, alpha):
     f[~core] = phi[~core] + P / at
     df_da[~core] = dphi[~core] - (P + alpha * P1) / at**2
     df_dal[~core] = (Q - la * P1) / at
-    return np.log(f), df_da / f, df_dal / f
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log(f), df_da / f, df_dal / f
+        # f leaves the double range (far out, α near 2): keep the larger term, in logs
+        tiny = np.nonzero(~(f > 1e-280))[0]
+        tail_idx = np.nonzero(~core)[0]
+        pos = np.searchsorted(tail_idx, tiny)
+        at_, P_, P1_, Q_, la_ = at[pos], P[pos], P1[pos], Q[pos], la[pos]
+        log_phi = -1.2655121234846454 - 0.25 * at_**2
+        log_s = np.log(np.where(P_ > 0, P_ / at_, 0.0))
+        series = log_s > log_phi
+        out[0][tiny] = np.where(series, log_s, log_phi)
+        out[1][tiny] = np.where(series, -(P_ + alpha * P1_) / (at_ * P_), -0.5 * at_)
+        out[2][tiny] = np.where(series, (Q_ - la_ * P1_) / P_, 0.0)
+    return out
 
 
 def stable_loglik(x, loc, scale, g, g_da, h, x_tail, c, c_da, alpha, sums, logp=None):
@@ -89,4 +102,6 @@ def density_minus_gauss(x: float, alpha: float) -> float:
 def logpdf_quad(x: float, alpha: float) -> float:
     """High-precision log f(x; α) of the standard SαS law (characteristic function e^{−|t|^α})."""
     x = abs(float(x))
+    if alpha == 2.0:
+        return float(np.log(_INV_SQRT_4PI) - 0.25 * x * x)
     return float(np.log(_INV_SQRT_4PI * np.exp(-0.25 * x * x) + density_minus_gauss(x, alpha)))

@@ -67,6 +67,12 @@ PE_HD inline LogDensity stable_log_density(double a, const StableRow& r) {
     f = phi + P / a;
     df_da = dphi - (P + r.alpha * P1) / (a * a);
     df_dalpha = (Q - la * P1) / a;
+    if (!(f > 1e-280)) {
+      // Far out with α near 2, f leaves the double range: keep the larger term, in logs.
+      const double log_phi = -1.2655121234846454 - 0.25 * a * a;  // log(1 / (2 sqrt(pi)))
+      if (P > 0.0 && log(P / a) > log_phi) return {log(P / a), -(P + r.alpha * P1) / (a * P), (Q - la * P1) / P};
+      return {log_phi, -0.5 * a, 0.0};
+    }
   }
   return {log(f), df_da / f, df_dalpha / f};
 }
