@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -66,6 +67,24 @@ def test_round_trip_exact_values(tmp_path):
         assert [p.kind for p in traj.params] == ["weight", "bias", "norm", "norm", "weight", "bias"]
         assert traj.attrs["batch_size"] == 32
         assert traj.attrs["model"]["n_params"] == expected.shape[1]
+
+
+def test_readable_while_recording(tmp_path):
+    path = tmp_path / "run.h5"
+    with Recorder(small_net(), path, chunk_steps=4) as rec:
+        for _ in range(8):
+            rec.step(1.0)
+        deadline = time.monotonic() + 10
+        while rec.n_flushed < 8 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with open_trajectory(path) as traj:
+            assert traj.n_snapshots == 8
+            for _ in range(4):
+                rec.step(1.0)
+            while rec.n_flushed < 12 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            traj.refresh()
+            assert traj.n_snapshots == 12
 
 
 def test_every_and_filter(tmp_path):
@@ -156,6 +175,7 @@ def test_probes_leave_training_unchanged(tmp_path):
         np.testing.assert_array_equal(noise["step"][:], [4, 8, 12])
         assert noise["samples"].shape == (3, 10)
         assert noise["sum_log_abs_y"].shape == (3, len(noise["k1"][:]))
+        assert np.all((noise["alpha"][:] > 0) & (noise["alpha"][:] <= 2.5))
 
 
 def test_noise_probe_protocol():
