@@ -13,38 +13,19 @@ a dense lag set do not outweigh the few short ones.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from pyengine.estimators.msd import MSDResult
+from pyengine.results import Result
 
 __all__ = ["PowerLawFit", "WindowFit", "DiffusionFit", "LogDerivative", "fit_diffusion", "log_derivative",
            "regime"]
 
 REGIMES = ("subdiffusive", "normal", "superdiffusive", "undetermined")
 DERIVATIVE_METHODS = ("difference", "local")
-
-
-def _jsonable(value):
-    """Arrays to lists, non-finite floats to None, dataclasses to dicts (recursively)."""
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind == "f":
-            return np.where(np.isfinite(value), value, None).tolist()
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def _check_msd_result(res) -> None:
@@ -84,7 +65,7 @@ def regime(alpha: float, tolerance: float = 0.1) -> str:
 
 
 @dataclass(frozen=True)
-class PowerLawFit:
+class PowerLawFit(Result):
     """Least-squares fit log10 Δr² = log10_prefactor + α·log10 τ over ``lag_range``.
 
     Attributes
@@ -122,11 +103,6 @@ class PowerLawFit:
     def ok(self) -> bool:
         return self.reason is None
 
-    def to_dict(self) -> dict:
-        return _jsonable({"alpha": self.alpha, "stderr": self.stderr, "log10_prefactor": self.log10_prefactor,
-                          "rmse": self.rmse, "n_points": self.n_points, "lag_range": list(self.lag_range),
-                          "reason": self.reason})
-
 
 def _fit(log_tau: np.ndarray, log_msd: np.ndarray, lags: np.ndarray, min_points: int) -> PowerLawFit:
     """Ordinary least squares of log_msd on log_tau (both log10)."""
@@ -157,7 +133,7 @@ def log_spaced(lags: np.ndarray, points_per_decade: float) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class WindowFit:
+class WindowFit(Result):
     """Power-law fits of one window's MSD.
 
     Attributes
@@ -188,14 +164,9 @@ class WindowFit:
     regime_late: str
     reason: str | None = None
 
-    def to_dict(self) -> dict:
-        return _jsonable({"t_w": int(self.t_w), "whole": self.whole, "tau0": self.tau0, "early": self.early,
-                          "late": self.late, "regime_early": self.regime_early, "regime_late": self.regime_late,
-                          "reason": self.reason})
-
 
 @dataclass
-class DiffusionFit:
+class DiffusionFit(Result):
     """Diffusion exponents per window with the τ0 and t0 rules of Chen et al. (2022).
 
     Attributes
@@ -233,6 +204,8 @@ class DiffusionFit:
     window: int
     msd_result: MSDResult = field(repr=False)
 
+    _exclude = ("msd_result",)
+
     def _column(self, get) -> np.ndarray:
         return np.array([get(w) for w in self.windows], dtype=np.float64)
 
@@ -265,16 +238,6 @@ class DiffusionFit:
     def rmse(self) -> np.ndarray:
         """RMSE (log10) of the whole-window fit per window, shape (W,)."""
         return self._column(lambda w: w.whole.rmse)
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict (NaN as None); the MSD itself is not repeated."""
-        return _jsonable({"windows": self.windows, "t0": self.t0, "t0_reason": self.t0_reason,
-                          "fit_lags": self.fit_lags, "threshold": self.threshold, "min_points": self.min_points,
-                          "points_per_decade": self.points_per_decade, "tolerance": self.tolerance,
-                          "window": self.window})
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
 
     def plot(self, ax=None, kind: str = "curves"):
         """Plot the fits; returns the axes.
@@ -426,7 +389,7 @@ def fit_diffusion(
 
 
 @dataclass
-class LogDerivative:
+class LogDerivative(Result):
     """Logarithmic derivative β(t_w, τ) = d ln Δr² / d ln τ per window.
 
     Attributes
@@ -457,13 +420,6 @@ class LogDerivative:
     method: str
     dtau: int | None
     half_width: float | None
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict (arrays as lists, NaN as None)."""
-        return _jsonable(dict(vars(self)))
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
 
     def plot(self, ax=None):
         """β(τ) per window coloured by t_w, with β = 1 (normal diffusion) marked; returns the axes."""

@@ -7,16 +7,16 @@ rising towards f → 0) and autocorrelations outside the confidence band at larg
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from pyengine.engine.increments import IncrementsAccumulator, IncrementSampleAccumulator, IncrementWindow, WindowSums
+from pyengine.engine.increments import IncrementsAccumulator, IncrementSampleAccumulator, IncrementWindow
 from pyengine.engine.runner import run_requests
 from pyengine.engine.source import Source, as_source
-from pyengine.estimators.diffusion import _fit, _jsonable, log_spaced
+from pyengine.estimators.diffusion import _fit, log_spaced
+from pyengine.results import Result, jsonable
 from pyengine.estimators.msd import plan_msd
 
 __all__ = ["IncrementsResult", "IncrementsPlan", "IncrementsRequest", "plan_increments", "increments",
@@ -24,7 +24,7 @@ __all__ = ["IncrementsResult", "IncrementsPlan", "IncrementsRequest", "plan_incr
 
 
 @dataclass
-class IncrementsResult:
+class IncrementsResult(Result):
     """Increment spectra and weight autocorrelations, mean ± sd across coordinates, per window.
 
     Attributes
@@ -77,13 +77,6 @@ class IncrementsResult:
     level: float
     n_params: int
     n_moving: np.ndarray
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict (arrays as lists, NaN as None)."""
-        return _jsonable(dict(vars(self)))
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
 
     def plot(self, ax=None, kind: str = "both"):
         """Plot as Chaudhari Fig. 6.3; returns the axes (two for ``"both"``).
@@ -300,7 +293,7 @@ def increments(
 
 
 @dataclass
-class IncrementTails:
+class IncrementTails(Result):
     """Heavy tails of weight increments per window: Mohammadi tail index and α-stable fit.
 
     Attributes
@@ -347,13 +340,10 @@ class IncrementTails:
 
     def to_dict(self) -> dict:
         """JSON-ready dict (NaN as None); the samples are left out."""
-        return _jsonable({"t_w": self.t_w, "window": self.window, "columns": self.columns,
+        return jsonable({"t_w": self.t_w, "window": self.window, "columns": self.columns,
                           "tail": [t.to_dict() for t in self.tail],
                           "stable": None if self.stable is None else [s.to_dict() for s in self.stable],
                           "alpha": self.alpha, "alpha_se": self.alpha_se, "stable_alpha": self.stable_alpha})
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
 
     def plot(self, ax=None):
         """Tail index (± se) and stable α against t_w, α = 2 (Gaussian) marked; returns the axes."""

@@ -7,12 +7,11 @@ Chen, Qu & Gong 2022, Sec. III and Fig. 5(e, f): the absolute change of loss
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
 
-from pyengine.estimators.diffusion import _jsonable
+from pyengine.results import Result
 from pyengine.estimators.msd import plan_msd
 
 __all__ = ["LossStats", "loss_stats", "moving_variance"]
@@ -60,7 +59,7 @@ def moving_variance(values: np.ndarray, width: int, ddof: int = 1) -> np.ndarray
 
 
 @dataclass
-class LossStats:
+class LossStats(Result):
     """Loss curve, |ΔL| per window and moving variance.
 
     Attributes
@@ -99,13 +98,6 @@ class LossStats:
     var_steps: np.ndarray
     moving_var: np.ndarray
     var_window: int
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict (arrays as lists, NaN as None)."""
-        return _jsonable(dict(vars(self)))
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
 
     def plot(self, ax=None, kind: str = "all"):
         """Plot the loss statistics; returns the axes (an array of three for ``"all"``).

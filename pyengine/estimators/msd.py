@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from pyengine.engine.msd import LagBandAccumulator, SpectralMSDAccumulator, SpectralWindow
 from pyengine.engine.runner import run_requests
+from pyengine.results import Result
 from pyengine.engine.source import Source, as_source
 
 __all__ = ["MSDResult", "MSDPlan", "MSDRequest", "plan_msd", "msd"]
@@ -18,7 +18,7 @@ METHODS = ("auto", "spectral", "lagband")
 
 
 @dataclass
-class MSDResult:
+class MSDResult(Result):
     """Time-averaged mean squared displacement per window.
 
     Attributes
@@ -51,18 +51,6 @@ class MSDResult:
     method: str
     n_params: int
     settings: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict (arrays as lists, NaN as None)."""
-        out = {}
-        for key, value in asdict(self).items():
-            if isinstance(value, np.ndarray):
-                value = np.where(np.isfinite(value), value, None).tolist() if value.dtype.kind == "f" else value.tolist()
-            out[key] = value
-        return out
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
 
     def plot(self, ax=None):
         """Log-log MSD curves coloured by waiting time; returns the axes."""

@@ -11,9 +11,8 @@ distance Δr, Δr² ∝ Δs^λ, D_f = 2/λ, with a crossover l; transverse dista
 
 from __future__ import annotations
 
-import json
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +22,7 @@ from pyengine.engine.runner import run_requests
 from pyengine.engine.source import Source, as_source
 from pyengine.estimators.msd import plan_msd
 from pyengine.kernels.pairs import log_edges, pair_bin
+from pyengine.results import Result
 
 __all__ = ["MSLResult", "PathResult", "PairsRequest", "PairsPass", "msl", "msl_from", "path_geometry", "path_from",
            "power_fit", "transverse_distances"]
@@ -35,19 +35,8 @@ MAX_FIT_RMSE = 0.05
 MIN_FIT_BINS = 4
 
 
-def _jsonable(obj) -> dict:
-    out = {}
-    for key, value in asdict(obj).items():
-        if isinstance(value, np.ndarray):
-            value = np.where(np.isfinite(value), value, None).tolist() if value.dtype.kind == "f" else value.tolist()
-        elif isinstance(value, float) and not np.isfinite(value):
-            value = None
-        out[key] = value
-    return out
-
-
 @dataclass
-class MSLResult:
+class MSLResult(Result):
     """Mean squared loss difference against distance, per window (Chen et al. Eq. 9).
 
     Attributes
@@ -94,13 +83,6 @@ class MSLResult:
         """H = exponent / 2 per window."""
         return self.exponent / 2
 
-    def to_dict(self) -> dict:
-        """JSON-ready dict (arrays as lists, NaN as None)."""
-        return _jsonable(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
-
     def plot(self, ax=None):
         """Log-log MSL(Δr) per window with its fitted power law; returns the axes."""
         import matplotlib.pyplot as plt
@@ -124,7 +106,7 @@ class MSLResult:
 
 
 @dataclass
-class PathResult:
+class PathResult(Result):
     """Fractal geometry of the path per window: Δr² against contour length Δs.
 
     Attributes
@@ -183,13 +165,6 @@ class PathResult:
     n_flagged: np.ndarray
     n_params: int
     settings: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict (arrays as lists, NaN as None)."""
-        return _jsonable(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
 
     def plot(self, ax=None):
         """Log-log Δr² against Δs per window with the two fitted ranges; returns the axes."""
