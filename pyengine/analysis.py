@@ -15,7 +15,7 @@ import numpy as np
 from pyengine.engine.runner import run_requests
 from pyengine.engine.source import Source, as_source
 from pyengine.estimators.diffusion import fit_diffusion, log_derivative
-from pyengine.estimators.increments import IncrementsRequest
+from pyengine.estimators.increments import IncrementsRequest, IncrementTailsRequest
 from pyengine.estimators.loss import loss_stats
 from pyengine.estimators.msd import MSDRequest
 from pyengine.estimators.pairs import PairsRequest, msl_from, path_from
@@ -61,6 +61,13 @@ FIGURES: tuple[Figure, ...] = (
     Figure("path", "Path geometry",
            "End-to-end distance Δr² against contour length Δs, per window, fitted as Δr² ∝ Δs^λ on both sides of "
            "the crossover; D_f = 2/λ (λ = 2: straight, λ = 1: Brownian).", ("path",), _plot("path")),
+    Figure("tails", "Tail index of increments",
+           "Tail index α of the weight increments per window (Mohammadi estimator, Şimşekli et al. 2019) and the "
+           "α of a symmetric α-stable fit; α = 2 is Gaussian, smaller is heavier-tailed.",
+           ("tails",), _plot("tails", kind="alpha")),
+    Figure("distribution", "Increment distributions",
+           "Density of the first and last windows' increments (log scale) with their α-stable (solid) and "
+           "Gaussian (dotted) fits (Chen et al. Fig. 5).", ("tails",), _plot("tails", kind="distribution")),
     Figure("loss", "Loss", "Minibatch loss, its per-window change |ΔL| and its moving variance (window 100).",
            ("loss",), _plot("loss", 3), 3),
     Figure("increments", "Increment spectra and autocorrelation",
@@ -186,6 +193,7 @@ def analyze(
     loss=None,
     increments: bool = True,
     pairs: bool = True,
+    tails: bool = True,
     threshold: float = 0.03,
     backend: str = "auto",
     block_cols: int | None = None,
@@ -208,6 +216,9 @@ def analyze(
         Loss per snapshot (default: the file's ``/loss``).
     increments : bool
         Also compute increment spectra and the weight autocorrelation.
+    tails : bool
+        Also estimate the tail index and an α-stable fit of the increments per window,
+        on a sample of 256 coordinates.
     pairs : bool
         Also compute the MSL (needs a loss) and the path geometry from all pairs of
         snapshots inside each window (a T × T float64 Gram matrix per window).
@@ -226,7 +237,7 @@ def analyze(
     >>> x = pe.models.brownian(2001, 32, seed=0)
     >>> res = pe.analyze(x, window=500, progress=False)
     >>> sorted(res.results)
-    ['beta', 'diffusion', 'increments', 'msd', 'path']
+    ['beta', 'diffusion', 'increments', 'msd', 'path', 'tails']
     """
     src = x if isinstance(x, Source) else as_source(x)
     requests = {"msd": MSDRequest.make(src, window, lags, origins, method, t_w)}
@@ -235,6 +246,8 @@ def analyze(
         requests["increments"] = IncrementsRequest.make(src, window, t_w=t_w)
     if pairs:
         requests["pairs"] = PairsRequest.make(src, window, t_w)
+    if tails:
+        requests["tails"] = IncrementTailsRequest.make(src, window, t_w=t_w)
     done = run_requests(src, list(requests.values()), block_cols=block_cols, workers=workers, backend=backend,
                         progress=progress, desc="analyze", scheduler=scheduler)
     results = dict(zip(requests, done))

@@ -345,12 +345,21 @@ class IncrementTails(Result):
                           "stable": None if self.stable is None else [s.to_dict() for s in self.stable],
                           "alpha": self.alpha, "alpha_se": self.alpha_se, "stable_alpha": self.stable_alpha})
 
-    def plot(self, ax=None):
-        """Tail index (± se) and stable α against t_w, α = 2 (Gaussian) marked; returns the axes."""
+    def plot(self, ax=None, kind: str = "alpha"):
+        """Plot the tails; returns the axes.
+
+        ``kind``: ``"alpha"`` (tail index ± se and stable α against t_w, α = 2 marked) or
+        ``"distribution"`` (density of the first and last windows' scaled increments on a
+        log scale, with their α-stable and Gaussian fits: Chen et al. Fig. 5b–c).
+        """
         import matplotlib.pyplot as plt
 
+        if kind not in ("alpha", "distribution"):
+            raise ValueError(f"kind must be 'alpha' or 'distribution', got {kind!r}")
         if ax is None:
             _, ax = plt.subplots(figsize=(5, 4))
+        if kind == "distribution":
+            return self._plot_distribution(ax)
         ax.errorbar(self.t_w, self.alpha, yerr=self.alpha_se, fmt="o-", ms=4, label="tail index (Mohammadi)")
         if self.stable is not None:
             ax.plot(self.t_w, self.stable_alpha, "s--", ms=4, label="α-stable fit")
@@ -359,6 +368,37 @@ class IncrementTails(Result):
         ax.set_ylabel("α of increments Δw")
         ax.legend(fontsize="small")
         return ax
+
+    def _plot_distribution(self, ax):
+        from scipy.stats import norm
+
+        from pyengine.heavytail.stable import stable_logpdf
+
+        for i, color in zip(sorted({0, len(self.samples) - 1}), ("C0", "C3")):
+            scaled = _scaled(self.samples[i])
+            lim = np.quantile(np.abs(scaled), 0.999)
+            edges = np.linspace(-lim, lim, 81)
+            density, _ = np.histogram(scaled, bins=edges, density=True)
+            mids = 0.5 * (edges[1:] + edges[:-1])
+            ax.semilogy(mids, np.where(density > 0, density, np.nan), ".", color=color, ms=3,
+                        label=f"$t_w$={self.t_w[i]}")
+            grid = np.linspace(-lim, lim, 400)
+            ax.semilogy(grid, norm.pdf(grid, scaled.mean(), scaled.std()), ":", color=color, lw=1)
+            if self.stable is not None:
+                fit = self.stable[i]
+                ax.semilogy(grid, np.exp(stable_logpdf(grid, fit.alpha, fit.scale, fit.loc)), "-", color=color, lw=1,
+                            label=f"α-stable α={fit.alpha:.2f}")
+        ax.set_xlabel("increment Δw / median |Δw| of its coordinate")
+        ax.set_ylabel("density (dotted: Gaussian fit)")
+        ax.legend(fontsize="small")
+        return ax
+
+
+def _scaled(sample: np.ndarray) -> np.ndarray:
+    """Pool a window's sampled increments, each coordinate divided by its median |Δw|."""
+    scale = np.median(np.abs(sample), axis=0)
+    moving = scale > 0
+    return (sample[:, moving] / scale[moving]).ravel()
 
 
 @dataclass(frozen=True)
@@ -391,11 +431,7 @@ class IncrementTailsRequest:
         tails = [heavytail.tail_index(s, k1=self.k1) for s in samples]
         fits = None
         if self.stable:
-            fits = []
-            for s in samples:
-                scale = np.median(np.abs(s), axis=0)
-                moving = scale > 0
-                fits.append(heavytail.fit_levy_stable((s[:, moving] / scale[moving]).ravel()))
+            fits = [heavytail.fit_levy_stable(_scaled(s)) for s in samples]
         plan = self.plan
         return IncrementTails(plan.step0 + plan.starts * plan.stride, plan.length * plan.stride, self.columns,
                               tails, fits, samples)
