@@ -1,0 +1,436 @@
+"""Results of the landscape tools and how they are read back from a trajectory file.
+
+NumPy and h5py only (no torch): the analysis and the report read stored surfaces and
+Hessian spectra through :func:`landscape_results` and :func:`hessian_result`.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pyengine.fractal import BoxCountResult, boxcount, level_set
+from pyengine.store import open_trajectory
+
+#: Quantiles of the finite losses at which level sets are box-counted by default.
+LEVEL_QUANTILES = (0.25, 0.5, 0.75)
+#: Fewest grid points per side to box-count (box sizes 2 … side/4 must give three sizes).
+MIN_GRID = 16
+
+
+@dataclass(frozen=True)
+class LevelSetCount:
+    """Box counting of one level set ``{loss = level}`` of a surface."""
+
+    quantile: float
+    level: float
+    boxcount: BoxCountResult
+
+
+@dataclass(frozen=True)
+class LandscapeResult:
+    """A 2-D loss surface ``loss[y, x]`` around a centre, and its box-counting dimensions.
+
+    The surface is L(c + x·d1 + y·d2) for the centre c and two directions d1, d2 (see
+    :func:`pyengine.landscape.loss_surface`).
+
+    Attributes
+    ----------
+    name : str
+        The surface's name (``/landscape/<name>`` in the file).
+    x : ndarray of shape (nx,)
+        Coordinates along d1.
+    y : ndarray of shape (ny,)
+        Coordinates along d2.
+    loss : ndarray of shape (ny, nx)
+        ``loss[j, i]`` = L at ``(x[i], y[j])``; NaN where not evaluated yet.
+    done : bool ndarray of shape (ny, nx)
+        Points evaluated so far.
+    settings : dict
+        How the surface was made (directions, seed, grid, span, centre, data, ...).
+    path : ndarray of shape (T, 2), optional
+        PCA directions only: the snapshots of the PCA window in (x, y) coordinates.
+    path_steps : ndarray of shape (T,), optional
+        Their optimizer steps.
+    surface : BoxCountResult, optional
+        Dimension of the graph of the surface (between 2 and 3); None while the surface
+        is incomplete or holds non-finite losses (see :attr:`note`).
+    level_sets : tuple of LevelSetCount
+        Dimension of level sets at quantiles of the loss (between 1 and 2).
+    note : str
+        Why box counting was skipped, or ``""``.
+    """
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    loss: np.ndarray
+    done: np.ndarray
+    settings: dict
+    path: np.ndarray | None = None
+    path_steps: np.ndarray | None = None
+    surface: BoxCountResult | None = None
+    level_sets: tuple[LevelSetCount, ...] = ()
+    note: str = ""
+
+    #: Panels drawn by :meth:`plot`.
+    panels = 2
+
+    @property
+    def complete(self) -> bool:
+        """Whether every grid point is evaluated."""
+        return bool(self.done.all())
+
+    def to_dict(self) -> dict:
+        """Plain Python types, ready for JSON (unfinished or non-finite losses are None).
+
+        Examples
+        --------
+        >>> res = landscape_results("run.h5")["final"]  # doctest: +SKIP
+        >>> res.to_dict()["surface"]["dimension"]  # doctest: +SKIP
+        2.07
+        """
+        return {
+            "name": self.name,
+            "settings": dict(self.settings),
+            "x": self.x.tolist(),
+            "y": self.y.tolist(),
+            "loss": _finite_or_none(self.loss),
+            "n_done": int(self.done.sum()),
+            "complete": self.complete,
+            "path": None if self.path is None else self.path.tolist(),
+            "path_steps": None if self.path_steps is None else self.path_steps.tolist(),
+            "surface": None if self.surface is None else self.surface.to_dict(),
+            "level_sets": [{"quantile": s.quantile, "level": s.level, "boxcount": s.boxcount.to_dict()}
+                           for s in self.level_sets],
+            "note": self.note,
+        }
+
+    def plot(self, ax=None):
+        """Contour map of the surface, and box counting of the surface and its level sets.
+
+        Parameters
+        ----------
+        ax : sequence of two matplotlib Axes, optional
+            Drawn into; a new figure with two panels is made when omitted.
+
+        Returns
+        -------
+        ndarray of matplotlib Axes
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(1, 2, figsize=(10, 4.2))
+        ax = np.atleast_1d(ax)
+        if ax.size != 2:
+            raise ValueError(f"LandscapeResult.plot draws 2 panels, got {ax.size} axes")
+        self._plot_contour(ax[0])
+        self._plot_counts(ax[1])
+        return ax
+
+    def _plot_contour(self, ax) -> None:
+        finite = np.isfinite(self.loss)
+        if finite.sum() >= 4 and self.loss.shape[0] > 1 and self.loss.shape[1] > 1:
+            cs = ax.contourf(self.x, self.y, np.where(finite, self.loss, np.nan), levels=20, cmap="viridis")
+            ax.figure.colorbar(cs, ax=ax, label="loss")
+            levels = sorted({s.level for s in self.level_sets})
+            if levels:
+                ax.contour(self.x, self.y, self.loss, levels=levels, colors="white", linewidths=0.8)
+        if self.path is not None:
+            ax.plot(self.path[:, 0], self.path[:, 1], "-", color="C3", lw=1, label="path")
+        ax.plot([0], [0], "+", color="red", ms=10, label="centre")
+        ax.set_xlabel("direction 1")
+        ax.set_ylabel("direction 2")
+        ax.set_title(f"loss surface {self.name!r} ({self.settings.get('directions', '?')})")
+        ax.set_aspect("equal", adjustable="box")
+
+    def _plot_counts(self, ax) -> None:
+        counts = ([("surface", self.surface)] if self.surface is not None else []) + [
+            (f"level q={s.quantile:g}", s.boxcount) for s in self.level_sets]
+        for i, (label, res) in enumerate(counts):
+            x, y, m = res.log_sizes, res.log_counts, res.fitted
+            ax.plot(x, y, "o", mfc="none", color=f"C{i}")
+            xf = np.array([x[m].min(), x[m].max()])
+            ax.plot(xf, res.intercept - res.dimension * xf, "-", color=f"C{i}",
+                    label=f"{label}: D = {res.dimension:.2f} ± {res.stderr:.2f}")
+        if not counts:
+            ax.text(0.5, 0.5, self.note or "no box counts", ha="center", va="center", transform=ax.transAxes)
+        else:
+            ax.legend(fontsize="small")
+        ax.set_xlabel("log box size (grid cells)")
+        ax.set_ylabel("log box count")
+        ax.set_title("box counting")
+
+
+@dataclass(frozen=True)
+class InterpolationResult:
+    """Loss along the straight line (1 − α)·w_a + α·w_b between two weight vectors.
+
+    Attributes
+    ----------
+    alpha : ndarray of shape (n,)
+    loss : ndarray of shape (n,)
+    settings : dict
+    """
+
+    alpha: np.ndarray
+    loss: np.ndarray
+    settings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Plain Python types, ready for JSON (non-finite losses are None)."""
+        return {"alpha": self.alpha.tolist(), "loss": _finite_or_none(self.loss), "settings": dict(self.settings)}
+
+    def plot(self, ax=None):
+        """Loss against α, with the two end points marked.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+
+        Returns
+        -------
+        matplotlib Axes
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots()
+        ax.plot(self.alpha, self.loss, "-", color="C0")
+        ends = np.isin(self.alpha, [0.0, 1.0])
+        ax.plot(self.alpha[ends], self.loss[ends], "o", color="C3")
+        ax.set_xlabel("α  (0: w_a, 1: w_b)")
+        ax.set_ylabel("loss")
+        ax.set_title("linear interpolation")
+        return ax
+
+
+@dataclass(frozen=True)
+class HessianResult:
+    """Top-k eigenvalues of the loss Hessian at several steps.
+
+    Attributes
+    ----------
+    steps : ndarray of int64, shape (M,)
+    eigenvalues : ndarray of float64, shape (M, k)
+        Largest first.
+    residuals : ndarray of float64, shape (M, k), optional
+        Lanczos residual norms ‖H u − θ u‖ of the Ritz pairs: bounds on each eigenvalue's
+        error.
+    settings : dict
+    """
+
+    steps: np.ndarray
+    eigenvalues: np.ndarray
+    residuals: np.ndarray | None = None
+    settings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Plain Python types, ready for JSON.
+
+        Examples
+        --------
+        >>> hessian_result("run.h5").to_dict()["k"]  # doctest: +SKIP
+        20
+        """
+        return {
+            "steps": self.steps.tolist(),
+            "k": int(self.eigenvalues.shape[1]),
+            "eigenvalues": _finite_or_none(self.eigenvalues),
+            "residuals": None if self.residuals is None else _finite_or_none(self.residuals),
+            "settings": dict(self.settings),
+        }
+
+    def plot(self, ax=None):
+        """Each of the top-k eigenvalues against the step (Chen et al. 2022, Fig. 7).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+
+        Returns
+        -------
+        matplotlib Axes
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots()
+        k = self.eigenvalues.shape[1]
+        colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, k))
+        for i in range(k):
+            label = "λ1 (largest)" if i == 0 else (f"λ{k}" if i == k - 1 else None)
+            ax.plot(self.steps, self.eigenvalues[:, i], "o-" if len(self.steps) < 30 else "-", ms=3,
+                    color=colors[i], label=label)
+        if np.all(self.eigenvalues > 0):
+            ax.set_yscale("log")
+        else:
+            ax.set_yscale("symlog", linthresh=max(1e-3 * np.abs(self.eigenvalues).max(), 1e-12))
+        ax.set_xlabel("step")
+        ax.set_ylabel("Hessian eigenvalue")
+        ax.set_title(f"top-{k} Hessian eigenvalues")
+        ax.legend(fontsize="small")
+        return ax
+
+
+def box_count_surface(loss: np.ndarray, done: np.ndarray,
+                      quantiles: Sequence[float] = LEVEL_QUANTILES,
+                      method: str | None = None) -> tuple[BoxCountResult | None, tuple[LevelSetCount, ...], str]:
+    """Box-counting dimensions of a surface and of its level sets at loss quantiles.
+
+    Parameters
+    ----------
+    loss : ndarray of shape (ny, nx)
+    done : bool ndarray of shape (ny, nx)
+        Evaluated points; an incomplete surface is not counted.
+    quantiles : sequence of float in (0, 1)
+        Levels of the level sets, as quantiles of the losses.
+    method : {"idbc", "dbc"}, optional
+        Surface method of :func:`pyengine.boxcount` (default its default).
+
+    Box sizes are every integer from 2 (surface) or 1 (level sets) cells up to a quarter
+    of the shorter side: a 51 × 51 grid has few dyadic sizes.
+
+    Returns
+    -------
+    surface : BoxCountResult or None
+    level_sets : tuple of LevelSetCount
+    note : str
+        Why nothing was counted, or ``""``.
+
+    Examples
+    --------
+    >>> z = np.add.outer(np.linspace(-1, 1, 33) ** 2, np.linspace(-1, 1, 33) ** 2)
+    >>> surface, levels, note = box_count_surface(z, np.ones(z.shape, bool))
+    >>> surface.kind, [lv.quantile for lv in levels]
+    ('surface', [0.25, 0.5, 0.75])
+    """
+    if not done.all():
+        return None, (), f"incomplete: {int(done.sum())} of {done.size} points evaluated"
+    if not np.isfinite(loss).all():
+        return None, (), f"{int((~np.isfinite(loss)).sum())} non-finite losses"
+    if min(loss.shape) < MIN_GRID:
+        return None, (), (f"grid {loss.shape[1]}x{loss.shape[0]} is too small to box-count "
+                          f"(need {MIN_GRID}x{MIN_GRID})")
+    if np.ptp(loss) == 0:
+        return None, (), "constant surface"
+    largest = min(loss.shape) // 4
+    surface = boxcount(loss, kind="surface", method=method, sizes=np.arange(2, largest + 1))
+    levels = []
+    for q in quantiles:
+        level = float(np.quantile(loss, q))
+        if level_set(loss, level).any():
+            counts = boxcount(loss, kind="set", level=level, sizes=np.arange(1, largest + 1))
+            levels.append(LevelSetCount(float(q), level, counts))
+    return surface, tuple(levels), ""
+
+
+def landscape_results(traj_path: str | pathlib.Path, quantiles: Sequence[float] = LEVEL_QUANTILES,
+                      method: str | None = None) -> dict[str, LandscapeResult]:
+    """Every surface stored under ``/landscape`` of a trajectory file, box-counted.
+
+    Parameters
+    ----------
+    traj_path : str or Path
+        The trajectory file.
+    quantiles : sequence of float
+        Loss quantiles of the level sets to box-count.
+    method : {"idbc", "dbc"}, optional
+        Surface box-counting method.
+
+    Returns
+    -------
+    dict of str to LandscapeResult
+        Keyed by surface name; empty when the file has none.
+
+    Examples
+    --------
+    >>> for name, res in landscape_results("run.h5").items():  # doctest: +SKIP
+    ...     print(name, res.surface.dimension, [s.boxcount.dimension for s in res.level_sets])
+    """
+    with open_trajectory(traj_path, validate=False) as traj:
+        group = traj.group("landscape")
+        stored = {} if group is None else {name: read_surface(g) for name, g in group.items()}
+    results = {}
+    for name, (arrays, settings) in sorted(stored.items()):
+        surface, levels, note = box_count_surface(arrays["loss"], arrays["done"], quantiles, method)
+        results[name] = LandscapeResult(name, arrays["x"], arrays["y"], arrays["loss"], arrays["done"], settings,
+                                        arrays.get("path"), arrays.get("path_step"), surface, levels, note)
+    return results
+
+
+def read_surface(group) -> tuple[dict[str, np.ndarray], dict]:
+    """Datasets and attributes of one ``/landscape/<name>`` group (an h5py group).
+
+    A group without ``done`` (written by another tool) counts its finite losses as done.
+    """
+    for key in ("x", "y", "loss"):
+        if key not in group:
+            raise ValueError(f"{group.name}: missing dataset {key!r} (see docs/format.md)")
+    arrays = {key: group[key][()] for key in group}
+    loss = np.asarray(arrays["loss"], dtype=np.float64)
+    if loss.shape != (len(arrays["y"]), len(arrays["x"])):
+        raise ValueError(f"{group.name}/loss: shape {loss.shape}, expected (len(y), len(x)) = "
+                         f"({len(arrays['y'])}, {len(arrays['x'])})")
+    arrays["loss"] = loss
+    arrays["done"] = np.asarray(arrays.get("done", np.isfinite(loss)), dtype=bool)
+    return arrays, {key: plain(value) for key, value in group.attrs.items()}
+
+
+def hessian_result(traj_path: str | pathlib.Path) -> HessianResult | None:
+    """The Hessian spectra stored under ``/hessian`` of a trajectory file, or None.
+
+    Parameters
+    ----------
+    traj_path : str or Path
+
+    Returns
+    -------
+    HessianResult or None
+
+    Examples
+    --------
+    >>> res = hessian_result("run.h5")  # doctest: +SKIP
+    >>> res.eigenvalues.shape  # doctest: +SKIP
+    (10, 20)
+    """
+    with open_trajectory(traj_path, validate=False) as traj:
+        group = traj.group("hessian")
+        if group is None:
+            return None
+        for key in ("step", "eigenvalues"):
+            if key not in group:
+                raise ValueError(f"/hessian: missing dataset {key!r} (see docs/format.md)")
+        steps = np.asarray(group["step"][()], dtype=np.int64)
+        eigenvalues = np.asarray(group["eigenvalues"][()], dtype=np.float64)
+        residuals = np.asarray(group["residuals"][()], dtype=np.float64) if "residuals" in group else None
+        settings = {key: plain(value) for key, value in group.attrs.items()}
+    if eigenvalues.ndim != 2 or len(eigenvalues) != len(steps):
+        raise ValueError(f"/hessian/eigenvalues: shape {eigenvalues.shape}, expected (len(step), k) = "
+                         f"({len(steps)}, k)")
+    return HessianResult(steps, eigenvalues, residuals, settings)
+
+
+def plain(value):
+    """An HDF5 attribute value as plain Python (lists, floats, ints, bools, str).
+
+    Examples
+    --------
+    >>> plain(np.array([1.0, 2.0])), plain(np.int64(3)), plain(b"pca")
+    ([1.0, 2.0], 3, 'pca')
+    """
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode()
+    return value
+
+
+def _finite_or_none(a: np.ndarray) -> list:
+    return np.where(np.isfinite(a), a, None).tolist()
