@@ -19,6 +19,7 @@ from pyengine.estimators.increments import IncrementsRequest, IncrementTailsRequ
 from pyengine.estimators.loss import loss_stats
 from pyengine.estimators.msd import MSDRequest
 from pyengine.estimators.pairs import PairsRequest, msl_from, path_from
+from pyengine.estimators.probes import read_eval, read_noise
 
 __all__ = ["Analysis", "analyze", "FIGURES"]
 
@@ -70,6 +71,11 @@ FIGURES: tuple[Figure, ...] = (
            "Gaussian (dotted) fits (Chen et al. Fig. 5).", ("tails",), _plot("tails", kind="distribution")),
     Figure("loss", "Loss", "Minibatch loss, its per-window change |ΔL| and its moving variance (window 100).",
            ("loss",), _plot("loss", 3), 3),
+    Figure("eval", "Evaluation loss", "Loss (and accuracy) over fixed data sets at the recorder's probe steps.",
+           ("eval",), _plot("eval")),
+    Figure("noise", "Gradient noise",
+           "Tail index α of the gradient noise U = ∇f̃ − ∇f over a partition of a probe set into minibatches "
+           "(Şimşekli et al. 2019), with the noise and gradient norms.", ("noise",), _plot("noise")),
     Figure("increments", "Increment spectra and autocorrelation",
            "Power spectrum of the weight increments (mean ± sd over coordinates) and the weight autocorrelation "
            "with its white-noise band (Chaudhari 2018, Fig. 6.3).", ("increments",), _plot("increments", 2), 2),
@@ -182,6 +188,19 @@ def _swap_in(tmp: pathlib.Path, out: pathlib.Path) -> None:
         tmp.rename(out)
 
 
+def _recorded_groups(path: str) -> dict:
+    """Results stored by the recorder's probes in the file's optional groups."""
+    from pyengine.store import open_trajectory
+
+    found = {}
+    with open_trajectory(path, validate=False) as traj:
+        for key, read in (("eval", read_eval), ("noise", read_noise)):
+            record = read(traj)
+            if record is not None:
+                found[key] = record
+    return found
+
+
 def analyze(
     x,
     window: int | None = 1000,
@@ -260,6 +279,8 @@ def analyze(
     results["beta"] = log_derivative(results["msd"], method="local")
     if loss is not None:
         results["loss"] = loss_stats(loss, src.steps, window=window, t_w=t_w)
+    if src.path is not None:
+        results.update(_recorded_groups(src.path))
     source = {"path": src.path, "n_snapshots": src.n_rows, "n_params": src.n_cols, "dtype": str(src.dtype),
               "first_step": int(src.steps[0]), "last_step": int(src.steps[-1])}
     settings = {"window": window, "lags": lags if lags is None or np.isscalar(lags) else list(map(int, lags)),

@@ -85,3 +85,22 @@ def test_report_shows_only_sections_with_data(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps({"source": {"n_params": 3}, "results": {}, "figures": []}))
     html = render(tmp_path).read_text()
     assert "Diffusion exponents" not in html and "Figures" not in html
+
+
+def test_recorded_probe_groups_reach_the_results_and_report(tmp_path):
+    from pyengine.store import TrajectoryWriter
+
+    path = tmp_path / "probed.h5"
+    x = pe.models.brownian(801, 8, seed=1).astype(np.float32)
+    with TrajectoryWriter(path, 8) as w:
+        w.append(x, np.arange(801), np.linspace(2, 0.1, 801))
+        w.write_group("eval", {"step": np.array([0, 400, 800]), "loss_test": np.array([2.0, 1.0, 0.5]),
+                               "accuracy_test": np.array([0.1, 0.6, 0.9])})
+        w.write_group("noise", {"step": np.array([0, 800]), "alpha": np.array([1.4, 1.7]),
+                                "grad_norm": np.array([3.0, 1.0]), "noise_norm": np.array([2.0, 0.5])})
+    res = pe.analyze(path, window=400, lags=8, progress=False)
+    np.testing.assert_array_equal(res["eval"].losses["test"], [2.0, 1.0, 0.5])
+    np.testing.assert_array_equal(res["noise"].alpha, [1.4, 1.7])
+    out = res.save(tmp_path / "out")
+    html = (out / "index.html").read_text()
+    assert "figures/eval.png" in html and "figures/noise.png" in html

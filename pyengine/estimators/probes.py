@@ -1,0 +1,102 @@
+"""What the recorder's probes stored: evaluation losses (/eval) and gradient noise (/noise)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pyengine.results import Result
+
+__all__ = ["EvalRecord", "NoiseRecord", "read_eval", "read_noise"]
+
+
+@dataclass
+class EvalRecord(Result):
+    """Losses (and accuracies) over fixed data sets at probe steps (``/eval``).
+
+    Attributes
+    ----------
+    steps : ndarray of int64, shape (M,)
+    losses : dict of str to ndarray of float64, shape (M,)
+        Per data set (e.g. ``"test"``, ``"train"``).
+    accuracies : dict of str to ndarray of float64, shape (M,)
+    """
+
+    steps: np.ndarray
+    losses: dict
+    accuracies: dict = field(default_factory=dict)
+
+    def plot(self, ax=None):
+        """Loss per data set against step (accuracy on a twin axis); returns the axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 4))
+        for name, loss in self.losses.items():
+            ax.plot(self.steps, loss, "o-", ms=3, label=f"{name} loss")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        if self.accuracies:
+            twin = ax.twinx()
+            for name, acc in self.accuracies.items():
+                twin.plot(self.steps, acc, "s--", ms=3, alpha=0.7, label=f"{name} accuracy")
+            twin.set_ylabel("accuracy")
+            twin.legend(fontsize="small", loc="center right")
+        ax.legend(fontsize="small", loc="upper right")
+        return ax
+
+
+@dataclass
+class NoiseRecord(Result):
+    """Gradient-noise probes (``/noise``): tail index and norms at probe steps.
+
+    Attributes
+    ----------
+    steps : ndarray of int64, shape (M,)
+    alpha : ndarray of float64, shape (M,)
+        Mohammadi tail index of the noise U = ∇f̃ − ∇f (Şimşekli et al. 2019).
+    grad_norm, noise_norm : ndarray of float64, shape (M,)
+        ‖∇f‖ and the root mean square of ‖U‖.
+    """
+
+    steps: np.ndarray
+    alpha: np.ndarray
+    grad_norm: np.ndarray
+    noise_norm: np.ndarray
+
+    def plot(self, ax=None):
+        """Tail index of the gradient noise against step (α = 2: Gaussian); returns the axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 4))
+        ax.plot(self.steps, self.alpha, "o-", ms=3, label="tail index α of gradient noise")
+        ax.axhline(2.0, color="gray", lw=0.8, ls=":")
+        ax.set_xlabel("step")
+        ax.set_ylabel("α")
+        twin = ax.twinx()
+        twin.semilogy(self.steps, self.noise_norm, "--", color="C1", lw=1, label="rms ‖U‖")
+        twin.semilogy(self.steps, self.grad_norm, ":", color="C2", lw=1, label="‖∇f‖")
+        twin.set_ylabel("norm")
+        twin.legend(fontsize="small", loc="center right")
+        ax.legend(fontsize="small", loc="upper right")
+        return ax
+
+
+def read_eval(traj) -> EvalRecord | None:
+    """The ``/eval`` group of an open Trajectory, or None when the run has none."""
+    group = traj.group("eval")
+    if group is None or "step" not in group:
+        return None
+    losses = {k.removeprefix("loss_"): group[k][()] for k in group if k.startswith("loss_")}
+    accuracies = {k.removeprefix("accuracy_"): group[k][()] for k in group if k.startswith("accuracy_")}
+    return EvalRecord(group["step"][()], losses, accuracies)
+
+
+def read_noise(traj) -> NoiseRecord | None:
+    """The ``/noise`` group of an open Trajectory, or None when the run has none."""
+    group = traj.group("noise")
+    if group is None or "step" not in group:
+        return None
+    return NoiseRecord(group["step"][()], group["alpha"][()], group["grad_norm"][()], group["noise_norm"][()])
