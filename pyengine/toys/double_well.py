@@ -231,7 +231,7 @@ def kramers_escape_time(well: DoubleWell, eps: float, valley: int = 1) -> float:
     Examples
     --------
     >>> round(kramers_escape_time(DoubleWell(-1.0, 2.0), 0.5), 2)
-    13.47
+    13.58
     """
     m = well.minimum(valley)
     prefactor = 2 * math.pi / math.sqrt(float(well.curvature(m)) * abs(float(well.curvature(0.0))))
