@@ -35,42 +35,46 @@ struct Carry {
   int64_t count = 0;
 };
 
-void emit_group(double y, double* st) {
-  if (tail_usable(y)) {
-    const double l = log_positive(std::fabs(y));
-    st[0] += l;
-    st[1] += l * l;
-    st[2] += 1.0;
-  } else {
-    st[3] += 1.0;
+// Add log|y| moments of the group sums y[0..n) to st; sums that are 0 or overflowed are
+// counted as degenerate and left out. y is overwritten.
+void add_groups(double* y, int64_t n, double* st) {
+  int64_t used = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    y[used] = y[i];
+    used += tail_usable(y[i]) ? 1 : 0;
   }
+  log_moments(y, used, st);
+  st[2] += static_cast<double>(used);
+  st[3] += static_cast<double>(n - used);
 }
 
-// Feed the n compacted values of one column chunk to the groups of size k.
-void feed_groups(const double* v, int64_t n, int64_t k, Carry& c, double* st) {
-  int64_t i = 0;
+// Feed the n compacted values of one column chunk to the groups of size k (ybuf holds at
+// least n / 2 + 1 doubles).
+void feed_groups(const double* v, int64_t n, int64_t k, Carry& c, double* ybuf, double* st) {
+  int64_t i = 0, n_y = 0;
   if (c.count > 0) {
     const int64_t take = std::min(k - c.count, n);
     for (; i < take; ++i) c.sum += v[i];
     c.count += take;
     if (c.count < k) return;
-    emit_group(c.sum, st);
+    ybuf[n_y++] = c.sum;
     c = Carry{};
   }
   for (; i + k <= n; i += k) {
     double y = 0.0;
     for (int64_t j = 0; j < k; ++j) y += v[i + j];
-    emit_group(y, st);
+    ybuf[n_y++] = y;
   }
   c.count = n - i;
   for (; i < n; ++i) c.sum += v[i];
+  add_groups(ybuf, n_y, st);
 }
 
 // One tile of columns [c0, c1), all rows: compact each column chunk, then sweep the K1.
 template <typename T>
 void tile_sums(const T* x, int64_t n_rows, int64_t row_stride, int64_t c0, int64_t c1,
                const int64_t* k1, int64_t n_k1, std::vector<double>& buf, std::vector<Carry>& carry,
-               double* st) {
+               std::vector<double>& ybuf, double* st) {
   const int64_t w = c1 - c0;
   std::fill(carry.begin(), carry.end(), Carry{});
   int64_t count[kColTile];
@@ -94,7 +98,7 @@ void tile_sums(const T* x, int64_t n_rows, int64_t row_stride, int64_t c0, int64
       log_moments(v, count[c], st);
       st[2] += static_cast<double>(count[c]);
       for (int64_t g = 0; g < n_k1; ++g)
-        feed_groups(v, count[c], k1[g], carry[c * n_k1 + g], st + kTailHead + g * kTailPerK1);
+        feed_groups(v, count[c], k1[g], carry[c * n_k1 + g], ybuf.data(), st + kTailHead + g * kTailPerK1);
     }
   }
   for (int64_t c = 0; c < w; ++c)
@@ -128,10 +132,12 @@ void tail_sums(const T* x, int64_t n_rows, int64_t n_cols, int64_t row_stride, c
     std::vector<double> local(n_stats, 0.0);
     std::vector<double> buf(kColTile * kRowChunk);
     std::vector<Carry> carry(kColTile * n_k1);
+    std::vector<double> ybuf(kRowChunk / 2 + 1);
 #pragma omp for schedule(dynamic)
     for (int64_t tile = 0; tile < n_tiles; ++tile) {
       const int64_t c0 = tile * kColTile;
-      tile_sums(x, n_rows, row_stride, c0, std::min(n_cols, c0 + kColTile), k1, n_k1, buf, carry, local.data());
+      tile_sums(x, n_rows, row_stride, c0, std::min(n_cols, c0 + kColTile), k1, n_k1, buf, carry, ybuf,
+                local.data());
     }
 #pragma omp critical
     for (int64_t i = 0; i < n_stats; ++i) stats[i] += local[i];

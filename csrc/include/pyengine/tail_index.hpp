@@ -46,13 +46,18 @@ PE_HD inline double log_positive(double v) {
   v = sub ? v * 18014398509481984.0 : v;         // 2^54
   uint64_t bits;
   std::memcpy(&bits, &v, sizeof bits);
-  int64_t e = static_cast<int64_t>(bits >> 52) - 1023 - (sub ? 54 : 0);
+  // The biased exponent as a double without an int64 -> double conversion (which AVX2 and
+  // AVX-512F lack): place it in the mantissa of 2^52 and subtract 2^52.
+  uint64_t ebits = (bits >> 52) | 0x4330000000000000ull;
+  double ed;
+  std::memcpy(&ed, &ebits, sizeof ed);
+  ed -= 4503599627370496.0 + 1023.0 + (sub ? 54.0 : 0.0);
   bits = (bits & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull;  // m in [1, 2)
   double m;
   std::memcpy(&m, &bits, sizeof m);
   const bool big = m > 1.4142135623730951;
   m = big ? 0.5 * m : m;
-  e += big ? 1 : 0;
+  ed += big ? 1.0 : 0.0;
   const double f = (m - 1.0) / (m + 1.0);
   const double s = f * f;
   // 2 atanh(f) = 2f (1 + s/3 + s^2/5 + ...), s <= 0.0295: 12 terms reach 1e-18.
@@ -68,7 +73,6 @@ PE_HD inline double log_positive(double v) {
   p = p * s + 1.0 / 7.0;
   p = p * s + 1.0 / 5.0;
   p = p * s + 1.0 / 3.0;
-  const double ed = static_cast<double>(e);
   const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
   return ed * ln2_hi + (2.0 * f + (2.0 * f * s * p + ed * ln2_lo));
 #endif
