@@ -93,7 +93,7 @@ def test_recorded_probe_groups_reach_the_results_and_report(tmp_path):
     path = tmp_path / "probed.h5"
     x = pe.models.brownian(801, 8, seed=1).astype(np.float32)
     with TrajectoryWriter(path, 8) as w:
-        w.append(x, np.arange(801), np.linspace(2, 0.1, 801))
+        w.append(x, np.arange(801), np.linspace(2, 0.1, 801) * np.random.default_rng(0).uniform(0.9, 1.1, 801))
         w.write_group("eval", {"step": np.array([0, 400, 800]), "loss_test": np.array([2.0, 1.0, 0.5]),
                                "accuracy_test": np.array([0.1, 0.6, 0.9])})
         w.write_group("noise", {"step": np.array([0, 800]), "alpha": np.array([1.4, 1.7]),
