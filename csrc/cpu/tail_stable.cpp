@@ -21,7 +21,8 @@ void stable_loglik(const T* x, int64_t n, double loc, double scale, const Stable
 #ifdef _OPENMP
   const int threads = n_threads > 0 ? n_threads : omp_get_max_threads();
 #endif
-#pragma omp parallel for schedule(static) reduction(+ : s0, s1, s2, s3) num_threads(threads)
+  // Small inputs stay on one thread: waking a team costs more than the work.
+#pragma omp parallel for schedule(static) reduction(+ : s0, s1, s2, s3) num_threads(threads) if (n >= 32768)
   for (int64_t i = 0; i < n; ++i) {
     const double z = (static_cast<double>(x[i]) - loc) * inv_scale;
     const double a = std::fabs(z);
