@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pyengine.engine.accumulator import Request
 from pyengine.engine.runner import run_requests
 from pyengine.engine.source import Source, as_source
 from pyengine.estimators.diffusion import fit_diffusion, log_derivative
@@ -259,7 +260,7 @@ def analyze(
     ['beta', 'diffusion', 'increments', 'msd', 'path', 'tails']
     """
     src = x if isinstance(x, Source) else as_source(x)
-    requests = {"msd": MSDRequest.make(src, window, lags, origins, method, t_w)}
+    requests: dict[str, Request] = {"msd": MSDRequest.make(src, window, lags, origins, method, t_w)}
     loss = src.loss if loss is None else np.asarray(loss, dtype=np.float64)
     if increments:
         requests["increments"] = IncrementsRequest.make(src, window, t_w=t_w)
