@@ -13,8 +13,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from pyengine.record import EvalProbe, NoiseProbe, Recorder, select_params  # noqa: E402
-from pyengine.record.probes import k1_grid, mohammadi_sums  # noqa: E402
 from pyengine.store import FormatError, open_trajectory  # noqa: E402
+from pyengine.heavytail import TailState, mohammadi, tail_index  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -174,8 +174,10 @@ def test_probes_leave_training_unchanged(tmp_path):
         assert ev["loss_test"].shape == (4,) and np.all(ev["accuracy_train"][:] <= 1)
         np.testing.assert_array_equal(noise["step"][:], [4, 8, 12])
         assert noise["samples"].shape == (3, 10)
-        assert noise["sum_log_abs_y"].shape == (3, len(noise["k1"][:]))
+        assert noise["tail_stats"].shape[0] == 3 and noise["k1"].shape == (1,)
         assert np.all(noise["alpha"][:] > 0)  # finite: the estimate exists (small K scatters widely)
+        pooled = TailState(noise["k1"][:], False, stats=noise["tail_stats"][:].sum(axis=0))
+        assert 0 < mohammadi.finalize(pooled).alpha < 3  # the stored sums pool across probes
 
 
 def test_noise_probe_protocol():
@@ -194,15 +196,7 @@ def test_noise_probe_protocol():
     noise = (grads - grads.mean(0)).numpy().ravel()
     np.testing.assert_allclose(probe.rows["grad_norm"][0], grads.mean(0).norm().item(), rtol=1e-5)
     np.testing.assert_allclose(probe.rows["samples"][0], noise[probe.static["sample_index"]], atol=1e-6)
-
-
-def test_mohammadi_sums_recover_cauchy_tail():
-    x = np.random.default_rng(0).standard_cauchy(250_000)
-    k1 = k1_grid(x.size)
-    assert k1[0] == 500
-    sx, nx, sy, ny = mohammadi_sums(x, k1)
-    inv_alpha = (sy / ny - sx / nx) / np.log(k1)
-    assert abs(1 / inv_alpha[0] - 1.0) < 0.1
+    assert probe.rows["alpha"][0] == pytest.approx(tail_index(noise).alpha, rel=1e-6)
 
 
 def test_select_params_kinds():

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pyengine.heavytail import mohammadi
+
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Data = tuple[torch.Tensor, torch.Tensor]
 
@@ -183,14 +185,11 @@ class NoiseProbe(Probe):
     Stored in ``/noise`` (one row per probe step):
 
     - ``step``; ``grad_norm`` ‖∇f‖; ``noise_norm`` root mean square of ‖U_i‖.
-    - Mohammadi et al. (2015) sums for the tail index, for each K1 of ``k1`` (static,
-      the divisor of K closest to √K first, then powers of two up to K/4):
-      ``sum_log_abs_x``, ``n_x`` (over the non-zero X) and ``sum_log_abs_y``, ``n_y``
-      (shape (M, len(k1)), over the non-zero sums Y of K1 consecutive values, the last
-      K mod K1 values dropped). Then 1/α̂ = (sum_log_abs_y/n_y − sum_log_abs_x/n_x) / log K1.
-    - ``alpha``: the tail index by :func:`pyengine.heavytail.tail_index` (K1 the divisor
-      of K closest to √K) when that module is present, NaN otherwise (compute it later
-      from the sums).
+    - ``alpha``: the Mohammadi et al. (2015) tail index of X with K1 (static ``k1``) the
+      divisor of K closest to √K, as in Şimşekli et al.
+    - ``tail_stats`` (M, S): the estimator's additive sufficient statistics
+      (:class:`pyengine.heavytail.TailState` ``.stats``), so probes can be pooled later:
+      ``finalize(TailState(k1, False, stats=sum of rows))``.
     - ``samples`` (M, n_samples) and static ``sample_index``: the noise at fixed random
       positions of X, when ``n_samples > 0``.
 
@@ -233,7 +232,7 @@ class NoiseProbe(Probe):
         self.data = (x[order], y[order])
         self.batch_size, self.loss_fn, self.n_samples, self.seed = batch_size, loss_fn, n_samples, seed
         self.attrs.update(batch_size=batch_size, n_minibatches=m, n_samples=n_samples, seed=seed)
-        for key in ("grad_norm", "noise_norm", "alpha", "sum_log_abs_x", "n_x", "sum_log_abs_y", "n_y"):
+        for key in ("grad_norm", "noise_norm", "alpha", "tail_stats"):
             self.rows[key] = []
         if n_samples:
             self.rows["samples"] = []
@@ -249,10 +248,9 @@ class NoiseProbe(Probe):
         r["step"].append(step)
         r["grad_norm"].append(float(full.double().norm()))
         r["noise_norm"].append(float(np.sqrt((noise ** 2).sum() / len(grads))))
-        r["alpha"].append(_tail_index(noise))
-        sums = mohammadi_sums(noise, self.static["k1"])
-        for key, value in zip(("sum_log_abs_x", "n_x", "sum_log_abs_y", "n_y"), sums):
-            r[key].append(value)
+        state = mohammadi.update(mohammadi.prepare(self.static["k1"]), noise)
+        r["alpha"].append(float(mohammadi.finalize(state).alpha))
+        r["tail_stats"].append(state.stats)
         if self.n_samples:
             r["samples"].append(noise[self.static["sample_index"]].astype(np.float32))
 
@@ -261,70 +259,7 @@ class NoiseProbe(Probe):
         return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params)])
 
     def _set_static(self, k: int) -> None:
-        self.static["k1"] = k1_grid(k)
+        self.static["k1"] = np.array([mohammadi.choose_k1(k, math.sqrt(k))], dtype=np.int64)
         if self.n_samples:
             rng = np.random.default_rng(self.seed)
             self.static["sample_index"] = np.sort(rng.choice(k, size=min(self.n_samples, k), replace=False))
-
-
-def k1_grid(k: int) -> np.ndarray:
-    """Block lengths K1 for the Mohammadi estimator of K values.
-
-    The divisor of K closest to √K (the choice of Şimşekli et al.) first, then the
-    powers of two from 2 up to K/4 (other than that divisor), so every K1 leaves at
-    least 4 block sums.
-
-    Examples
-    --------
-    >>> k1_grid(100).tolist()
-    [10, 2, 4, 8, 16]
-    """
-    root = math.isqrt(k)
-    divisors = [d for i in range(1, root + 1) if k % i == 0 for d in (i, k // i)]
-    best = min(divisors, key=lambda d: (abs(d - math.sqrt(k)), d))
-    powers = [2 ** e for e in range(1, int(math.log2(max(k // 4, 1))) + 1) if 2 ** e != best]
-    return np.array([best, *powers], dtype=np.int64)
-
-
-def mohammadi_sums(x: np.ndarray, k1: Sequence[int]) -> tuple[float, int, np.ndarray, np.ndarray]:
-    """Sums of log|X| and of log|Y| (Y: sums of K1 consecutive X) for each K1.
-
-    Zeros are left out of both sums (their count is the difference to the sizes).
-
-    Parameters
-    ----------
-    x : ndarray, shape (K,)
-        The values.
-    k1 : sequence of int
-        Block lengths.
-
-    Returns
-    -------
-    sum_log_abs_x : float
-    n_x : int
-        Number of non-zero X.
-    sum_log_abs_y : ndarray of float64, shape (len(k1),)
-    n_y : ndarray of int64, shape (len(k1),)
-
-    Examples
-    --------
-    >>> sx, nx, sy, ny = mohammadi_sums(np.array([1.0, -2.0, 4.0, 0.0]), [2])
-    >>> round(sx, 4), nx, ny.tolist()
-    (2.0794, 3, [2])
-    """
-    ax = np.abs(np.asarray(x, dtype=np.float64))
-    nonzero = ax[ax > 0]
-    sy, ny = np.zeros(len(k1)), np.zeros(len(k1), dtype=np.int64)
-    for i, b in enumerate(k1):
-        y = np.abs(np.asarray(x[: len(x) // b * b], dtype=np.float64).reshape(-1, b).sum(axis=1))
-        y = y[y > 0]
-        sy[i], ny[i] = np.log(y).sum(), y.size
-    return float(np.log(nonzero).sum()), int(nonzero.size), sy, ny
-
-
-def _tail_index(noise: np.ndarray) -> float:
-    try:
-        from pyengine.heavytail import tail_index
-    except ImportError:  # the estimator is optional here: the stored sums give it later
-        return float("nan")
-    return float(tail_index(noise).alpha)
