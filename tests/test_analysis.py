@@ -15,8 +15,13 @@ def run_file(tmp_path_factory):
     return pe.models.write_synthetic(path, "brownian", 1601, 24, seed=4)
 
 
-def test_analyze_runs_everything_in_one_pass_and_is_right(run_file):
-    res = pe.analyze(run_file, window=400, lags=20, progress=False)
+@pytest.fixture(scope="module")
+def analysis(run_file):
+    return pe.analyze(run_file, window=400, lags=20, progress=False)
+
+
+def test_analyze_runs_everything_in_one_pass_and_is_right(run_file, analysis):
+    res = analysis
     assert {"msd", "diffusion", "beta", "increments", "loss"} <= set(res.results)
     # Brownian weights: the whole-window exponent of every window is 1.
     alphas = [w.whole.alpha for w in res["diffusion"].windows]
@@ -26,31 +31,30 @@ def test_analyze_runs_everything_in_one_pass_and_is_right(run_file):
     np.testing.assert_allclose(res["msd"].msd, alone.msd, rtol=1e-12)
 
 
-def test_save_writes_results_figures_and_report_atomically(run_file, tmp_path):
+def test_save_writes_results_figures_and_report_atomically(run_file, analysis, tmp_path):
     out = tmp_path / "out"
-    pe.analyze(run_file, window=400, lags=12, progress=False).save(out)
+    analysis.save(out)
     doc = json.loads((out / "results.json").read_text())
     assert doc["source"]["n_params"] == 24 and doc["results"]["msd"]["method"] in ("spectral", "lagband")
     assert doc["figures"] and all((out / f["file"]).stat().st_size > 1000 for f in doc["figures"])
     html = (out / "index.html").read_text()
     assert all(f["file"] in html and htmllib.escape(f["caption"]) in html for f in doc["figures"])
     # Saving again replaces the earlier output; no temporary folders remain.
-    pe.analyze(run_file, window=800, lags=12, progress=False).save(out)
+    pe.analyze(run_file, window=800, lags=12, pairs=False, tails=False, progress=False).save(out, figures=False)
     assert json.loads((out / "results.json").read_text())["settings"]["window"] == 800
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def test_save_refuses_a_foreign_directory_and_leaves_it_alone(run_file, tmp_path):
+def test_save_refuses_a_foreign_directory_and_leaves_it_alone(analysis, tmp_path):
     (tmp_path / "thesis.tex").write_text("precious")
     with pytest.raises(FileExistsError, match="not a pyengine output"):
-        pe.analyze(run_file, window=400, lags=8, progress=False).save(tmp_path)
+        analysis.save(tmp_path)
     assert (tmp_path / "thesis.tex").read_text() == "precious"
 
 
-def test_failed_save_leaves_previous_output(run_file, tmp_path, monkeypatch):
+def test_failed_save_leaves_previous_output(analysis, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    analysis = pe.analyze(run_file, window=400, lags=8, progress=False)
-    analysis.save(out)
+    analysis.save(out, figures=False)
     before = (out / "results.json").read_text()
 
     def boom(folder):
@@ -58,14 +62,14 @@ def test_failed_save_leaves_previous_output(run_file, tmp_path, monkeypatch):
 
     monkeypatch.setattr("pyengine.report.render", boom)
     with pytest.raises(RuntimeError, match="disk full"):
-        analysis.save(out)
+        analysis.save(out, figures=False)
     assert (out / "results.json").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_cli_analyze_and_report(run_file, tmp_path, capsys):
     out = tmp_path / "cli"
-    assert main(["analyze", str(run_file), "--out", str(out), "--window", "400", "--lags", "10", "--quiet"]) == 0
+    assert main(["analyze", str(run_file), "--out", str(out), "--window", "800", "--lags", "10", "--quiet"]) == 0
     assert "index.html" in capsys.readouterr().out
     (out / "index.html").unlink()
     assert main(["report", str(out)]) == 0 and (out / "index.html").exists()
@@ -98,7 +102,7 @@ def test_recorded_probe_groups_reach_the_results_and_report(tmp_path):
                                "accuracy_test": np.array([0.1, 0.6, 0.9])})
         w.write_group("noise", {"step": np.array([0, 800]), "alpha": np.array([1.4, 1.7]),
                                 "grad_norm": np.array([3.0, 1.0]), "noise_norm": np.array([2.0, 0.5])})
-    res = pe.analyze(path, window=400, lags=8, progress=False)
+    res = pe.analyze(path, window=400, lags=8, pairs=False, tails=False, increments=False, progress=False)
     np.testing.assert_array_equal(res["eval"].losses["test"], [2.0, 1.0, 0.5])
     np.testing.assert_array_equal(res["noise"].alpha, [1.4, 1.7])
     out = res.save(tmp_path / "out")
