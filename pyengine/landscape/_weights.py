@@ -23,8 +23,8 @@ def trainable(model: torch.nn.Module) -> tuple[list[str], list[torch.Tensor]]:
     return [p.name for p in table], params
 
 
-def check_data(data: Data, device: torch.device) -> Data:
-    """The (inputs, targets) pair on ``device``, after checking it."""
+def check_data(data: Data, device: torch.device | None = None) -> Data:
+    """The (inputs, targets) pair, checked, and moved to ``device`` when one is given."""
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise TypeError(f"data must be a pair (inputs, targets) of tensors, got {type(data).__name__}")
     x, y = data
@@ -32,7 +32,7 @@ def check_data(data: Data, device: torch.device) -> Data:
         raise TypeError(f"data must hold tensors, got {type(x).__name__} and {type(y).__name__}")
     if len(x) == 0 or len(x) != len(y):
         raise ValueError(f"data needs as many targets as inputs (at least 1), got {len(x)} and {len(y)}")
-    return x.to(device), y.to(device)
+    return (x, y) if device is None else (x.to(device), y.to(device))
 
 
 def mean_loss(model: torch.nn.Module, loss_fn: LossFn, data: Data, batch_size: int) -> float:

@@ -264,7 +264,7 @@ class HessianProbe(Probe):
     def __init__(self, data: Data, loss_fn: LossFn = F.cross_entropy, k: int = 20, every: int = 100,
                  iters: int | None = None, seed: int = 0, batch_size: int = 1024, tol: float = TOL) -> None:
         super().__init__(every)
-        self.data = check_data(data, torch.device("cpu"))
+        self.data = check_data(data)
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         self.loss_fn, self.k, self.iters, self.seed = loss_fn, k, iters, seed
