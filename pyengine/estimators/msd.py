@@ -147,6 +147,9 @@ def plan_msd(n_rows: int, steps: np.ndarray, window: int | None, t_w=None, lags=
         lag_rows = np.unique(_rows(lags, stride, "lags"))
         if lag_rows.min() < 1:
             raise ValueError(f"lags must be >= {stride} steps (one snapshot), got {lag_rows.min() * stride}")
+        if lag_rows.max() >= n_rows:
+            raise ValueError(f"lag {lag_rows.max() * stride} is longer than the run "
+                             f"({(n_rows - 1) * stride} steps from first to last snapshot)")
         if origins == "within" and lag_rows.max() >= t_rows:
             raise ValueError(f"with origins='within' lags must be shorter than the window ({t_rows * stride} steps)")
     return MSDPlan(starts, t_rows, lag_rows, stride, step0, n_rows, origins)

@@ -53,14 +53,18 @@ class Layout:
 
 
 def open_h5(path: str | pathlib.Path) -> h5py.File:
-    """Open a file read-only, following it with SWMR when the library allows.
+    """Open a file read-only; a file that a writer holds open is followed with SWMR.
+
+    A plain open comes first: it is the one that checks the file's length against the
+    end of file stored in its superblock (an SWMR open skips that check, and a truncated
+    file then reads as zeros or stalls in metadata retries).
 
     Raises
     ------
     FileNotFoundError
         If there is no such file.
     FormatError
-        If the file cannot be read as HDF5.
+        If the file cannot be read as HDF5, or is truncated.
 
     Examples
     --------
@@ -71,11 +75,13 @@ def open_h5(path: str | pathlib.Path) -> h5py.File:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
-        return h5py.File(path, "r", swmr=True)
-    except OSError:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        if "truncated file" in str(exc):
+            raise FormatError(f"{path}: truncated (shorter than its HDF5 superblock says): {exc}") from exc
         try:
-            return h5py.File(path, "r")
-        except OSError as exc:
+            return h5py.File(path, "r", swmr=True)
+        except OSError:
             raise FormatError(f"{path}: cannot be read as an HDF5 file ({exc})") from exc
 
 
