@@ -22,9 +22,11 @@ from pyengine.estimators.msd import MSDRequest
 from pyengine.estimators.pairs import PairsRequest, msl_from, path_from
 from pyengine.estimators.probes import read_eval, read_noise
 
-__all__ = ["Analysis", "analyze", "FIGURES"]
+__all__ = ["Analysis", "analyze", "FIGURES", "figures_for"]
 
 RESULTS_FILE = "results.json"
+#: Moving-variance window of the loss (Chen et al.: 100 steps), shortened for shorter runs.
+LOSS_VAR_WINDOW = 100
 
 
 @dataclass(frozen=True)
@@ -77,10 +79,28 @@ FIGURES: tuple[Figure, ...] = (
     Figure("noise", "Gradient noise",
            "Tail index α of the gradient noise U = ∇f̃ − ∇f over a partition of a probe set into minibatches "
            "(Şimşekli et al. 2019), with the noise and gradient norms.", ("noise",), _plot("noise")),
+    Figure("hessian", "Hessian spectrum",
+           "Top eigenvalues of the training-loss Hessian at the recorded steps (Lanczos with Hessian-vector "
+           "products; Chen et al. Fig. 7).", ("hessian",), _plot("hessian")),
     Figure("increments", "Increment spectra and autocorrelation",
            "Power spectrum of the weight increments (mean ± sd over coordinates) and the weight autocorrelation "
            "with its white-noise band (Chaudhari 2018, Fig. 6.3).", ("increments",), _plot("increments", 2), 2),
 )
+
+
+def _landscape_figure(key: str) -> Figure:
+    name = key.split("/", 1)[1]
+    return Figure(f"landscape_{name}", f"Loss landscape '{name}'",
+                  "Loss on a plane through the weights spanned by two filter-normalized directions (Li et al. 2018), "
+                  "with level sets, and the box-counting dimension of the surface and of its level sets. A smooth "
+                  "surface on a small grid already measures below 2: compare, do not read it alone.",
+                  (key,), _plot(key, 2), 2)
+
+
+def figures_for(results: dict) -> list[Figure]:
+    """The report's figures for these results: the fixed ones, then one per stored landscape."""
+    fixed = [f for f in FIGURES if f.available(results)]
+    return fixed + [_landscape_figure(k) for k in sorted(results) if k.startswith("landscape/")]
 
 
 @dataclass
@@ -155,9 +175,7 @@ class Analysis:
 
         folder.mkdir()
         saved = []
-        for fig_spec in FIGURES:
-            if not fig_spec.available(self.results):
-                continue
+        for fig_spec in figures_for(self.results):
             fig = plt.figure(figsize=(4.2 * fig_spec.panels + 1.2, 4.2))
             try:
                 fig_spec.draw(self.results, fig)
@@ -191,6 +209,7 @@ def _swap_in(tmp: pathlib.Path, out: pathlib.Path) -> None:
 
 def _recorded_groups(path: str) -> dict:
     """Results stored by the recorder's probes in the file's optional groups."""
+    from pyengine.landscape import hessian_result, landscape_results
     from pyengine.store import open_trajectory
 
     found = {}
@@ -199,6 +218,10 @@ def _recorded_groups(path: str) -> dict:
             record = read(traj)
             if record is not None:
                 found[key] = record
+    found.update({f"landscape/{name}": result for name, result in landscape_results(path).items()})
+    hessian = hessian_result(path)
+    if hessian is not None:
+        found["hessian"] = hessian
     return found
 
 
@@ -279,7 +302,8 @@ def analyze(
     results["diffusion"] = fit_diffusion(results["msd"], threshold=threshold)
     results["beta"] = log_derivative(results["msd"], method="local")
     if loss is not None:
-        results["loss"] = loss_stats(loss, src.steps, window=window, t_w=t_w)
+        var_window = min(LOSS_VAR_WINDOW, max(2, loss.size // 2))
+        results["loss"] = loss_stats(loss, src.steps, window=window, t_w=t_w, var_window=var_window)
     if src.path is not None:
         results.update(_recorded_groups(src.path))
     source = {"path": src.path, "n_snapshots": src.n_rows, "n_params": src.n_cols, "dtype": str(src.dtype),

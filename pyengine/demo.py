@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pyengine.landscape import HessianProbe, loss_surface
 from pyengine.record import EvalProbe, NoiseProbe, Recorder
 
 #: Samples of the training set used by the gradient-noise probe.
@@ -51,8 +52,13 @@ class DemoConfig:
         Seeds the initialisation, the train/test split and the minibatch order.
     shortcut : bool
         ResNet (True) or the same network without shortcut connections (False).
-    eval_every, noise_every : int
-        Steps between test-loss probes and between gradient-noise probes.
+    eval_every, noise_every, hessian_every : int
+        Steps between test-loss probes, gradient-noise probes and Hessian top-k probes
+        (0: no Hessian probe).
+    hessian_k : int
+        Eigenvalues per Hessian probe (Chen et al.: 20).
+    surface_grid : int
+        Points per side of the loss surface through the final weights (0: none).
     threads : int
         Torch intra-op threads while training: the network is so small that one thread
         is fastest, and it leaves a core to the recorder's writer thread.
@@ -66,6 +72,9 @@ class DemoConfig:
     shortcut: bool = True
     eval_every: int = 50
     noise_every: int = 250
+    hessian_every: int = 500
+    hessian_k: int = 20
+    surface_grid: int = 31
     threads: int = 1
 
 
@@ -280,12 +289,18 @@ def run_demo(out: str | pathlib.Path, config: DemoConfig | None = None, progress
     if n_noise >= 2 * config.batch_size:
         probes.append(NoiseProbe((x[:n_noise], y[:n_noise]), config.batch_size, every=config.noise_every,
                                  n_samples=256, seed=config.seed))
+    if config.hessian_every:
+        probes.append(HessianProbe((x[:n_noise], y[:n_noise]), k=config.hessian_k, every=config.hessian_every,
+                                   seed=config.seed))
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     start = time.perf_counter()
     try:
         with Recorder(model, path, optimizer=optimizer, settings=settings, probes=probes, overwrite=True) as rec:
             train(model, optimizer, data, config, rec, progress)
+        if config.surface_grid:
+            loss_surface(model, F.cross_entropy, data["test"], grid=config.surface_grid, path=path, name="final",
+                         seed=config.seed, progress=progress)
     finally:
         torch.set_num_threads(threads)
     train_seconds = time.perf_counter() - start

@@ -108,3 +108,9 @@ def test_recorded_probe_groups_reach_the_results_and_report(tmp_path):
     out = res.save(tmp_path / "out")
     html = (out / "index.html").read_text()
     assert "figures/eval.png" in html and "figures/noise.png" in html
+
+
+def test_short_run_shortens_the_loss_variance_window():
+    x = pe.models.brownian(60, 5, seed=3)
+    res = pe.analyze(x, window=20, lags=5, loss=np.linspace(1, 0, 60) ** 2, progress=False)
+    assert res["loss"].var_window == 30 and np.isfinite(res["loss"].moving_var).all()
