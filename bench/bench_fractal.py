@@ -1,31 +1,28 @@
-"""Box-counting benchmark: all dyadic scales of a 4096 x 4096 surface, per backend and threads.
+"""Box-counting benchmark (issue 6): all dyadic scales of a 4096 × 4096 surface.
 
-The peer is the straightforward NumPy implementation of the same method (the ``numpy``
-backend: one reshape-based block min/max per box size, in a Python loop over sizes).
-Run ``python bench/bench_fractal.py [--n 4096] [--repeat 7] [--json out.json]``.
+Times the full ``pe.boxcount`` call (stats pass, NaN check, every dyadic size from 2 to
+n/4) per method on the fastest CPU backend (and on CUDA where there is a GPU), against
+the straightforward NumPy implementation of the same method (the ``numpy`` backend: one
+reshape-based block min/max per box size, in a Python loop over sizes). Every backend
+must give the reference counts before anything is timed.
+Run ``python -m bench fractal`` or ``python -m bench.bench_fractal [--quick] [--n 4096] [--repeat 7]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import time
 
 import numpy as np
 
 import pyengine as pe
-from pyengine import config
+from bench.common import Row, format_table, median_time
 from pyengine.fractal import boxcount, fbm_surface
 
-
-def setup(n: int) -> np.ndarray:
-    """The benchmark surface: fBm with H = 0.5, float64."""
-    return fbm_surface(n, 0.5, seed=0)
+SUITE = "fractal"
 
 
 def check(z: np.ndarray, backends: list[str]) -> None:
-    """Every backend gives the reference counts before anything is timed."""
+    """Every backend gives the reference counts."""
     want = boxcount(z, method="idbc", backend="numpy").counts
     for b in backends:
         got = boxcount(z, method="idbc", backend=b).counts
@@ -33,65 +30,44 @@ def check(z: np.ndarray, backends: list[str]) -> None:
             raise AssertionError(f"{b}: box counts differ from the NumPy reference")
 
 
-def median_time(fn, repeat: int) -> float:
-    fn()  # warm-up (JIT compilation, page faults)
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def measure(n: int, repeat: int) -> list[Row]:
+    """Per method: the time target and the ratio to the NumPy implementation, per fast backend."""
+    z = fbm_surface(n, 0.5, seed=0)
+    cpu = next(b for b in ("cpp", "numba") if pe.backends()[b].available)
+    check(z[:1024, :1024], [cpu])
+    timed = {cpu: lambda method: boxcount(z, method=method, backend=cpu)}
+    if pe.backends()["cuda"].available:
+        import cupy
 
+        dz = cupy.asarray(z)
 
-def run(n: int = 4096, repeat: int = 7, threads=(1, 2)) -> list[dict]:
-    """Time ``pe.boxcount`` on an n x n surface: every method, backend and thread count."""
-    z = setup(n)
-    cpu = [b for b in ("cpp", "numba") if pe.backends()[b].available]
-    check(z[:1024, :1024], cpu)
+        def on_gpu(method):
+            boxcount(dz, method=method, backend="cuda")
+            cupy.cuda.get_current_stream().synchronize()
+
+        timed["cuda"] = on_gpu
     rows = []
-    saved = config.THREADS
-    try:
-        for method in ("dbc", "idbc"):
-            ref = median_time(lambda: boxcount(z, method=method, backend="numpy"), max(3, repeat // 2))
-            rows.append({"method": method, "backend": "numpy", "threads": 1, "seconds": ref, "speedup": 1.0})
-            for b in cpu:
-                for t in threads:
-                    config.THREADS = t
-                    sec = median_time(lambda: boxcount(z, method=method, backend=b), repeat)
-                    rows.append({"method": method, "backend": b, "threads": t, "seconds": sec, "speedup": ref / sec})
-            if pe.backends()["cuda"].available:
-                import cupy
-
-                dz = cupy.asarray(z)
-
-                def on_gpu():
-                    boxcount(dz, method=method, backend="cuda")
-                    cupy.cuda.get_current_stream().synchronize()
-
-                sec = median_time(on_gpu, repeat)
-                rows.append({"method": method, "backend": "cuda", "threads": 0, "seconds": sec, "speedup": ref / sec})
-    finally:
-        config.THREADS = saved
-    for r in rows:
-        r["n"] = n
+    for method in ("dbc", "idbc"):
+        ref = median_time(lambda: boxcount(z, method=method, backend="numpy"), max(3, repeat // 2))
+        for backend, fn in timed.items():
+            sec = median_time(lambda: fn(method), repeat)
+            case = f"{method.upper()}, {n}×{n} float64 surface, all dyadic scales ({backend})"
+            rows += [Row(SUITE, case, sec, target="≤ 0.2 s", met=sec <= 0.2),
+                     Row(SUITE, case, sec, "NumPy implementation (numpy backend)", ref, "≥ 50×", ref / sec >= 50)]
     return rows
 
 
+def run(quick: bool = False) -> list[Row]:
+    return measure(1024, 3) if quick else measure(4096, 7)
+
+
 def main(argv=None) -> None:
-    """Print the timing table (and optionally write it as JSON)."""
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="1024 × 1024, 3 repeats")
     p.add_argument("--n", type=int, default=4096)
     p.add_argument("--repeat", type=int, default=7)
-    p.add_argument("--json", default=None, help="write the rows to this file")
     args = p.parse_args(argv)
-    rows = run(args.n, args.repeat)
-    print(f"box counting, {args.n} x {args.n} float64 surface, all dyadic scales (median of {args.repeat})")
-    print(f"{'method':<6} {'backend':<7} {'threads':>7} {'seconds':>9} {'vs numpy':>9}")
-    for r in rows:
-        print(f"{r['method']:<6} {r['backend']:<7} {r['threads']:>7} {r['seconds']:>9.4f} {r['speedup']:>8.1f}x")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+    print(format_table(run(True) if args.quick else measure(args.n, args.repeat)))
 
 
 if __name__ == "__main__":
