@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=0.1, help="learning rate of plain SGD (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of init, split and batches (default: %(default)s)")
     p.add_argument("--no-shortcut", action="store_true", help="remove the shortcut connections (Chen et al.'s noshort)")
+    p.add_argument("--hessian-every", type=int, default=500,
+                   help="steps between Hessian top-20 probes, 0 for none (default: %(default)s)")
+    p.add_argument("--surface-grid", type=int, default=31,
+                   help="points per side of the final loss surface, 0 for none (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("bench", help="run the benchmarks side by side with peers (from the source checkout)")

@@ -356,7 +356,8 @@ def _accuracy(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -> floa
 def main(args) -> int:
     """Entry point of ``pyengine demo`` (see :mod:`pyengine.cli`): run, then print where the outputs are."""
     config = DemoConfig(steps=args.steps, width=args.width, batch_size=args.batch_size, lr=args.lr,
-                        seed=args.seed, shortcut=not args.no_shortcut)
+                        seed=args.seed, shortcut=not args.no_shortcut, hessian_every=args.hessian_every,
+                        surface_grid=args.surface_grid)
     result = run_demo(args.out, config, progress=not args.quiet)
     print(f"trained {config.steps} steps in {result.train_seconds:.1f} s "
           f"(test accuracy {result.test_accuracy:.3f}), analysis {result.analysis_seconds:.1f} s")

@@ -15,7 +15,8 @@ from pyengine.store import open_trajectory  # noqa: E402
 
 def test_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
-    argv = ["demo", "--out", str(out), "--steps", "120", "--width", "4", "--batch-size", "16", "--quiet"]
+    argv = ["demo", "--out", str(out), "--steps", "120", "--width", "4", "--batch-size", "16", "--quiet",
+            "--hessian-every", "60", "--surface-grid", "5"]
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
     assert str(out / "run.h5") in printed and str(out / "report" / "index.html") in printed
@@ -28,6 +29,8 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert (out / "report" / "index.html").is_file()
     results = json.loads((out / "report" / "results.json").read_text())
     assert results["settings"]["window"] == 19 and "msd" in results["results"]
+    assert {"hessian", "landscape/final", "eval"} <= set(results["results"])
+    assert len(results["results"]["hessian"]["steps"]) == 2
 
 
 def test_no_shortcut_variant_has_no_projection():
