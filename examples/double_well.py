@@ -1,6 +1,6 @@
 """Lévy- vs Brownian-driven gradient descent in a double well (Şimşekli et al. 2019, Sec. 2).
 
-Run from the repository root:  PYTHONPATH=. python examples/double_well.py --out DIR
+Run (with pyengine installed):  python examples/double_well.py --out DIR
 Writes DIR/science_double_well.png and prints the headline numbers.
 """
 

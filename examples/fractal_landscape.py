@@ -1,6 +1,6 @@
 """SGD on a 2-D fractal landscape (Chen, Qu & Gong 2022, Eq. 10 and Fig. 8), measured with pyengine.
 
-Run from the repository root:  PYTHONPATH=. python examples/fractal_landscape.py --out DIR
+Run (with pyengine installed):  python examples/fractal_landscape.py --out DIR
 Writes DIR/science_fractal_landscape.png and prints the headline numbers.
 """
 

@@ -1,6 +1,6 @@
 """The power-law dynamic of document 004 and its κ, measured with pyengine's fit_kappa.
 
-Run from the repository root:  PYTHONPATH=. python examples/power_law.py --out DIR
+Run (with pyengine installed):  python examples/power_law.py --out DIR
 Writes DIR/science_power_law.png and prints the headline numbers.
 """
 
