@@ -15,5 +15,8 @@ THREADS = 0
 #: Default chunk shape of /weights in a trajectory file: (steps, parameters).
 CHUNK_STEPS = 64
 CHUNK_PARAMS = 16384
-#: HDF5 chunk cache per open trajectory file, in bytes.
-CHUNK_CACHE_BYTES = 256 * 2**20
+#: HDF5 chunk cache of /weights per open trajectory file, in bytes. The engine reads column
+#: blocks aligned to whole chunks, which HDF5 then reads straight into the block; a cache
+#: would only add a copy (measured: 1.3–1.7 s vs 2.0 s for 4 GB). Raise it for reads that
+#: revisit chunks (row slices, unaligned column ranges of compressed files).
+CHUNK_CACHE_BYTES = 0
