@@ -57,7 +57,8 @@ def open_h5(path: str | pathlib.Path) -> h5py.File:
 
     A plain open comes first: it is the one that checks the file's length against the
     end of file stored in its superblock (an SWMR open skips that check, and a truncated
-    file then reads as zeros or stalls in metadata retries).
+    or corrupted file then reads as zeros or stalls in metadata retries). Only a file
+    marked as open for writing (a live or killed writer) is then opened with SWMR.
 
     Raises
     ------
@@ -79,6 +80,10 @@ def open_h5(path: str | pathlib.Path) -> h5py.File:
     except OSError as exc:
         if "truncated file" in str(exc):
             raise FormatError(f"{path}: truncated (shorter than its HDF5 superblock says): {exc}") from exc
+        if "already open for write" not in str(exc) and "lock" not in str(exc):
+            # Only a writer's file is retried with SWMR: an SWMR open of a corrupted file
+            # retries every bad checksum for minutes.
+            raise FormatError(f"{path}: cannot be read as an HDF5 file ({exc})") from exc
         try:
             return h5py.File(path, "r", swmr=True)
         except OSError:
@@ -120,13 +125,16 @@ def check_structure(f: h5py.File) -> Layout:
     []
     """
     layout = Layout()
-    layout.settings = _check_root(f.attrs, layout.errors)
-    if not _check_datasets(f, layout.errors):
-        return layout
-    layout.readable = True
-    _check_lengths(f, layout)
-    _check_values_1d(f, layout)
-    layout.params = _check_params(f, layout.errors)
+    try:
+        layout.settings = _check_root(f.attrs, layout.errors)
+        if not _check_datasets(f, layout.errors):
+            return layout
+        layout.readable = True
+        _check_lengths(f, layout)
+        _check_values_1d(f, layout)
+        layout.params = _check_params(f, layout.errors)
+    except (KeyError, RuntimeError) as exc:  # how h5py reports corrupted metadata (bad checksums)
+        raise FormatError(f"{f.filename}: corrupted HDF5 metadata ({exc})") from exc
     return layout
 
 

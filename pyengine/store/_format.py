@@ -183,7 +183,7 @@ def _param_from_row(i: int, row: np.void) -> ParamInfo:
     name, shape_text, kind = (as_text(row[f]) for f in ("name", "shape", "kind"))
     try:
         shape = tuple(int(s) for s in json.loads(shape_text))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:  # OverflowError: "[1e400]" parses as inf
         raise FormatError(f"/params[{i}] ({name!r}): shape {shape_text!r} is not a JSON list of integers") from exc
     return ParamInfo(name, int(row["offset"]), int(row["size"]), shape, kind)
 
