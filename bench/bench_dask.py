@@ -41,11 +41,15 @@ def bench_splits(n: int, p: int, n_lags: int) -> list[Row]:
     src = as_source(path)
     lags = tuple(int(l) for l in np.unique(np.geomspace(1, n - 1, n_lags).round()))
     acc = LagBandAccumulator(lags)
-    meta = RunMeta(src.n_rows, src.n_cols, src.dtype, src.steps, "auto", 0)
+    meta = RunMeta(src.n_rows, src.n_cols, src.dtype, src.steps, "auto", 1)  # one core per worker
     blocks = plan_blocks(src, block_cols=max(1, p // 32))
     t0 = time.perf_counter()
-    states = [run_block([acc], meta, src.read(j0, j1), j0, j1)[0] for j0, j1 in blocks]
+    data = [src.read(j0, j1) for j0, j1 in blocks]
+    per_read = (time.perf_counter() - t0) / len(blocks)
+    t0 = time.perf_counter()
+    states = [run_block([acc], meta, block, j0, j1)[0] for block, (j0, j1) in zip(data, blocks)]
     per_block = (time.perf_counter() - t0) / len(blocks)
+    del data
     rows = []
     for workers in (1, 2, 4, 8):
         parts = np.array_split(np.arange(len(states)), workers)
@@ -58,6 +62,28 @@ def bench_splits(n: int, p: int, n_lags: int) -> list[Row]:
         rows.append(Row(SUITE, f"simulated {workers} worker(s), {len(blocks)} blocks", expected,
                         target="reduction small vs compute", met=merge < 0.05 * expected, value=merge * 1e3,
                         unit=f"ms in merges ({merge / expected * 100:.2f}% of the expected wall)"))
+    return rows + projection(n, p, per_read, per_block, merge_per_pair=_merge_time(acc, states[:2]))
+
+
+def _merge_time(acc, pair) -> float:
+    return median_time(lambda: acc.merge(*pair), repeat=5)
+
+
+def projection(n: int, p: int, per_read: float, per_block: float, merge_per_pair: float,
+               terabytes: float = 1.0, cores: int = 16) -> list[Row]:
+    """Expected wall time for a 1 TB file on M machines of 16 cores, from the per-block costs
+    measured here: ceil(blocks / workers) × (read + compute) + log2(workers) merges. Assumes the
+    aggregate read bandwidth grows with the machines (a parallel file system) and one worker per core."""
+    block_bytes = n * (p // 32) * 4
+    blocks = int(terabytes * 1e12 // block_bytes)
+    rows = []
+    for machines in (1, 4, 16, 64):
+        workers = machines * cores
+        wall = -(-blocks // workers) * (per_read + per_block) + np.ceil(np.log2(workers)) * merge_per_pair
+        rows.append(Row(SUITE, f"projected: {terabytes:g} TB, {machines} machine(s) × {cores} cores", wall,
+                        note=f"{blocks} blocks of {block_bytes / 1e6:.0f} MB at {per_read * 1e3:.0f} ms read + "
+                             f"{per_block * 1e3:.0f} ms compute each (measured here, one core); "
+                             f"merges {merge_per_pair * 1e3:.2f} ms per pair"))
     return rows
 
 

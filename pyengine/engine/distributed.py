@@ -13,9 +13,13 @@ import socket
 from collections.abc import Sequence
 
 from pyengine.engine.accumulator import Accumulator, RunMeta
-from pyengine.engine.runner import run_block
+from pyengine.engine.runner import accumulate
+from pyengine.engine.source import as_source
 
 __all__ = ["client_for", "run_dask"]
+
+#: A task reads its column range in this many parts, reading the next while computing one.
+SUB_BLOCKS = 4
 
 
 def client_for(scheduler):
@@ -40,8 +44,10 @@ def _block_task(path: str, j0: int, j1: int, accumulators: Sequence[Accumulator]
             "at the same path (e.g. on a shared file system)"
         )
     with open_trajectory(path, validate=False) as traj:
-        block = traj.read_block(j0, j1)
-    return run_block(accumulators, meta, block, j0, j1)
+        src = as_source(traj)
+        width = max(src.chunk_cols, -(-(j1 - j0) // SUB_BLOCKS))
+        sub_blocks = [(a, min(a + width, j1)) for a in range(j0, j1, width)]
+        return accumulate(src, accumulators, meta, sub_blocks)
 
 
 def _merge_task(accumulators: Sequence[Accumulator], a: list, b: list) -> list:

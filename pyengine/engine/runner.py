@@ -19,7 +19,7 @@ from pyengine import config
 from pyengine.engine.accumulator import Accumulator, Request, RunMeta
 from pyengine.engine.source import Source, as_source
 
-__all__ = ["plan_blocks", "run", "run_block", "run_requests"]
+__all__ = ["accumulate", "plan_blocks", "run", "run_block", "run_requests"]
 
 
 def plan_blocks(src: Source, block_cols: int | None = None, workers: int = 1) -> list[tuple[int, int]]:
@@ -104,13 +104,24 @@ def run(
 
         meta = RunMeta(src.n_rows, src.n_cols, src.dtype, src.steps, backend, 1, False)
         states = run_dask(src.path, accumulators, meta, blocks, scheduler, _show_progress(progress))
-        return [acc.finalize(state) for acc, state in zip(accumulators, states)]
+    else:
+        states = accumulate(src, accumulators, meta, blocks, workers, progress, desc)
+    return [acc.finalize(state) for acc, state in zip(accumulators, states)]
+
+
+def accumulate(src: Source, accumulators: Sequence[Accumulator], meta: RunMeta, blocks: list[tuple[int, int]],
+               workers: int = 1, progress: bool | None = False, desc: str = "pyengine") -> list:
+    """The pass itself: read ahead, compute ``workers`` blocks at once, merge in block order.
+
+    Returns the merged (not finalized) states, so a Dask task can run it on its own
+    column range and merge with the other tasks' states.
+    """
     total = None
     reads: deque = deque()
     computes: deque = deque()
     with ThreadPoolExecutor(1, thread_name_prefix="pyengine-read") as reader, \
             ThreadPoolExecutor(workers, thread_name_prefix="pyengine-compute") as pool, \
-            tqdm(total=src.n_cols, unit="param", unit_scale=True, desc=desc,
+            tqdm(total=sum(j1 - j0 for j0, j1 in blocks), unit="param", unit_scale=True, desc=desc,
                  disable=not _show_progress(progress)) as bar:
 
         def collect(limit: int) -> None:
@@ -131,7 +142,7 @@ def run(
             del block
             collect(workers - 1)
         collect(0)
-    return [acc.finalize(state) for acc, state in zip(accumulators, total)]
+    return total
 
 
 def run_requests(x, requests: Sequence[Request], **engine) -> list:
