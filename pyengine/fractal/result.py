@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pyengine.results import jsonable
+
 #: What the dimension of each kind measures, and its range.
 KIND_LABELS = {
     "surface": "box-counting dimension of the graph of a surface z(x, y), in [2, 3]",
@@ -126,7 +128,7 @@ class BoxCountResult:
         >>> round(pe.boxcount(np.ones((64, 64), bool), kind="set").to_dict()["dimension"], 9)
         2.0
         """
-        return {
+        return jsonable({
             "kind": self.kind,
             "label": self.label,
             "method": self.method,
@@ -139,7 +141,7 @@ class BoxCountResult:
             "stderr": self.stderr,
             "intercept": self.intercept,
             "settings": dict(self.settings),
-        }
+        })
 
     def plot(self, ax=None):
         """Plot ``log N`` against ``log s`` with the fitted line over the fit range.

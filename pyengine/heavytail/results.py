@@ -6,25 +6,11 @@ import dataclasses
 
 import numpy as np
 
-
-class _Result:
-    def to_dict(self) -> dict:
-        """The fields as plain Python values (lists for arrays), ready for JSON."""
-        out = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, np.ndarray):
-                v = v.tolist()
-            elif isinstance(v, np.generic):
-                v = v.item()
-            elif isinstance(v, tuple):
-                v = [x.item() if isinstance(x, np.generic) else x for x in v]
-            out[f.name] = v
-        return out
+from pyengine.results import Result
 
 
 @dataclasses.dataclass(frozen=True)
-class TailIndexResult(_Result):
+class TailIndexResult(Result):
     """Mohammadi tail-index estimate (Şimşekli et al. 2019, Eq. 15).
 
     Attributes
@@ -69,7 +55,7 @@ class TailIndexResult(_Result):
 
 
 @dataclasses.dataclass(frozen=True)
-class StableFit(_Result):
+class StableFit(Result):
     """Maximum-likelihood fit of a symmetric α-stable law S(α, β=0, scale, loc).
 
     Attributes
@@ -114,7 +100,7 @@ class StableFit(_Result):
 
 
 @dataclasses.dataclass(frozen=True)
-class KappaFit(_Result):
+class KappaFit(Result):
     """Student-t / power-law κ (q-Gaussian) fit of a tensor's entries.
 
     p(w) ∝ (1 + (w − loc)² / (ν scale²))^−κ with κ = (ν + 1) / 2.
