@@ -339,3 +339,63 @@ def test_input_is_never_opened_for_writing(tmp_path, good, capsys):
         os.chmod(good, stat.S_IRUSR | stat.S_IWUSR)
     assert _fingerprint(good) == before
     capsys.readouterr()
+
+
+# ---- the binding layer: pyengine._core checks what it is given --------------------------------
+
+_core = pytest.importorskip("pyengine._core")
+_X = np.zeros((6, 4))
+_OUT = np.zeros((1, 6))
+_F64 = np.zeros(8)
+
+BAD_CORE_CALLS = {
+    "lag_band 1-D x": lambda: _core.lag_band(np.zeros(6), np.array([1]), _OUT),
+    "lag_band out shape": lambda: _core.lag_band(_X, np.array([1]), np.zeros((2, 6))),
+    "lag_band out dtype": lambda: _core.lag_band(_X, np.array([1]), np.zeros((1, 6), np.float32)),
+    "lag_band out strided": lambda: _core.lag_band(_X, np.array([1]), np.zeros((1, 12))[:, ::2]),
+    "lag_band out read-only": lambda: _core.lag_band(_X, np.array([1]), np.broadcast_to(0.0, (1, 6))),
+    "lag_band lag 0": lambda: _core.lag_band(_X, np.array([0]), _OUT),
+    "lag_band x columns strided": lambda: _core.lag_band(np.zeros((6, 8))[:, ::2], np.array([1]), _OUT),
+    "lag_band x int": lambda: _core.lag_band(np.zeros((6, 4), np.int32), np.array([1]), _OUT),
+    "pair_bin not square": lambda: _core.pair_bin(np.zeros((4, 5)), np.zeros(4), np.array([0.0, 1.0]), False,
+                                                  np.zeros((4, 1))),
+    "pair_bin float32": lambda: _core.pair_bin(np.zeros(4, np.float32), np.zeros(4), np.array([0.0, 1.0]), False,
+                                               np.zeros((4, 1))),
+    "pair_bin sizes differ": lambda: _core.pair_bin(np.zeros(4), np.zeros(5), np.array([0.0, 1.0]), False,
+                                                    np.zeros((4, 1))),
+    "pair_bin one edge": lambda: _core.pair_bin(np.zeros(4), np.zeros(4), np.array([1.0]), False, np.zeros((4, 0))),
+    "pair_bin edges decrease": lambda: _core.pair_bin(np.zeros(4), np.zeros(4), np.array([2.0, 1.0]), False,
+                                                      np.zeros((4, 1))),
+    "pair_bin log edges <= 0": lambda: _core.pair_bin(np.zeros(4), np.zeros(4), np.array([0.0, 1.0]), True,
+                                                      np.zeros((4, 1))),
+    "pair_bin vector strided": lambda: _core.pair_bin(np.zeros(8)[::2], np.zeros(4), np.array([0.0, 1.0]), False,
+                                                      np.zeros((4, 1))),
+    "box_counts negative origin": lambda: _core.box_counts(_X, -1, 0, np.array([1]), np.array([1.0]), 0.0, 0,
+                                                           np.zeros((1, 1)), np.zeros((1, 1))),
+    "box_counts size 0": lambda: _core.box_counts(_X, 0, 0, np.array([0]), np.array([1.0]), 0.0, 0,
+                                                  np.zeros((1, 1)), np.zeros((1, 1))),
+    "box_counts rule 7": lambda: _core.box_counts(_X, 0, 0, np.array([1]), np.array([1.0]), 0.0, 7,
+                                                  np.zeros((1, 1)), np.zeros((1, 1))),
+    "box_counts heights": lambda: _core.box_counts(_X, 0, 0, np.array([1, 2]), np.array([1.0]), 0.0, 0,
+                                                   np.zeros((1, 2)), np.zeros((1, 2))),
+    "box_counts counts shape": lambda: _core.box_counts(_X, 0, 0, np.array([1]), np.array([1.0]), 0.0, 0,
+                                                        np.zeros((1, 3)), np.zeros((1, 1))),
+    "box_counts int16": lambda: _core.box_counts(np.zeros((6, 4), np.int16), 0, 0, np.array([1]), np.array([1.0]),
+                                                 0.0, 0, np.zeros((1, 1)), np.zeros((1, 1))),
+    "surface_stats empty": lambda: _core.surface_stats(np.zeros((0, 3))),
+    "tail_sums k1 1": lambda: _core.tail_sums(_X, np.array([1]), np.zeros(10)),
+    "tail_sums stats length": lambda: _core.tail_sums(_X, np.array([2]), np.zeros(3)),
+    "tail_norms group_sq length": lambda: _core.tail_norms(_X, np.array([2]), np.zeros(6), np.zeros(2)),
+    "stable_loglik short table": lambda: _core.stable_loglik(_F64, 0.0, 1.0, np.zeros(2), np.zeros(2), 0.5, 1.0,
+                                                             np.zeros(3), np.zeros(3), 1.5, np.zeros(4)),
+    "stable_loglik scale 0": lambda: _core.stable_loglik(_F64, 0.0, 0.0, np.zeros(50), np.zeros(50), 0.02, 1.0,
+                                                         np.zeros(3), np.zeros(3), 1.5, np.zeros(4)),
+    "stable_loglik logp length": lambda: _core.stable_loglik(_F64, 0.0, 1.0, np.zeros(50), np.zeros(50), 0.02, 1.0,
+                                                             np.zeros(3), np.zeros(3), 1.5, np.zeros(4), np.zeros(3)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CORE_CALLS))
+def test_core_rejects_bad_arrays(case):
+    with pytest.raises((ValueError, TypeError)):
+        BAD_CORE_CALLS[case]()
