@@ -8,12 +8,13 @@ import os
 import pathlib
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from pyengine.engine.accumulator import Request
-from pyengine.engine.runner import run_requests
+from pyengine.engine.runner import pass_requests
 from pyengine.engine.source import Source, as_source
 from pyengine.estimators.diffusion import fit_diffusion, log_derivative
 from pyengine.estimators.increments import IncrementsRequest, IncrementTailsRequest
@@ -116,11 +117,15 @@ class Analysis:
         Where the data came from: path, snapshots, parameters, steps.
     settings : dict
         The arguments of the analysis.
+    skipped : dict of str to str
+        Estimates that could not be made on these data, with the reason (e.g. a window
+        whose weights do not move has no tail index).
     """
 
     results: dict
     source: dict
     settings: dict = field(default_factory=dict)
+    skipped: dict = field(default_factory=dict)
 
     def __getitem__(self, key: str):
         return self.results[key]
@@ -134,6 +139,7 @@ class Analysis:
             "source": self.source,
             "settings": self.settings,
             "results": {k: v.to_dict() for k, v in self.results.items()},
+            "skipped": self.skipped,
         }
 
     def save(self, out: str | os.PathLike, *, figures: bool = True, report: bool = True) -> pathlib.Path:
@@ -178,8 +184,11 @@ class Analysis:
         for fig_spec in figures_for(self.results):
             fig = plt.figure(figsize=(4.2 * fig_spec.panels + 1.2, 4.2))
             try:
-                fig_spec.draw(self.results, fig)
-                fig.tight_layout()
+                with warnings.catch_warnings():  # degenerate data (nothing to log-scale) only draws less
+                    warnings.simplefilter("ignore", UserWarning)
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    fig_spec.draw(self.results, fig)
+                    fig.tight_layout()
                 fig.savefig(folder / f"{fig_spec.name}.png", dpi=110)
             finally:
                 plt.close(fig)
@@ -291,23 +300,34 @@ def analyze(
         requests["pairs"] = PairsRequest.make(src, window, t_w)
     if tails:
         requests["tails"] = IncrementTailsRequest.make(src, window, t_w=t_w)
-    done = run_requests(src, list(requests.values()), block_cols=block_cols, workers=workers, backend=backend,
+    raw = pass_requests(src, list(requests.values()), block_cols=block_cols, workers=workers, backend=backend,
                         progress=progress, desc="analyze", scheduler=scheduler)
-    results = dict(zip(requests, done))
-    if pairs:
+    results, skipped = {}, {}
+
+    def attempt(name: str, compute) -> None:
+        # One ill-posed estimate (a frozen window, too few points) must not sink the others.
+        try:
+            results[name] = compute()
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+            skipped[name] = str(exc)
+
+    for (name, request), part in zip(requests.items(), raw):
+        attempt(name, lambda: request.conclude(part))
+    if "pairs" in results:
         passed = results.pop("pairs")
-        results["path"] = path_from(passed, backend=backend)
+        attempt("path", lambda: path_from(passed, backend=backend))
         if loss is not None:
-            results["msl"] = msl_from(passed, loss, backend=backend)
-    results["diffusion"] = fit_diffusion(results["msd"], threshold=threshold)
-    results["beta"] = log_derivative(results["msd"], method="local")
+            attempt("msl", lambda: msl_from(passed, loss, backend=backend))
+    if "msd" in results:
+        attempt("diffusion", lambda: fit_diffusion(results["msd"], threshold=threshold))
+        attempt("beta", lambda: log_derivative(results["msd"], method="local"))
     if loss is not None:
         var_window = min(LOSS_VAR_WINDOW, max(2, loss.size // 2))
-        results["loss"] = loss_stats(loss, src.steps, window=window, t_w=t_w, var_window=var_window)
+        attempt("loss", lambda: loss_stats(loss, src.steps, window=window, t_w=t_w, var_window=var_window))
     if src.path is not None:
         results.update(_recorded_groups(src.path))
     source = {"path": src.path, "n_snapshots": src.n_rows, "n_params": src.n_cols, "dtype": str(src.dtype),
               "first_step": int(src.steps[0]), "last_step": int(src.steps[-1])}
     settings = {"window": window, "lags": lags if lags is None or np.isscalar(lags) else list(map(int, lags)),
                 "origins": origins, "method": method, "threshold": threshold, "backend": backend}
-    return Analysis(results, source, settings)
+    return Analysis(results, source, settings, skipped)

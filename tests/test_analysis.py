@@ -114,3 +114,13 @@ def test_short_run_shortens_the_loss_variance_window():
     x = pe.models.brownian(60, 5, seed=3)
     res = pe.analyze(x, window=20, lags=5, loss=np.linspace(1, 0, 60) ** 2, progress=False)
     assert res["loss"].var_window == 30 and np.isfinite(res["loss"].moving_var).all()
+
+
+def test_ill_posed_estimates_are_skipped_with_reasons_not_fatal(tmp_path):
+    frozen = np.ones((400, 6))  # weights that never move: no path, no tails
+    res = pe.analyze(frozen, window=100, lags=8, loss=np.linspace(1, 0, 400) ** 2, progress=False)
+    assert {"msd", "diffusion", "loss"} <= set(res.results)
+    assert {"tails", "path", "msl"} <= set(res.skipped) and all(res.skipped.values())
+    out = res.save(tmp_path / "out")
+    assert json.loads((out / "results.json").read_text())["skipped"] == res.skipped
+    assert "Not computed" in (out / "index.html").read_text()

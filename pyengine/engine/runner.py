@@ -19,7 +19,7 @@ from pyengine import config
 from pyengine.engine.accumulator import Accumulator, Request, RunMeta
 from pyengine.engine.source import Source, as_source
 
-__all__ = ["accumulate", "plan_blocks", "run", "run_block", "run_requests"]
+__all__ = ["accumulate", "pass_requests", "plan_blocks", "run", "run_block", "run_requests"]
 
 
 def plan_blocks(src: Source, block_cols: int | None = None, workers: int = 1) -> list[tuple[int, int]]:
@@ -145,15 +145,21 @@ def accumulate(src: Source, accumulators: Sequence[Accumulator], meta: RunMeta, 
     return total
 
 
-def run_requests(x, requests: Sequence[Request], **engine) -> list:
-    """Run several estimators' accumulators in one pass; return each request's conclusion.
+def pass_requests(x, requests: Sequence[Request], **engine) -> list[list]:
+    """Run several estimators' accumulators in one pass; return each request's raw results.
 
-    ``engine`` takes the keyword arguments of :func:`run`.
+    ``engine`` takes the keyword arguments of :func:`run`. Conclude with
+    ``request.conclude(raw)`` (see :func:`run_requests`).
     """
     accs = [request.accumulators() for request in requests]
     results = run(x, [a for group in accs for a in group], **engine)
     out, i = [], 0
-    for request, group in zip(requests, accs):
-        out.append(request.conclude(results[i : i + len(group)]))
+    for group in accs:
+        out.append(results[i : i + len(group)])
         i += len(group)
     return out
+
+
+def run_requests(x, requests: Sequence[Request], **engine) -> list:
+    """Run several estimators in one pass; return each request's conclusion."""
+    return [request.conclude(raw) for request, raw in zip(requests, pass_requests(x, requests, **engine))]

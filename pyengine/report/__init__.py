@@ -84,6 +84,9 @@ def render(folder: str | os.PathLike) -> pathlib.Path:
     for key, section in SECTIONS.items():
         if key in doc.get("results", {}):
             parts.append(section(doc["results"][key]))
+    if doc.get("skipped"):
+        parts.append("<h2>Not computed</h2>" + _table(["estimate", "reason"], [[html.escape(k), html.escape(v)]
+                                                                                for k, v in doc["skipped"].items()]))
     figures = [f for f in doc.get("figures", []) if (folder / f["file"]).exists()]
     if figures:
         parts.append("<h2>Figures</h2><div class='figs'>")
