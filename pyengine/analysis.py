@@ -252,6 +252,7 @@ def analyze(
     workers: int = 1,
     progress: bool | None = None,
     scheduler=None,
+    nonfinite: str = "raise",
 ) -> Analysis:
     """Run every analysis of a trajectory in one streaming pass.
 
@@ -276,8 +277,9 @@ def analyze(
         snapshots inside each window (a T × T float64 Gram matrix per window).
     threshold : float
         RMSE threshold of the τ0 / t0 rule (Chen et al.: 0.03).
-    backend, block_cols, workers, progress, scheduler
-        Engine settings (see :func:`pyengine.engine.run`).
+    backend, block_cols, workers, progress, scheduler, nonfinite
+        Engine settings (see :func:`pyengine.engine.run`); ``nonfinite="skip"`` leaves out
+        parameters with NaN/Inf weights and notes it in ``source["warnings"]``.
 
     Returns
     -------
@@ -300,8 +302,12 @@ def analyze(
         requests["pairs"] = PairsRequest.make(src, window, t_w)
     if tails:
         requests["tails"] = IncrementTailsRequest.make(src, window, t_w=t_w)
-    raw = pass_requests(src, list(requests.values()), block_cols=block_cols, workers=workers, backend=backend,
-                        progress=progress, desc="analyze", scheduler=scheduler)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        raw = pass_requests(src, list(requests.values()), block_cols=block_cols, workers=workers, backend=backend,
+                            progress=progress, desc="analyze", scheduler=scheduler, nonfinite=nonfinite)
+    for w in caught:  # pass them on, and keep them with the results
+        warnings.warn(w.message, w.category, stacklevel=2)
     results, skipped = {}, {}
 
     def attempt(name: str, compute) -> None:
@@ -327,7 +333,8 @@ def analyze(
     if src.path is not None:
         results.update(_recorded_groups(src.path))
     source = {"path": src.path, "n_snapshots": src.n_rows, "n_params": src.n_cols, "dtype": str(src.dtype),
-              "first_step": int(src.steps[0]), "last_step": int(src.steps[-1])}
+              "first_step": int(src.steps[0]), "last_step": int(src.steps[-1]),
+              "warnings": src.warnings + [str(w.message) for w in caught]}
     settings = {"window": window, "lags": lags if lags is None or np.isscalar(lags) else list(map(int, lags)),
-                "origins": origins, "method": method, "threshold": threshold, "backend": backend}
+                "origins": origins, "method": method, "threshold": threshold, "backend": backend, "nonfinite": nonfinite}
     return Analysis(results, source, settings, skipped)

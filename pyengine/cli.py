@@ -55,7 +55,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     analysis = pe.analyze(args.file, window=args.window, lags=args.lags, origins=args.origins, method=args.method,
                           backend=args.backend, workers=args.workers, block_cols=args.block_cols,
-                          progress=False if args.quiet else None, scheduler=args.dask)
+                          progress=False if args.quiet else None, scheduler=args.dask, nonfinite=args.nonfinite)
     out = analysis.save(args.out)
     print(f"results: {out / 'results.json'}\nreport:  {out / 'index.html'}")
     return 0
@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="column blocks computed at once (default: %(default)s)")
     p.add_argument("--block-cols", type=int, default=None, help="parameters per block (default: from the memory budget)")
     p.add_argument("--dask", metavar="ADDRESS", default=None, help="run on a Dask cluster (scheduler address)")
+    p.add_argument("--nonfinite", choices=("raise", "skip"), default="raise",
+                   help="NaN/Inf weights: stop with their location (default), or leave those parameters out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_analyze)
     p = sub.add_parser("report", help="re-render the HTML report of an analysis output directory")

@@ -132,12 +132,22 @@ def test_nonfinite_weights_are_located(good):
     assert report.n_nonfinite == 1 and report.nonfinite == [(12, 3)]
 
 
-@pytest.mark.xfail(strict=True, reason="the engine has no NaN/Inf policy: pe.msd/pe.analyze return NaN "
-                   "silently instead of stopping (or skipping) with the locations")
 def test_nonfinite_weights_stop_the_analysis(walk):
     walk[12, 3] = np.inf
-    with pytest.raises(ValueError, match=r"row 12.*column 3|\(12, 3\)"):
+    with pytest.raises(ValueError, match=r"row 12, parameter 3"):
         pe.msd(walk, window=16, progress=False)
+
+
+def test_nonfinite_weights_can_be_left_out_and_are_reported(walk):
+    clean = walk.copy()
+    clean[:, 3] = 0.0  # what leaving parameter 3 out means: it never moves
+    walk[12, 3] = np.nan
+    with pytest.warns(RuntimeWarning, match="left out 1 parameters.*parameter 3, snapshot row 12"):
+        res = pe.msd(walk, window=16, progress=False, nonfinite="skip")
+    np.testing.assert_allclose(res.msd, pe.msd(clean, window=16, progress=False).msd, rtol=1e-12)
+    with pytest.warns(RuntimeWarning):
+        analysis = pe.analyze(walk, window=16, lags=4, pairs=False, tails=False, progress=False, nonfinite="skip")
+    assert any("left out 1 parameters" in w for w in analysis.source["warnings"])
 
 
 def test_unsupported_weight_dtype_in_file(good):
@@ -285,8 +295,6 @@ def test_interrupted_append_reads_complete_snapshots(tmp_path, walk):
     np.testing.assert_allclose(res.msd, ref.msd, rtol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="pe.analyze drops Trajectory.warnings: the Analysis does not say that "
-                   "only the complete snapshots of a file being written were analysed")
 def test_analysis_says_it_read_a_partial_file(tmp_path, walk):
     path = _interrupted_append(tmp_path / "partial.h5", walk)
     res = pe.analyze(path, window=20, progress=False)

@@ -134,3 +134,4 @@ def test_result_to_dict_and_plot(rng):
     d = res.to_dict()
     assert d["method"] in ("spectral", "lagband") and len(d["msd"]) == 2
     assert res.plot() is not None
+

@@ -35,7 +35,8 @@ def client_for(scheduler):
     raise TypeError(f"scheduler must be a distributed.Client or an address such as 'tcp://host:8786', got {type(scheduler).__name__}")
 
 
-def _block_task(path: str, j0: int, j1: int, accumulators: Sequence[Accumulator], meta: RunMeta) -> list:
+def _block_task(path: str, j0: int, j1: int, accumulators: Sequence[Accumulator], meta: RunMeta,
+                nonfinite: str = "raise") -> list:
     from pyengine.store import open_trajectory
 
     if not os.path.exists(path):
@@ -47,7 +48,7 @@ def _block_task(path: str, j0: int, j1: int, accumulators: Sequence[Accumulator]
         src = as_source(traj)
         width = max(src.chunk_cols, -(-(j1 - j0) // SUB_BLOCKS))
         sub_blocks = [(a, min(a + width, j1)) for a in range(j0, j1, width)]
-        return accumulate(src, accumulators, meta, sub_blocks)
+        return accumulate(src, accumulators, meta, sub_blocks, nonfinite=nonfinite)
 
 
 def _merge_task(accumulators: Sequence[Accumulator], a: list, b: list) -> list:
@@ -55,18 +56,18 @@ def _merge_task(accumulators: Sequence[Accumulator], a: list, b: list) -> list:
 
 
 def run_dask(path: str, accumulators: Sequence[Accumulator], meta: RunMeta, blocks: list[tuple[int, int]],
-             scheduler, progress: bool = False) -> list:
+             scheduler, progress: bool = False, nonfinite: str = "raise") -> list:
     """Run the blocks as Dask tasks and merge their states in a tree; return merged states."""
     client = client_for(scheduler)
     try:
-        return _reduce(client, path, accumulators, meta, blocks, progress)
+        return _reduce(client, path, accumulators, meta, blocks, progress, nonfinite)
     finally:
         if client is not scheduler:  # we opened it from an address: close it
             client.close()
 
 
-def _reduce(client, path: str, accumulators, meta: RunMeta, blocks, progress: bool) -> list:
-    level = [client.submit(_block_task, path, j0, j1, accumulators, meta, pure=False) for j0, j1 in blocks]
+def _reduce(client, path: str, accumulators, meta: RunMeta, blocks, progress: bool, nonfinite: str) -> list:
+    level = [client.submit(_block_task, path, j0, j1, accumulators, meta, nonfinite, pure=False) for j0, j1 in blocks]
     if progress:
         from distributed import progress as show
 

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from pyengine import config
 from pyengine.engine.accumulator import Accumulator, Request, RunMeta
 from pyengine.engine.source import Source, as_source
+
+NONFINITE = ("raise", "skip")
 
 __all__ = ["accumulate", "pass_requests", "plan_blocks", "run", "run_block", "run_requests"]
 
@@ -65,6 +69,7 @@ def run(
     progress: bool | None = None,
     desc: str = "pyengine",
     scheduler=None,
+    nonfinite: str = "raise",
 ) -> list:
     """Feed every column block of ``x`` once to every accumulator; return their results.
 
@@ -84,6 +89,9 @@ def run(
     scheduler : distributed.Client or str, optional
         Run the blocks as Dask tasks on this cluster (a Client or a scheduler address).
         ``x`` must then be a trajectory file that every worker can read at the same path.
+    nonfinite : {"raise", "skip"}
+        NaN/Inf weights: stop with the first location (default), or leave the affected
+        parameters out (their columns count as constant) and warn with how many and where.
 
     Returns
     -------
@@ -93,6 +101,8 @@ def run(
     src = x if isinstance(x, Source) else as_source(x)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if nonfinite not in NONFINITE:
+        raise ValueError(f"nonfinite must be one of {NONFINITE}, got {nonfinite!r}")
     cores = config.THREADS or os.cpu_count() or 1
     meta = RunMeta(src.n_rows, src.n_cols, src.dtype, src.steps, backend,
                    max(1, cores // workers), src.on_gpu)
@@ -103,20 +113,26 @@ def run(
         from pyengine.engine.distributed import run_dask
 
         meta = RunMeta(src.n_rows, src.n_cols, src.dtype, src.steps, backend, 1, False)
-        states = run_dask(src.path, accumulators, meta, blocks, scheduler, _show_progress(progress))
+        states = run_dask(src.path, accumulators, meta, blocks, scheduler, _show_progress(progress), nonfinite)
     else:
-        states = accumulate(src, accumulators, meta, blocks, workers, progress, desc)
+        states = accumulate(src, accumulators, meta, blocks, workers, progress, desc, nonfinite)
     return [acc.finalize(state) for acc, state in zip(accumulators, states)]
 
 
 def accumulate(src: Source, accumulators: Sequence[Accumulator], meta: RunMeta, blocks: list[tuple[int, int]],
-               workers: int = 1, progress: bool | None = False, desc: str = "pyengine") -> list:
+               workers: int = 1, progress: bool | None = False, desc: str = "pyengine",
+               nonfinite: str = "raise") -> list:
     """The pass itself: read ahead, compute ``workers`` blocks at once, merge in block order.
 
     Returns the merged (not finalized) states, so a Dask task can run it on its own
     column range and merge with the other tasks' states.
     """
     total = None
+    skipped: list[tuple[int, int, int]] = []  # (first parameter, its first bad row, parameters left out)
+
+    def read(j0: int, j1: int):
+        return screen_nonfinite(src.read(j0, j1), j0, nonfinite, skipped)
+
     reads: deque = deque()
     computes: deque = deque()
     with ThreadPoolExecutor(1, thread_name_prefix="pyengine-read") as reader, \
@@ -135,14 +151,40 @@ def accumulate(src: Source, accumulators: Sequence[Accumulator], meta: RunMeta, 
         next_read = 0
         for j0, j1 in blocks:
             while next_read < len(blocks) and len(reads) <= config.PREFETCH:
-                reads.append(reader.submit(src.read, *blocks[next_read]))
+                reads.append(reader.submit(read, *blocks[next_read]))
                 next_read += 1
             block = reads.popleft().result()
             computes.append((j1 - j0, pool.submit(run_block, accumulators, meta, block, j0, j1)))
             del block
             collect(workers - 1)
         collect(0)
+    if skipped:
+        col, row, _ = skipped[0]
+        warnings.warn(f"left out {sum(n for *_, n in skipped)} parameters with NaN/Inf weights (the first: parameter "
+                      f"{col}, snapshot row {row}); their columns count as constant", RuntimeWarning, stacklevel=3)
     return total
+
+
+def screen_nonfinite(block, j0: int, policy: str, skipped: list):
+    """Stop at NaN/Inf weights (policy "raise"), or zero the affected columns ("skip")."""
+    xp = np if isinstance(block, np.ndarray) else __import__("cupy")
+    bad = ~xp.isfinite(block).all(axis=0)
+    if not bool(bad.any()):
+        return block
+    cols = np.flatnonzero(_host(bad))
+    row = int(np.argmax(~np.isfinite(_host(block[:, cols[0]]))))
+    if policy == "raise":
+        raise ValueError(f"non-finite weight at snapshot row {row}, parameter {j0 + cols[0]} ({cols.size} parameters "
+                         f"with NaN/Inf in columns {j0}…{j0 + block.shape[1] - 1}); pass nonfinite='skip' to leave "
+                         "them out, or find them all with `pyengine info FILE --check-values`")
+    block = block.copy()
+    block[:, cols] = 0
+    skipped.append((j0 + int(cols[0]), row, int(cols.size)))
+    return block
+
+
+def _host(a):
+    return a.get() if hasattr(a, "get") else a
 
 
 def pass_requests(x, requests: Sequence[Request], **engine) -> list[list]:

@@ -31,6 +31,10 @@ class Source:
         True when blocks are CuPy arrays.
     path : str or None
         The file behind the source, if any (Dask tasks reopen it by path).
+    loss : ndarray or None
+        The file's /loss, if any.
+    warnings : list of str
+        What the reader noticed (e.g. incomplete snapshots of a file being written).
     """
 
     n_rows: int
@@ -42,6 +46,7 @@ class Source:
     on_gpu: bool = False
     path: str | None = None
     loss: np.ndarray | None = field(default=None, repr=False)
+    warnings: list = field(default_factory=list)
 
 
 def as_source(x) -> Source:
@@ -114,4 +119,4 @@ def _from_trajectory(traj) -> Source:
     dtype = _check_shape((traj.n_snapshots, traj.n_params), traj.dtype)
     return Source(traj.n_snapshots, traj.n_params, dtype, np.asarray(traj.steps, dtype=np.int64),
                   traj.read_block, chunk_cols=traj.chunk_shape[1], path=str(traj.path),
-                  loss=np.asarray(traj.loss, dtype=np.float64))
+                  loss=np.asarray(traj.loss, dtype=np.float64), warnings=list(traj.warnings))

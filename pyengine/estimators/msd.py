@@ -212,6 +212,7 @@ def msd(
     workers: int = 1,
     progress: bool | None = None,
     scheduler=None,
+    nonfinite: str = "raise",
 ) -> MSDResult:
     """Time-averaged MSD of a trajectory, per window, exactly, in one streaming pass.
 
@@ -234,9 +235,9 @@ def msd(
     backend : {"auto", "cuda", "cpp", "numba", "numpy"}
     t_w : sequence of int, optional
         Waiting times (steps) at which windows start (default: every T steps).
-    block_cols, workers, progress, scheduler
+    block_cols, workers, progress, scheduler, nonfinite
         Engine settings (see :func:`pyengine.engine.run`); ``scheduler`` runs the pass
-        on a Dask cluster.
+        on a Dask cluster; ``nonfinite="skip"`` leaves out parameters with NaN/Inf.
 
     Returns
     -------
@@ -258,7 +259,7 @@ def msd(
     src = x if isinstance(x, Source) else as_source(x)
     request = MSDRequest.make(src, window, lags, origins, method, t_w)
     (result,) = run_requests(src, [request], block_cols=block_cols, workers=workers, backend=backend,
-                             progress=progress, desc="msd", scheduler=scheduler)
+                             progress=progress, desc="msd", scheduler=scheduler, nonfinite=nonfinite)
     result.settings["backend"] = backend
     return result
 

@@ -81,6 +81,9 @@ def render(folder: str | os.PathLike) -> pathlib.Path:
                  f"{_fmt(src.get('first_step'))} … {_fmt(src.get('last_step'))}", _fmt(src.get("dtype"))]]),
         "<p class='meta'>Settings: " + html.escape(json.dumps(doc.get("settings", {}))) + "</p>",
     ]
+    if src.get("warnings"):
+        parts.append("<h2>Notes on the data</h2><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in src["warnings"])
+                     + "</ul>")
     for key, section in SECTIONS.items():
         if key in doc.get("results", {}):
             parts.append(section(doc["results"][key]))
