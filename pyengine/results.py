@@ -47,3 +47,19 @@ class Result:
     def to_json(self) -> str:
         """:meth:`to_dict` as a JSON string."""
         return json.dumps(self.to_dict())
+
+
+def axes_or_new(ax=None):
+    """``ax``, or the axes of a new 5 × 4 inch figure (for ``plot(ax=None)`` methods)."""
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(5, 4))
+    return ax
+
+
+def window_colors(n: int) -> np.ndarray:
+    """One colour per window, early (dark) to late (yellow)."""
+    from matplotlib import cm
+
+    return cm.viridis(np.linspace(0, 1, max(n, 2)))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyengine.estimators.msd import MSDResult
-from pyengine.results import Result
+from pyengine.results import Result, axes_or_new, window_colors
 
 __all__ = ["PowerLawFit", "WindowFit", "DiffusionFit", "LogDerivative", "fit_diffusion", "log_derivative",
            "regime"]
@@ -245,12 +245,9 @@ class DiffusionFit(Result):
         ``kind="curves"``: MSD curves coloured by t_w with the fitted power laws (dashed)
         and τ0 (dots). ``kind="exponents"``: α, α1, α2 and τ0 against t_w, t0 marked.
         """
-        import matplotlib.pyplot as plt
-
         if kind not in ("curves", "exponents"):
             raise ValueError(f"kind must be 'curves' or 'exponents', got {kind!r}")
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 4))
+        ax = axes_or_new(ax)
         if kind == "curves":
             self._plot_curves(ax)
         else:
@@ -423,12 +420,8 @@ class LogDerivative(Result):
 
     def plot(self, ax=None):
         """β(τ) per window coloured by t_w, with β = 1 (normal diffusion) marked; returns the axes."""
-        import matplotlib.pyplot as plt
-        from matplotlib import cm
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 4))
-        colors = cm.viridis(np.linspace(0, 1, max(len(self.t_w), 2)))
+        ax = axes_or_new(ax)
+        colors = window_colors(len(self.t_w))
         for color, tw, beta in zip(colors, self.t_w, self.beta):
             ax.semilogx(self.tau, beta, color=color, lw=1, label=f"$t_w$={tw}")
         ax.axhline(1.0, color="gray", lw=0.8, ls="--")

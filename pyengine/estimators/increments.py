@@ -16,7 +16,7 @@ from pyengine.engine.increments import IncrementsAccumulator, IncrementSampleAcc
 from pyengine.engine.runner import run_requests
 from pyengine.engine.source import Source, as_source
 from pyengine.estimators.diffusion import _fit, log_spaced
-from pyengine.results import Result, jsonable
+from pyengine.results import Result, axes_or_new, jsonable, window_colors
 from pyengine.estimators.msd import plan_msd
 
 __all__ = ["IncrementsResult", "IncrementsPlan", "IncrementsRequest", "plan_increments", "increments",
@@ -85,7 +85,6 @@ class IncrementsResult(Result):
         (autocorrelation ± sd with the confidence band dotted), or ``"both"``.
         """
         import matplotlib.pyplot as plt
-        from matplotlib import cm
 
         if kind not in ("spectrum", "acf", "both"):
             raise ValueError(f"kind must be 'spectrum', 'acf' or 'both', got {kind!r}")
@@ -94,9 +93,8 @@ class IncrementsResult(Result):
             self.plot(axes[0], "spectrum")
             self.plot(axes[1], "acf")
             return axes
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 4))
-        colors = cm.viridis(np.linspace(0, 1, max(len(self.t_w), 2)))
+        ax = axes_or_new(ax)
+        colors = window_colors(len(self.t_w))
         if kind == "spectrum":
             for color, tw, m, s in zip(colors, self.t_w, self.power_mean, self.power_sd):
                 ax.loglog(self.freqs, m, color=color, lw=0.8, label=f"$t_w$={tw}")
@@ -352,12 +350,9 @@ class IncrementTails(Result):
         ``"distribution"`` (density of the first and last windows' scaled increments on a
         log scale, with their α-stable and Gaussian fits: Chen et al. Fig. 5b–c).
         """
-        import matplotlib.pyplot as plt
-
         if kind not in ("alpha", "distribution"):
             raise ValueError(f"kind must be 'alpha' or 'distribution', got {kind!r}")
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 4))
+        ax = axes_or_new(ax)
         if kind == "distribution":
             return self._plot_distribution(ax)
         ax.errorbar(self.t_w, self.alpha, yerr=self.alpha_se, fmt="o-", ms=4, label="tail index (Mohammadi)")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pyengine.results import Result
+from pyengine.results import Result, axes_or_new, window_colors
 from pyengine.estimators.msd import plan_msd
 
 __all__ = ["LossStats", "loss_stats", "moving_variance"]
@@ -107,7 +107,6 @@ class LossStats(Result):
         ``"all"`` (the three side by side; ``ax`` then must be None or three axes).
         """
         import matplotlib.pyplot as plt
-        from matplotlib import cm
 
         kinds = ("loss", "dloss", "variance")
         if kind not in kinds + ("all",):
@@ -117,14 +116,13 @@ class LossStats(Result):
             for a, k in zip(axes, kinds):
                 self.plot(a, k)
             return axes
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 4))
+        ax = axes_or_new(ax)
         if kind == "loss":
             ax.plot(self.steps, self.loss, lw=0.8)
             ax.set_ylabel("loss L")
         elif kind == "dloss":
             stride = self.window // max(self.abs_dloss_windows.shape[1], 1)
-            colors = cm.viridis(np.linspace(0, 1, max(len(self.t_w), 2)))
+            colors = window_colors(len(self.t_w))
             for color, tw, row in zip(colors, self.t_w, self.abs_dloss_windows):
                 ax.plot(tw + stride * np.arange(row.size), row, color=color, lw=0.6)
             ax.set_ylabel("|ΔL|")

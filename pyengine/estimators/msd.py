@@ -8,7 +8,7 @@ import numpy as np
 
 from pyengine.engine.msd import LagBandAccumulator, SpectralMSDAccumulator, SpectralWindow
 from pyengine.engine.runner import run_requests
-from pyengine.results import Result
+from pyengine.results import Result, axes_or_new, window_colors
 from pyengine.engine.source import Source, as_source
 
 __all__ = ["MSDResult", "MSDPlan", "MSDRequest", "plan_msd", "msd"]
@@ -54,12 +54,8 @@ class MSDResult(Result):
 
     def plot(self, ax=None):
         """Log-log MSD curves coloured by waiting time; returns the axes."""
-        import matplotlib.pyplot as plt
-        from matplotlib import cm
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 4))
-        colors = cm.viridis(np.linspace(0, 1, max(len(self.t_w), 2)))
+        ax = axes_or_new(ax)
+        colors = window_colors(len(self.t_w))
         for i, tw in enumerate(self.t_w):
             ok = np.isfinite(self.msd[i]) & (self.msd[i] > 0)
             ax.loglog(self.lags[ok], self.msd[i, ok], color=colors[i], lw=1, label=f"$t_w$={tw}")

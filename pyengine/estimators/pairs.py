@@ -22,7 +22,7 @@ from pyengine.engine.runner import run_requests
 from pyengine.engine.source import Source, as_source
 from pyengine.estimators.msd import plan_msd
 from pyengine.kernels.pairs import log_edges, pair_bin
-from pyengine.results import Result
+from pyengine.results import Result, axes_or_new, window_colors
 
 __all__ = ["MSLResult", "PathResult", "PairsRequest", "PairsPass", "msl", "msl_from", "path_geometry", "path_from",
            "power_fit", "transverse_distances"]
@@ -85,12 +85,8 @@ class MSLResult(Result):
 
     def plot(self, ax=None):
         """Log-log MSL(Δr) per window with its fitted power law; returns the axes."""
-        import matplotlib.pyplot as plt
-        from matplotlib import cm
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 4))
-        colors = cm.viridis(np.linspace(0, 1, max(len(self.t_w), 2)))
+        ax = axes_or_new(ax)
+        colors = window_colors(len(self.t_w))
         for i, tw in enumerate(self.t_w):
             ok = np.isfinite(self.msl[i]) & (self.msl[i] > 0)
             ax.errorbar(self.r[i, ok], self.msl[i, ok], yerr=self.msl_se[i, ok], color=colors[i], lw=1,
@@ -168,12 +164,8 @@ class PathResult(Result):
 
     def plot(self, ax=None):
         """Log-log Δr² against Δs per window with the two fitted ranges; returns the axes."""
-        import matplotlib.pyplot as plt
-        from matplotlib import cm
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 4))
-        colors = cm.viridis(np.linspace(0, 1, max(len(self.t_w), 2)))
+        ax = axes_or_new(ax)
+        colors = window_colors(len(self.t_w))
         for i, tw in enumerate(self.t_w):
             ok = np.isfinite(self.dr2[i]) & (self.dr2[i] > 0)
             ax.loglog(self.ds[i, ok], self.dr2[i, ok], "o-", ms=3, color=colors[i], lw=1,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pyengine.results import Result
+from pyengine.results import Result, axes_or_new
 
 __all__ = ["EvalRecord", "NoiseRecord", "read_eval", "read_noise"]
 
@@ -29,10 +29,7 @@ class EvalRecord(Result):
 
     def plot(self, ax=None):
         """Loss per data set against step (accuracy on a twin axis); returns the axes."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 4))
+        ax = axes_or_new(ax)
         for name, loss in self.losses.items():
             ax.plot(self.steps, loss, "o-", ms=3, label=f"{name} loss")
         ax.set_xlabel("step")
@@ -67,10 +64,7 @@ class NoiseRecord(Result):
 
     def plot(self, ax=None):
         """Tail index of the gradient noise against step (α = 2: Gaussian); returns the axes."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 4))
+        ax = axes_or_new(ax)
         ax.plot(self.steps, self.alpha, "o-", ms=3, label="tail index α of gradient noise")
         ax.axhline(2.0, color="gray", lw=0.8, ls=":")
         ax.set_xlabel("step")
