@@ -108,30 +108,37 @@ def _h5py_read_time(path: str) -> float:
         return time.perf_counter() - t0
 
 
-def bench_streaming(n: int, p_big: int, n_lags: int = 16) -> list[Row]:
+def bench_streaming(n: int, p_big: int, n_lags: int = 16, repeat: int = 3) -> list[Row]:
+    """A fresh process streams the file (median of ``repeat``); the bound is measured in the
+    same page-cache state: h5py reading the same blocks, and the compute on the data in memory."""
     rows, rss = [], {}
     for p in (p_big // 2, p_big):
         path = str(trajectory_file(n, p))
-        child = subprocess.run([sys.executable, "-c", _STREAM_CHILD, path, str(n_lags)], capture_output=True,
-                               text=True, check=True)
-        stats = json.loads(child.stdout.strip().splitlines()[-1])
-        rss[p] = stats["rss_mib"]
+        t_read = median_time(lambda: _h5py_read_time(path), repeat=1, warmup=1)  # also warms the page cache
+        runs = [_stream_in_child(path, n_lags) for _ in range(repeat)]
+        rss[p] = max(r["rss_mib"] for r in runs)
         if p == p_big:
-            t_read = median_time(lambda: _h5py_read_time(path), repeat=1, warmup=0)
+            wall = float(np.median([r["wall"] for r in runs]))
             x = pe.open(path).read_block(0, p)
             t_compute = median_time(lambda: pe.msd(x, window=None, lags=n_lags, method="lagband", progress=False),
                                     repeat=1, warmup=0)
             del x
             bound = max(t_read, t_compute)
-            rows.append(Row(SUITE, f"streaming a {n * p * 4 / 1e9:.1f} GB file (N={n}, P={p}, {n_lags} lags)",
-                            stats["wall"], "max(h5py read, in-memory compute)", bound, "wall ≤ 1.3 × bound",
-                            stats["wall"] <= 1.3 * bound,
-                            f"h5py read {t_read:.2f} s (warm page cache), compute {t_compute:.2f} s"))
+            rows.append(Row(SUITE, f"streaming a {n * p * 4 / 1e9:.1f} GB file (N={n}, P={p}, {n_lags} lags)", wall,
+                            "max(h5py read, in-memory compute)", bound, "wall ≤ 1.3 × bound", wall <= 1.3 * bound,
+                            f"h5py read {t_read:.2f} s (warm page cache), compute {t_compute:.2f} s; "
+                            f"median of {repeat} fresh processes"))
     small, big = sorted(rss)
     rows.append(Row(SUITE, f"peak RSS, P={small} vs P={big}", 0.0, target="< 2 GB, independent of P",
                     met=max(rss.values()) < 2048 and rss[big] < 1.25 * rss[small],
                     value=rss[big], unit=f"MiB (P={small}: {rss[small]:.0f} MiB)"))
     return rows
+
+
+def _stream_in_child(path: str, n_lags: int) -> dict:
+    child = subprocess.run([sys.executable, "-c", _STREAM_CHILD, path, str(n_lags)], capture_output=True,
+                           text=True, check=True)
+    return json.loads(child.stdout.strip().splitlines()[-1])
 
 
 def run(quick: bool = False) -> list[Row]:

@@ -7,6 +7,7 @@ merged in block order, so the result does not depend on thread timing.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import warnings
@@ -125,14 +126,29 @@ def accumulate(src: Source, accumulators: Sequence[Accumulator], meta: RunMeta, 
     """The pass itself: read ahead, compute ``workers`` blocks at once, merge in block order.
 
     Returns the merged (not finalized) states, so a Dask task can run it on its own
-    column range and merge with the other tasks' states.
+    column range and merge with the other tasks' states. NaN/Inf weights always reach the
+    states (they are sums of the data), so the pass runs unscreened and only when a state
+    is not finite does a second, screened pass stop at the location or skip the columns.
     """
-    total = None
+    total = _pass(src.read, accumulators, meta, blocks, workers, progress, desc)
+    if _all_finite(total):
+        return total
     skipped: list[tuple[int, int, int]] = []  # (first parameter, its first bad row, parameters left out)
 
-    def read(j0: int, j1: int):
+    def screened(j0: int, j1: int):
         return screen_nonfinite(src.read(j0, j1), j0, nonfinite, skipped)
 
+    total = _pass(screened, accumulators, meta, blocks, workers, progress, desc)
+    if skipped:
+        col, row, _ = skipped[0]
+        warnings.warn(f"left out {sum(n for *_, n in skipped)} parameters with NaN/Inf weights (the first: parameter "
+                      f"{col}, snapshot row {row}); their columns count as constant", RuntimeWarning, stacklevel=3)
+    return total
+
+
+def _pass(read, accumulators: Sequence[Accumulator], meta: RunMeta, blocks: list[tuple[int, int]], workers: int,
+          progress: bool | None, desc: str) -> list:
+    total = None
     reads: deque = deque()
     computes: deque = deque()
     with ThreadPoolExecutor(1, thread_name_prefix="pyengine-read") as reader, \
@@ -158,11 +174,22 @@ def accumulate(src: Source, accumulators: Sequence[Accumulator], meta: RunMeta, 
             del block
             collect(workers - 1)
         collect(0)
-    if skipped:
-        col, row, _ = skipped[0]
-        warnings.warn(f"left out {sum(n for *_, n in skipped)} parameters with NaN/Inf weights (the first: parameter "
-                      f"{col}, snapshot row {row}); their columns count as constant", RuntimeWarning, stacklevel=3)
     return total
+
+
+def _all_finite(state) -> bool:
+    """Whether every floating array in a (nested) state is finite."""
+    if isinstance(state, (list, tuple)):
+        return all(_all_finite(s) for s in state)
+    if dataclasses.is_dataclass(state) and not isinstance(state, RunMeta):
+        return all(_all_finite(getattr(state, f.name)) for f in dataclasses.fields(state))
+    if isinstance(state, (np.ndarray, np.generic, float, complex)):
+        return bool(np.isfinite(state).all())
+    if hasattr(state, "__cuda_array_interface__"):
+        import cupy
+
+        return bool(cupy.isfinite(state).all())
+    return True
 
 
 def screen_nonfinite(block, j0: int, policy: str, skipped: list):
