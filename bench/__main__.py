@@ -35,6 +35,9 @@ def write_markdown(results: dict[str, list[dict]], info: dict, path: pathlib.Pat
     ]
     for suite, rows in results.items():
         lines += [f"## {suite}", "", format_table([Row(**{k: v for k, v in r.items() if k != "ratio"}) for r in rows]), ""]
+    notes = HERE / "NOTES.md"  # hand-written commentary on the numbers
+    if notes.exists():
+        lines.append(notes.read_text())
     path.write_text("\n".join(lines))
 
 

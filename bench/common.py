@@ -57,16 +57,19 @@ def machine() -> dict:
 
     import pyengine
 
-    cpu = platform.processor() or "unknown"
+    cpu, simd = platform.processor() or "unknown", "unknown"
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            info = f.read().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+        flags = set(next(line for line in info if line.startswith("flags")).split())
+        simd = ", ".join(f for f in ("avx512f", "avx2", "fma") if f in flags) or "sse2"
     except (OSError, StopIteration):
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     core = pyengine.backends()["cpp"].reason
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1), "python": platform.python_version(),
+        "cpu": cpu, "simd": simd, "cores": os.cpu_count(), "memory_gib": round(mem, 1), "python": platform.python_version(),
         "numpy": numpy.__version__, "scipy": scipy.__version__, "pyengine": pyengine.__version__, "extension": core,
     }
 
