@@ -69,6 +69,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    import os
+
+    if os.path.exists(os.path.join("bench", "__main__.py")) and "" not in sys.path:
+        sys.path.insert(0, "")  # the source checkout we are run from
     try:
         from bench.__main__ import main as bench_main
     except ImportError:
