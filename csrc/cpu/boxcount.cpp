@@ -151,38 +151,20 @@ PE_MULTIVERSION void row_stats(const T* row, int64_t n, double ref, double* out)
   out[4] = nans;
 }
 
-int64_t dyadic_level(int64_t s) {  // k with s == 2^k, or -1
-  if (s < 1 || (s & (s - 1)) != 0) return -1;
-  int64_t k = 0;
-  while ((int64_t(1) << k) < s) ++k;
-  return k;
-}
-
 }  // namespace
 
 template <typename T>
 void box_counts(const T* z, int64_t ny, int64_t nx, int64_t row_stride, int64_t oy, int64_t ox,
                 const int64_t* sizes, const double* inv_heights, int64_t n_sizes, double zmin,
                 int rule, double* counts, double* n_blocks, int n_threads) {
-  require(ny >= 0 && nx >= 0 && n_sizes >= 0, "box_counts: negative size");
-  require(row_stride >= nx, "box_counts: row_stride must be >= nx");
-  require(oy >= 0 && ox >= 0, "box_counts: the grid offset must be >= 0");
-  require(rule == kDbc || rule == kIdbc || rule == kOccupied, "box_counts: unknown rule");
-  for (int64_t i = 0; i < n_sizes; ++i) {
-    require(sizes[i] >= 1, "box_counts: sizes must be >= 1");
-    for (int64_t j = 0; j < i; ++j) require(sizes[i] != sizes[j], "box_counts: sizes must be distinct");
-  }
+  check_box_counts_args(ny, nx, row_stride, oy, ox, sizes, n_sizes, rule);
   const int threads = thread_count(n_threads);
   const int64_t h = std::max<int64_t>(0, ny - oy), w = std::max<int64_t>(0, nx - ox);
   if (h == 0 || w == 0) return;
   const T* origin = z + oy * row_stride + ox;
 
   // Which pyramid levels are asked for, and up to where the pyramid must be built.
-  int64_t top = 0;
-  for (int64_t i = 0; i < n_sizes; ++i) {
-    const int64_t k = dyadic_level(sizes[i]);
-    if (k >= 1 && sizes[i] <= std::min(h, w)) top = std::max(top, k);
-  }
+  const int64_t top = pyramid_top(sizes, n_sizes, h, w);
   auto index_of = [&](int64_t k) {  // position of size 2^k in sizes, or -1
     for (int64_t i = 0; i < n_sizes; ++i)
       if (sizes[i] == (int64_t(1) << k)) return i;

@@ -71,13 +71,6 @@ __global__ void direct_kernel(const T* __restrict__ z, int64_t row_stride, int64
 
 __global__ void add_kernel(double* target, double value) { *target += value; }
 
-int64_t dyadic_level(int64_t s) {  // k with s == 2^k, or -1
-  if (s < 1 || (s & (s - 1)) != 0) return -1;
-  int64_t k = 0;
-  while ((int64_t(1) << k) < s) ++k;
-  return k;
-}
-
 unsigned grid_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
 
 }  // namespace
@@ -86,24 +79,13 @@ template <typename T>
 void box_counts(const T* z, int64_t ny, int64_t nx, int64_t row_stride, int64_t oy, int64_t ox,
                 const int64_t* sizes, const double* inv_heights, int64_t n_sizes, double zmin,
                 int rule, double* counts, double* n_blocks, std::uintptr_t stream) {
-  require(ny >= 0 && nx >= 0 && n_sizes >= 0, "box_counts: negative size");
-  require(row_stride >= nx, "box_counts: row_stride must be >= nx");
-  require(oy >= 0 && ox >= 0, "box_counts: the grid offset must be >= 0");
-  require(rule == kDbc || rule == kIdbc || rule == kOccupied, "box_counts: unknown rule");
-  for (int64_t i = 0; i < n_sizes; ++i) {
-    require(sizes[i] >= 1, "box_counts: sizes must be >= 1");
-    for (int64_t j = 0; j < i; ++j) require(sizes[i] != sizes[j], "box_counts: sizes must be distinct");
-  }
+  check_box_counts_args(ny, nx, row_stride, oy, ox, sizes, n_sizes, rule);
   const auto st = reinterpret_cast<cudaStream_t>(stream);
   const int64_t h = std::max<int64_t>(0, ny - oy), w = std::max<int64_t>(0, nx - ox);
   if (h == 0 || w == 0) return;
   const T* origin = z + oy * row_stride + ox;
 
-  int64_t top = 0;
-  for (int64_t i = 0; i < n_sizes; ++i) {
-    const int64_t k = dyadic_level(sizes[i]);
-    if (k >= 1 && sizes[i] <= std::min(h, w)) top = std::max(top, k);
-  }
+  const int64_t top = pyramid_top(sizes, n_sizes, h, w);
   T* buf = nullptr;  // level 1 at the front, the levels above it ping-pong behind it
   const int64_t n1 = (h >> 1) * (w >> 1), n2 = (h >> 2) * (w >> 2);
   if (top >= 1) check(cudaMallocAsync(reinterpret_cast<void**>(&buf), sizeof(T) * 2 * (n1 + n2), st), "box_counts: cudaMallocAsync");

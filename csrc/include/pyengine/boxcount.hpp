@@ -25,6 +25,37 @@ PE_HD inline double boxes_in_block(double lo, double hi, double zmin, double inv
   return (hi != 0 || lo != 0) ? 1.0 : 0.0;
 }
 
+// k with s == 2^k, or -1.
+inline int64_t dyadic_level(int64_t s) {
+  if (s < 1 || (s & (s - 1)) != 0) return -1;
+  int64_t k = 0;
+  while ((int64_t(1) << k) < s) ++k;
+  return k;
+}
+
+// The argument checks of box_counts, shared by the CPU and CUDA builds.
+inline void check_box_counts_args(int64_t ny, int64_t nx, int64_t row_stride, int64_t oy, int64_t ox,
+                                  const int64_t* sizes, int64_t n_sizes, int rule) {
+  require(ny >= 0 && nx >= 0 && n_sizes >= 0, "box_counts: negative size");
+  require(row_stride >= nx, "box_counts: row_stride must be >= nx");
+  require(oy >= 0 && ox >= 0, "box_counts: the grid offset must be >= 0");
+  require(rule == kDbc || rule == kIdbc || rule == kOccupied, "box_counts: unknown rule");
+  for (int64_t i = 0; i < n_sizes; ++i) {
+    require(sizes[i] >= 1, "box_counts: sizes must be >= 1");
+    for (int64_t j = 0; j < i; ++j) require(sizes[i] != sizes[j], "box_counts: sizes must be distinct");
+  }
+}
+
+// Highest pyramid level 2^k that a requested size needs in an h x w region (0: none).
+inline int64_t pyramid_top(const int64_t* sizes, int64_t n_sizes, int64_t h, int64_t w) {
+  int64_t top = 0;
+  for (int64_t i = 0; i < n_sizes; ++i) {
+    const int64_t k = dyadic_level(sizes[i]);
+    if (k >= 1 && sizes[i] <= (h < w ? h : w)) top = k > top ? k : top;
+  }
+  return top;
+}
+
 // Box counts of z[oy:, ox:] at several box sizes.
 //
 // z is row-major, ny x nx, rows row_stride elements apart. For each sizes[i] >= 1 the region
