@@ -83,7 +83,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pyengine", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="pyengine",
+        description="Statistics of SGD training trajectories: anomalous diffusion, fractal geometry, heavy tails.",
+        epilog="Exit codes: 0 success; 1 the input was rejected (the message says why); 2 usage error. "
+               "`pyengine COMMAND --help` explains each command.")
     parser.add_argument("--version", action="version", version=f"pyengine {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("backends", help="list the compute backends available here and why others are not")
