@@ -262,7 +262,7 @@ def test_info_prints_summary(good, capsys):
     out = capsys.readouterr().out
     for text in (f"N = {N}, steps 0..190, stride 10", f"P = {P}, float32", "chunks 64 x 16",
                  "3 tensors: 1 bias (6 values), 1 other (1 values), 1 weight (30 values)",
-                 '{"lr": 0.1}', "validation  ok (all values checked)"):
+                 'lr = 0.1', "validation  ok (all values checked)"):
         assert text in out
 
 

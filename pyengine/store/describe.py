@@ -73,8 +73,24 @@ def _summary(traj: Trajectory) -> list[str]:
         f"storage     chunks {traj.chunk_shape[0]} x {traj.chunk_shape[1]}, compression {_filters_text(traj.weights)}",
         f"params      {_params_text(traj)}",
         f"groups      {_groups_text(traj.file)}",
-        f"settings    {json.dumps(traj.attrs, sort_keys=True)}",
+        *_settings_lines(traj.attrs),
     ]
+
+
+#: Characters of a setting's value shown by `pyengine info` (the full JSON is in the file).
+SETTING_WIDTH = 70
+
+
+def _settings_lines(settings: dict) -> list[str]:
+    if not settings:
+        return ["settings    none"]
+    lines = []
+    for i, key in enumerate(sorted(settings)):
+        text = " ".join(json.dumps(settings[key], sort_keys=True).split())
+        if len(text) > SETTING_WIDTH:
+            text = text[: SETTING_WIDTH - 1] + "…"
+        lines.append(f"{'settings' if i == 0 else '':12}{key} = {text}")
+    return lines
 
 
 def _steps_text(steps: np.ndarray) -> str:
