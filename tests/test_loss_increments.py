@@ -143,7 +143,7 @@ def test_autocorrelation_band_of_white_noise_and_brownian_weights():
 
 @pytest.mark.parametrize("block_cols", [1, 7, 64])
 def test_blocks_give_the_same_answer(block_cols, monkeypatch):
-    monkeypatch.setattr("pyengine.engine.increments.FFT_COLS", 5)
+    monkeypatch.setattr("pyengine.config.FFT_BATCH_BYTES", 5 * 16 * 1024)  # a few columns per batch
     x = models.fbm(700, 64, 0.7, seed=6).astype(np.float32)
     one = increments(x, window=300, max_lag=100, block_cols=64)
     parts = increments(x, window=300, max_lag=100, block_cols=block_cols, workers=2)

@@ -20,14 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pyengine import config
 from pyengine.engine.accumulator import RunMeta
 from pyengine.engine.msd import _fft_module, _to_host, _workers, _xp
 
 __all__ = ["IncrementWindow", "IncrementState", "IncrementsAccumulator", "WindowSums", "IncrementSampleAccumulator",
            "SampleState"]
 
-#: Columns transformed together (bounds the FFT temporaries to about 2T × FFT_COLS).
-FFT_COLS = 256
 
 
 @dataclass(frozen=True)
@@ -104,8 +103,9 @@ class IncrementsAccumulator:
         xp = _xp(state.meta)
         state.n_cols += block.shape[1]
         for i, w in enumerate(self.windows):
-            for c0 in range(0, block.shape[1], FFT_COLS):
-                seg = block[w.start : w.start + w.length + 1, c0 : c0 + FFT_COLS].astype(np.float64)
+            batch = max(1, config.FFT_BATCH_BYTES // (16 * (2 * w.length + 1)))  # bounds the FFT temporaries
+            for c0 in range(0, block.shape[1], batch):
+                seg = block[w.start : w.start + w.length + 1, c0 : c0 + batch].astype(np.float64)
                 d = xp.diff(seg, axis=0)
                 d -= d.mean(axis=0)
                 f = fft.rfft(d, axis=0, **kw)

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pyengine import config
 from pyengine.engine.accumulator import RunMeta
 from pyengine.kernels import lag_band
 
-#: Columns transformed together by the spectral accumulator (bounds its temporaries).
-FFT_COLS = 256
 
 
 def _xp(meta: RunMeta):
@@ -105,8 +104,9 @@ class SpectralMSDAccumulator:
     def update(self, state: SpectralState, block, cols: slice) -> None:
         fft = _fft_module(state.meta)
         for w, cross, sq in zip(self.windows, state.cross, state.sq):
-            for c0 in range(0, block.shape[1], FFT_COLS):
-                seg = block[w.start : w.start + w.length, c0 : c0 + FFT_COLS]
+            cols = max(1, config.FFT_BATCH_BYTES // (16 * (w.nfft // 2 + 1)))
+            for c0 in range(0, block.shape[1], cols):
+                seg = block[w.start : w.start + w.length, c0 : c0 + cols]
                 y = seg.astype(np.float64) - seg[0].astype(np.float64)
                 sq += (y * y).sum(axis=1)
                 fb = fft.rfft(y, n=w.nfft, axis=0, **_workers(state.meta))
