@@ -19,7 +19,7 @@ import pyengine as pe  # noqa: E402
 from pyengine.heavytail.stable import fit_levy_stable  # noqa: E402
 from pyengine.toys import fractal_landscape, paraboloid, select_start, shuffled_landscape, simulate_sgd  # noqa: E402
 
-N, DIMENSION, AMPLITUDE, ETA, SIGMA, STEPS, TRIALS, WINDOW, RADIUS = 512, 1.3, 0.06, 0.005, 0.02, 1000, 10, 100, 0.02
+N, DIMENSION, AMPLITUDE, ETA, SIGMA, STEPS, TRIALS, WINDOW, RADIUS = 512, 1.05, 0.01, 0.005, 0.02, 1000, 10, 100, 0.02
 
 
 def exponents(run) -> np.ndarray:
@@ -100,9 +100,10 @@ def main(out: Path, landscapes: int) -> None:
     ax[0, 1].set_xlabel("lag τ (steps)")
     ax[0, 1].set_title("(b) MSD per trial, first and last window", fontsize="small")
     ax[0, 1].legend(fontsize="x-small")
+    g_max = np.abs(run.gradients).max()
     for name, r in (("fractal", run), ("shuffled", run_s), ("paraboloid", run_p)):
         g = r.gradients.ravel()
-        ax[1, 0].hist(g, bins=np.linspace(-3, 3, 121), histtype="step", log=True, label=name)
+        ax[1, 0].hist(g, bins=np.linspace(-g_max, g_max, 121), histtype="step", log=True, label=name)
     ax[1, 0].set_xlabel("gradient component ∂L/∂x, ∂L/∂y")
     ax[1, 0].set_title("(c) gradients along the trajectories", fontsize="small")
     ax[1, 0].legend(fontsize="x-small")

@@ -9,11 +9,15 @@ fractal (spectral-synthesis fBm) surface, the same heights shuffled and smoothed
 Gaussian kernel (σ = 8 pixels), and a convex paraboloid.
 
 Units. Positions are in landscape widths; ``amplitude`` is the standard deviation of the
-fractal heights. Chen et al. do not give their length and height scales; with
-η ∈ [0.002, 0.01] the default amplitude 0.05 makes a typical step a fraction of a pixel
-on the slopes (n = 512) and several pixels on the roughest spots, so that the fine
-structure kicks the walker out of narrow minima (gradient descent is unstable in a minimum
-of curvature > 2/η) while wide minima hold it.
+fractal heights. Chen et al. do not give their length and height scales. Only η·amplitude
+and ησ enter the dynamics; the defaults (D = 1.05, amplitude 0.01, with η = 0.005,
+σ = 0.02) make the large-scale slope's drift, η·|∇L| ≈ 10⁻⁴–10⁻³ per step, dominate both
+the noise (ησ = 10⁻⁴ per step, √τ growth) and the small-scale roughness over lags of
+10–100 steps, so the descent is directed (MSD exponent > 1) until the walker enters the
+wide minimum, where it is confined (exponent < 1). Rougher or taller surfaces (D ≳ 1.2,
+amplitude ≳ 0.05) make the descent a chaotic, kicked walk with exponent < 1; rough surfaces
+of small amplitude (D = 1.2–1.3, amplitude 0.01–0.03) mostly trap it in local minima on
+the way.
 """
 
 from __future__ import annotations
@@ -114,7 +118,7 @@ class Landscape:
         return np.hypot(d[..., 0], d[..., 1])
 
 
-def fractal_landscape(n: int = 512, dimension: float = 1.5, amplitude: float = 0.05, seed=0) -> Landscape:
+def fractal_landscape(n: int = 512, dimension: float = 1.05, amplitude: float = 0.01, seed=0) -> Landscape:
     """Fractal landscape by spectral synthesis (periodic fBm surface).
 
     Parameters
@@ -130,6 +134,10 @@ def fractal_landscape(n: int = 512, dimension: float = 1.5, amplitude: float = 0
     seed : int or numpy.random.Generator
         Seed of the surface.
 
+    The defaults (D = 1.05, amplitude 0.01) are the ones with which SGD at η = 0.005,
+    σ = 0.02 is superdiffusive before the global minimum and subdiffusive in it
+    (docs/science.md); not every seed has a qualifying wide minimum (:func:`select_start`).
+
     Returns
     -------
     Landscape
@@ -144,7 +152,7 @@ def fractal_landscape(n: int = 512, dimension: float = 1.5, amplitude: float = 0
     --------
     >>> land = fractal_landscape(64, dimension=1.5, seed=1)
     >>> land.height.shape, round(float(land.height.std()), 3)
-    ((64, 64), 0.05)
+    ((64, 64), 0.01)
     """
     if not 1.0 < dimension < 2.0:
         raise ValueError(f"dimension must be in (1, 2) (profile dimension 2 - H), got {dimension}")
