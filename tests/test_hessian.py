@@ -18,13 +18,7 @@ from pyengine.landscape import (  # noqa: E402
 from pyengine.record import Recorder  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight the other tests for cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 def _mlp(seed=0, dtype=torch.float64):
     torch.manual_seed(seed)

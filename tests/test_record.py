@@ -17,13 +17,7 @@ from pyengine.store import FormatError, open_trajectory  # noqa: E402
 from pyengine.heavytail import TailState, mohammadi, tail_index  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread, and CI cores are shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def small_net(seed=0):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyengine.fractal import BoxCountResult, boxcount, level_set
+from pyengine.results import Result, axes_or_new, jsonable, window_colors
 from pyengine.store import open_trajectory
 
 #: Quantiles of the finite losses at which level sets are box-counted by default.
@@ -93,21 +94,20 @@ class LandscapeResult:
         >>> res.to_dict()["surface"]["dimension"]  # doctest: +SKIP
         2.07
         """
-        return {
+        return jsonable({
             "name": self.name,
-            "settings": dict(self.settings),
-            "x": self.x.tolist(),
-            "y": self.y.tolist(),
-            "loss": _finite_or_none(self.loss),
+            "settings": self.settings,
+            "x": self.x,
+            "y": self.y,
+            "loss": self.loss,
             "n_done": int(self.done.sum()),
             "complete": self.complete,
-            "path": None if self.path is None else self.path.tolist(),
-            "path_steps": None if self.path_steps is None else self.path_steps.tolist(),
-            "surface": None if self.surface is None else self.surface.to_dict(),
-            "level_sets": [{"quantile": s.quantile, "level": s.level, "boxcount": s.boxcount.to_dict()}
-                           for s in self.level_sets],
+            "path": self.path,
+            "path_steps": self.path_steps,
+            "surface": self.surface,
+            "level_sets": [{"quantile": s.quantile, "level": s.level, "boxcount": s.boxcount} for s in self.level_sets],
             "note": self.note,
-        }
+        })
 
     def plot(self, ax=None):
         """Contour map of the surface, and box counting of the surface and its level sets.
@@ -167,7 +167,7 @@ class LandscapeResult:
 
 
 @dataclass(frozen=True)
-class InterpolationResult:
+class InterpolationResult(Result):
     """Loss along the straight line (1 − α)·w_a + α·w_b between two weight vectors.
 
     Attributes
@@ -181,10 +181,6 @@ class InterpolationResult:
     loss: np.ndarray
     settings: dict = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
-        """Plain Python types, ready for JSON (non-finite losses are None)."""
-        return {"alpha": self.alpha.tolist(), "loss": _finite_or_none(self.loss), "settings": dict(self.settings)}
-
     def plot(self, ax=None):
         """Loss against α, with the two end points marked.
 
@@ -196,10 +192,7 @@ class InterpolationResult:
         -------
         matplotlib Axes
         """
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots()
+        ax = axes_or_new(ax)
         ax.plot(self.alpha, self.loss, "-", color="C0")
         ends = np.isin(self.alpha, [0.0, 1.0])
         ax.plot(self.alpha[ends], self.loss[ends], "o", color="C3")
@@ -237,13 +230,8 @@ class HessianResult:
         >>> hessian_result("run.h5").to_dict()["k"]  # doctest: +SKIP
         20
         """
-        return {
-            "steps": self.steps.tolist(),
-            "k": int(self.eigenvalues.shape[1]),
-            "eigenvalues": _finite_or_none(self.eigenvalues),
-            "residuals": None if self.residuals is None else _finite_or_none(self.residuals),
-            "settings": dict(self.settings),
-        }
+        return jsonable({"steps": self.steps, "k": int(self.eigenvalues.shape[1]), "eigenvalues": self.eigenvalues,
+                         "residuals": self.residuals, "settings": self.settings})
 
     def plot(self, ax=None):
         """Each of the top-k eigenvalues against the step (Chen et al. 2022, Fig. 7).
@@ -256,12 +244,9 @@ class HessianResult:
         -------
         matplotlib Axes
         """
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots()
+        ax = axes_or_new(ax)
         k = self.eigenvalues.shape[1]
-        colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, k))
+        colors = window_colors(k)
         for i in range(k):
             label = "λ1 (largest)" if i == 0 else (f"λ{k}" if i == k - 1 else None)
             ax.plot(self.steps, self.eigenvalues[:, i], "o-" if len(self.steps) < 30 else "-", ms=3,
@@ -431,6 +416,3 @@ def plain(value):
         return value.decode()
     return value
 
-
-def _finite_or_none(a: np.ndarray) -> list:
-    return np.where(np.isfinite(a), a, None).tolist()
