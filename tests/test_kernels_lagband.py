@@ -48,6 +48,18 @@ def test_accumulates_over_column_blocks_and_views(backend, rng):
     np.testing.assert_allclose(out, reference.lag_band(x, np.array(lags), np.zeros((3, 64))), rtol=1e-12)
 
 
+@pytest.mark.skipif(not pe.backends()["cpp"].available, reason="needs the C++ extension")
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_many_column_strips_any_thread_count(threads, rng):
+    # 4100 float64 rows make strips of 24 columns: 11 strips shared unevenly between threads,
+    # each strip's tail of origins past the last full register tile included.
+    x = rng.standard_normal((4100, 257)).cumsum(0)
+    lags = [1, 31, 32, 33, 4099]
+    got = lag_band(x, lags, backend="cpp", threads=threads)
+    np.testing.assert_allclose(got, reference.lag_band(x, np.array(lags), np.zeros((5, 4100))), rtol=1e-12)
+    np.testing.assert_array_equal(got, lag_band(x, lags, backend="cpp", threads=threads))  # same every run
+
+
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_cancellation_large_weights_tiny_steps(backend, rng):
     # |w| ~ 1e3, steps ~ 1e-4: exact differences keep the small displacements exact.

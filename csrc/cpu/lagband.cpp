@@ -1,6 +1,7 @@
 #include "pyengine/lagband.hpp"
 
 #include <algorithm>
+#include <vector>
 
 #include "pyengine/common.hpp"
 
@@ -11,20 +12,59 @@
 namespace pyengine {
 namespace {
 
-// For one chunk of kRowChunk origins and one tile of kColTile columns, the origin rows
-// (64 KiB of float32) stay in L1/L2 while every lag streams its partner rows past them.
-constexpr int64_t kColTile = 128;
-constexpr int64_t kRowChunk = 128;
+// The block is processed in strips of columns whose transposed copy (one row per column,
+// time contiguous) fits in L2: the input is read from memory once, every lag then finds its
+// partner rows in cache, and the inner loop runs along time, so summing over a strip's columns
+// needs no horizontal reductions.
+constexpr int64_t kStripBytes = 1 << 20;
+constexpr int64_t kMaxStripCols = 256;
+constexpr int64_t kOriginTile = 32;   // origins summed in registers at once
+constexpr int64_t kChunkOrigins = 512;  // origins whose band entries stay in L1/L2 across lags
 
 template <typename T>
-PE_MULTIVERSION void band_rows(const T* x, int64_t row_stride, int64_t c0, int64_t c1,
-                               int64_t lag, int64_t t0, int64_t t1, double* out_row) {
-  for (int64_t t = t0; t < t1; ++t) {
-    const T* a = x + t * row_stride;
-    const T* b = a + lag * row_stride;
+int64_t strip_cols(int64_t n_rows, int64_t n_cols) {
+  const int64_t fit = kStripBytes / (static_cast<int64_t>(sizeof(T)) * std::max<int64_t>(n_rows, 1));
+  return std::min(n_cols, std::clamp<int64_t>(fit / 8 * 8, 8, kMaxStripCols));
+}
+
+// Transposed rows are padded so that consecutive columns do not alias in the cache.
+int64_t transposed_stride(int64_t n_rows) { return (n_rows + 15) / 16 * 16 + 16; }
+
+// xt[c * ld + t] = x[t, c0 + c] for rows [t0, t1) of a strip of `width` columns.
+template <typename T>
+void transpose_rows(const T* x, int64_t row_stride, int64_t c0, int64_t width, int64_t t0,
+                    int64_t t1, T* xt, int64_t ld) {
+  constexpr int64_t kTile = 16;
+  for (int64_t tt = t0; tt < t1; tt += kTile) {
+    const int64_t te = std::min(t1, tt + kTile);
+    for (int64_t cc = 0; cc < width; cc += kTile) {
+      const int64_t ce = std::min(width, cc + kTile);
+      for (int64_t t = tt; t < te; ++t) {
+        const T* row = x + t * row_stride + c0;
+        for (int64_t c = cc; c < ce; ++c) xt[c * ld + t] = row[c];
+      }
+    }
+  }
+}
+
+// out_row[t] += sum_c (xt[c, t + lag] - xt[c, t])^2 for origins [t0, t1) of a transposed strip.
+template <typename T>
+PE_MULTIVERSION void strip_band(const T* xt, int64_t ld, int64_t width, int64_t lag, int64_t t0,
+                                int64_t t1, double* out_row) {
+  int64_t t = t0;
+  for (; t + kOriginTile <= t1; t += kOriginTile) {
+    double acc[kOriginTile] = {};
+    for (int64_t c = 0; c < width; ++c) {
+      const T* a = xt + c * ld + t;
+#pragma omp simd
+      for (int64_t i = 0; i < kOriginTile; ++i) acc[i] += sq_diff(a[i], a[i + lag]);
+    }
+#pragma omp simd
+    for (int64_t i = 0; i < kOriginTile; ++i) out_row[t + i] += acc[i];
+  }
+  for (; t < t1; ++t) {
     double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t c = c0; c < c1; ++c) acc += sq_diff(a[c], b[c]);
+    for (int64_t c = 0; c < width; ++c) acc += sq_diff(xt[c * ld + t], xt[c * ld + t + lag]);
     out_row[t] += acc;
   }
 }
@@ -38,23 +78,44 @@ void lag_band(const T* x, int64_t n_rows, int64_t n_cols, int64_t row_stride,
   require(row_stride >= n_cols, "lag_band: row_stride must be >= n_cols");
   for (int64_t l = 0; l < n_lags; ++l)
     require(lags[l] >= 1, "lag_band: lags must be >= 1");
-  const int64_t n_chunks = (n_rows + kRowChunk - 1) / kRowChunk;
-  if (n_chunks == 0 || n_lags == 0 || n_cols == 0) return;
+  if (n_rows == 0 || n_lags == 0 || n_cols == 0) return;
+  const int64_t width = strip_cols<T>(n_rows, n_cols);
+  const int64_t ld = transposed_stride(n_rows);
+  const int64_t n_strips = (n_cols + width - 1) / width;
+  const int64_t band_size = n_lags * n_rows;
 #ifdef _OPENMP
-  const int threads = n_threads > 0 ? n_threads : omp_get_max_threads();
+  const int threads = static_cast<int>(std::min<int64_t>(n_strips, n_threads > 0 ? n_threads : omp_get_max_threads()));
+#else
+  const int threads = 1;
 #endif
-  // Each task is one chunk of origins and owns columns t0..t1 of every lag's row of out:
-  // one parallel loop, no barriers, no reduction, and a deterministic result.
-#pragma omp parallel for schedule(dynamic) num_threads(threads)
-  for (int64_t k = 0; k < n_chunks; ++k) {
-    const int64_t t0 = k * kRowChunk;
-    for (int64_t c0 = 0; c0 < n_cols; c0 += kColTile) {
-      const int64_t c1 = std::min(n_cols, c0 + kColTile);
-      for (int64_t l = 0; l < n_lags; ++l) {
-        const int64_t t1 = std::min(n_rows - lags[l], t0 + kRowChunk);
-        if (t1 > t0) band_rows(x, row_stride, c0, c1, lags[l], t0, t1, out + l * n_rows);
-      }
+  // Each thread takes every threads-th strip into its own band (no barrier per strip: a
+  // descheduled thread on a busy machine would stall the others at each one); the bands are
+  // then added in thread order, so the result is the same on every run.
+  std::vector<double> bands(static_cast<size_t>((threads - 1) * band_size));
+#pragma omp parallel num_threads(threads)
+  {
+#ifdef _OPENMP
+    const int id = omp_get_thread_num();
+#else
+    const int id = 0;
+#endif
+    double* band = id == 0 ? out : bands.data() + (id - 1) * band_size;
+    std::vector<T> xt(static_cast<size_t>(width * ld));
+    for (int64_t s = id; s < n_strips; s += threads) {
+      const int64_t c0 = s * width;
+      const int64_t w = std::min(width, n_cols - c0);
+      transpose_rows(x, row_stride, c0, w, 0, n_rows, xt.data(), ld);
+      for (int64_t t0 = 0; t0 < n_rows; t0 += kChunkOrigins)
+        for (int64_t l = 0; l < n_lags; ++l) {
+          const int64_t t1 = std::min(n_rows - lags[l], t0 + kChunkOrigins);
+          if (t1 > t0) strip_band(xt.data(), ld, w, lags[l], t0, t1, band + l * n_rows);
+        }
     }
+  }
+  for (int id = 1; id < threads; ++id) {
+    const double* band = bands.data() + (id - 1) * band_size;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < band_size; ++i) out[i] += band[i];
   }
 }
 
