@@ -50,13 +50,16 @@ def test_accumulates_over_column_blocks_and_views(backend, rng):
 
 @pytest.mark.skipif(not pe.backends()["cpp"].available, reason="needs the C++ extension")
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_many_column_strips_any_thread_count(threads, rng):
-    # 4100 float64 rows make strips of 24 columns: 11 strips shared unevenly between threads,
-    # each strip's tail of origins past the last full register tile included.
-    x = rng.standard_normal((4100, 257)).cumsum(0)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_many_column_strips_any_thread_count(threads, dtype, rng):
+    # 4100 rows make strips of 24 (float64) or 56 (float32) columns, shared unevenly between
+    # threads; rows and columns past the last full 8 x 8 transpose tile and origins past the
+    # last register tile are included.
+    x = rng.standard_normal((4100, 257)).cumsum(0).astype(dtype)
     lags = [1, 31, 32, 33, 4099]
     got = lag_band(x, lags, backend="cpp", threads=threads)
-    np.testing.assert_allclose(got, reference.lag_band(x, np.array(lags), np.zeros((5, 4100))), rtol=1e-12)
+    want = reference.lag_band(x.astype(np.float64), np.array(lags), np.zeros((5, 4100)))
+    np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-12)
     np.testing.assert_array_equal(got, lag_band(x, lags, backend="cpp", threads=threads))  # same every run
 
 
