@@ -6,6 +6,11 @@
 
 #include "pyengine/common.hpp"
 
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define PE_HAVE_AVX_TRANSPOSE 1
+#endif
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -48,9 +53,7 @@ void transpose_scalar(const T* x, int64_t row_stride, int64_t c0, int64_t width,
   }
 }
 
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__CUDACC__)
-#include <immintrin.h>
-#define PE_HAVE_AVX_TRANSPOSE 1
+#ifdef PE_HAVE_AVX_TRANSPOSE
 
 // In-register 8 x 8 transposes (AVX): whole-vector loads and stores instead of one scalar
 // store per element, which made the scalar transpose cost as much as the band for few lags.
