@@ -97,6 +97,32 @@ def test_many_blocks_and_workers_give_the_same_answer(rng, monkeypatch):
     np.testing.assert_allclose(spec.msd, pe.msd(x, window=100, method="spectral", block_cols=1000).msd, rtol=1e-10)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_file_blocks_read_into_reused_buffers(tmp_path, rng, workers):
+    # 23 blocks of 8 columns through a file: finished blocks' buffers are read into again,
+    # and no block is overwritten while an accumulator still works on it.
+    from pyengine.store import write_trajectory
+
+    x = walk(rng, n=120, p=180).astype(np.float32)
+    src = as_source(write_trajectory(tmp_path / "w.h5", x, np.arange(120), np.zeros(120), chunk_params=8))
+    read, reused = src.read, []
+
+    def counting_read(j0, j1, out=None):
+        reused.append(out is not None)
+        return read(j0, j1, out)
+
+    class Checked(LagBandAccumulator):
+        def update(self, state, block, cols):
+            np.testing.assert_array_equal(block, x[:, cols])
+            super().update(state, block, cols)
+
+    src.read = counting_read
+    got = run(src, [Checked((1, 5, 40))], block_cols=8, workers=workers)[0]
+    want = run(x, [LagBandAccumulator((1, 5, 40))], block_cols=8)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert len(reused) == 23 and sum(reused) >= 23 - 1 - (config.PREFETCH + 1 + workers)
+
+
 def test_fresh_state_per_part_and_merge():
     x = np.random.default_rng(1).standard_normal((50, 10))
     acc = LagBandAccumulator((1, 3))

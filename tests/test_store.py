@@ -56,6 +56,11 @@ def test_round_trip(tmp_path, rng, dtype, compression):
         assert block.flags.c_contiguous and block.dtype == dtype
         np.testing.assert_array_equal(block, x[:, 3:29])
         np.testing.assert_array_equal(traj.weights[:], x)
+        buffer = np.empty((N, 26), dtype=dtype)
+        assert traj.read_block(3, 29, out=buffer) is buffer
+        np.testing.assert_array_equal(buffer, x[:, 3:29])
+        with pytest.raises(ValueError, match="shape"):
+            traj.read_block(3, 28, out=buffer)
 
 
 def test_blocks_cover_every_column_once(good, x, monkeypatch):

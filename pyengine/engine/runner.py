@@ -135,8 +135,8 @@ def accumulate(src: Source, accumulators: Sequence[Accumulator], meta: RunMeta, 
         return total
     skipped: list[tuple[int, int, int]] = []  # (first parameter, its first bad row, parameters left out)
 
-    def screened(j0: int, j1: int):
-        return screen_nonfinite(src.read(j0, j1), j0, nonfinite, skipped)
+    def screened(j0: int, j1: int, out=None):
+        return screen_nonfinite(src.read(j0, j1, out), j0, nonfinite, skipped)
 
     total = _pass(screened, accumulators, meta, blocks, workers, progress, desc)
     if skipped:
@@ -151,6 +151,13 @@ def _pass(read, accumulators: Sequence[Accumulator], meta: RunMeta, blocks: list
     total = None
     reads: deque = deque()
     computes: deque = deque()
+    # Buffers of finished full-width blocks, read into again: fresh memory costs a page fault
+    # and zeroing per page, a third of a warm read. Only the reader thread takes from it.
+    spare: list = []
+    full_width = max(j1 - j0 for j0, j1 in blocks)
+
+    def read_block(j0: int, j1: int):
+        return read(j0, j1, spare.pop() if spare and j1 - j0 == full_width else None)
     with ThreadPoolExecutor(1, thread_name_prefix="pyengine-read") as reader, \
             ThreadPoolExecutor(workers, thread_name_prefix="pyengine-compute") as pool, \
             tqdm(total=sum(j1 - j0 for j0, j1 in blocks), unit="param", unit_scale=True, desc=desc,
@@ -159,18 +166,20 @@ def _pass(read, accumulators: Sequence[Accumulator], meta: RunMeta, blocks: list
         def collect(limit: int) -> None:
             nonlocal total
             while len(computes) > limit:
-                width, future = computes.popleft()
+                width, future, block = computes.popleft()
                 states = future.result()
+                if isinstance(block, np.ndarray) and block.flags.owndata and block.shape[1] == full_width:
+                    spare.append(block)
                 total = states if total is None else [a.merge(s, t) for a, s, t in zip(accumulators, total, states)]
                 bar.update(width)
 
         next_read = 0
         for j0, j1 in blocks:
             while next_read < len(blocks) and len(reads) <= config.PREFETCH:
-                reads.append(reader.submit(read, *blocks[next_read]))
+                reads.append(reader.submit(read_block, *blocks[next_read]))
                 next_read += 1
             block = reads.popleft().result()
-            computes.append((j1 - j0, pool.submit(run_block, accumulators, meta, block, j0, j1)))
+            computes.append((j1 - j0, pool.submit(run_block, accumulators, meta, block, j0, j1), block))
             del block
             collect(workers - 1)
         collect(0)

@@ -23,8 +23,10 @@ class Source:
         float32 or float64 (blocks are returned in this dtype).
     steps : ndarray of int64, shape (N,)
         Optimizer step of each snapshot.
-    read : callable (j0, j1) -> array of shape (N, j1 - j0)
-        Reads a column block; rows contiguous.
+    read : callable (j0, j1, out=None) -> array of shape (N, j1 - j0)
+        Reads a column block; rows contiguous. A file source reads into ``out`` (a
+        C-contiguous buffer of that shape and ``dtype``) when given; an array source
+        returns views and ignores it.
     chunk_cols : int
         Preferred alignment of block widths (the file's chunk width; 1 for arrays).
     on_gpu : bool
@@ -92,7 +94,7 @@ def _from_array(x) -> Source:
     dtype = _check_shape(x.shape, x.dtype)
     xp = np if isinstance(x, np.ndarray) else __import__("cupy")
 
-    def read(j0: int, j1: int):
+    def read(j0: int, j1: int, out=None):
         block = x[:, j0:j1]
         if block.dtype != dtype:
             return block.astype(dtype)
@@ -108,8 +110,11 @@ def _from_dataset(ds) -> Source:
     dtype = _check_shape(ds.shape, ds.dtype)
     chunk = ds.chunks[1] if ds.chunks else 1
 
-    def read(j0: int, j1: int):
-        return np.ascontiguousarray(ds[:, j0:j1], dtype=dtype)
+    def read(j0: int, j1: int, out=None):
+        if out is None:
+            return np.ascontiguousarray(ds[:, j0:j1], dtype=dtype)
+        ds.read_direct(out, np.s_[:, j0:j1])
+        return out
 
     return Source(ds.shape[0], ds.shape[1], dtype, np.arange(ds.shape[0], dtype=np.int64), read,
                   chunk_cols=chunk, path=ds.file.filename)
