@@ -10,8 +10,10 @@ BLOCK_BYTES = 128 * 2**20
 MEMORY_BUDGET = 1 * 2**30
 #: Blocks read ahead of the one being computed.
 PREFETCH = 1
-#: Spectrum bytes (complex128) of the columns the spectral MSD transforms together: small
-#: enough to stay in cache (measured: 64 columns of 8192 steps beat 256 by ~20%).
+#: Spectrum bytes (complex128, about those of the zero-padded float64 input) of the columns
+#: the spectral accumulators transform together: small enough to stay in cache (measured:
+#: 64 columns of 8192 steps beat 256 by ~20% with FFTs along axis 0; the spectral MSD's
+#: contiguous rows run 16 to 128 columns alike).
 FFT_BATCH_BYTES = 16 * 2**20
 #: Threads for the C++/Numba kernels; 0 means all cores.
 THREADS = 0
