@@ -159,8 +159,9 @@ def _power_sum(f, xp):
 def _map_column_parts(fn, seg, meta: RunMeta) -> list:
     """fn on one column part of seg per CPU thread, each part serial (kernel and FFTs).
 
-    Measured: threads inside each call are ~1.6× slower, as the OpenMP team's spin-wait
-    after the kernel takes the cores from the FFT's worker threads. GPU work stays on the
+    Measured on 2 cores: threads inside each call (OpenMP kernel, FFT workers) are ~2×
+    slower, as the OpenMP team's spin-wait after the kernel takes the cores from the FFT's
+    threads; a serial kernel with threaded FFTs is ~1.4× slower. GPU work stays on the
     calling thread (CuPy's device and stream are per thread).
     """
     n = 1 if meta.on_gpu else max(1, min(meta.threads, seg.shape[1]))
