@@ -13,6 +13,8 @@ namespace {
 
 // A tile of kRowChunk rows x kColTile columns: its input lines and output lines stay in L1
 // while it is transposed. Each task owns one chunk of rows, so sq needs no reduction.
+// Measured: 32-256 rows x 8-64 columns within 10%, ~1.3x the time of only reading x and
+// writing y; the inner loop runs along t (contiguous writes), the other order was 2x slower.
 constexpr int64_t kRowChunk = 64;
 constexpr int64_t kColTile = 16;
 
