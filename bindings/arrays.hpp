@@ -40,6 +40,15 @@ inline double* out_f64(py::array& a, const char* name, int64_t rows, int64_t col
   return static_cast<double*>(a.mutable_data());
 }
 
+// A writable C-contiguous float64 vector of n entries.
+inline double* out_vec(py::array& a, const char* name, int64_t n) {
+  if (!py::isinstance<py::array_t<double>>(a) || a.ndim() != 1 || a.shape(0) != n ||
+      !(a.flags() & py::array::c_style) || !a.writeable())
+    throw py::value_error(std::string(name) + ": expected a writable contiguous float64 vector of " +
+                          std::to_string(n) + " entries");
+  return static_cast<double*>(a.mutable_data());
+}
+
 inline bool is_f32(const py::array& a) { return a.dtype().is(py::dtype::of<float>()); }
 inline bool is_f64(const py::array& a) { return a.dtype().is(py::dtype::of<double>()); }
 

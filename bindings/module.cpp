@@ -9,6 +9,7 @@ void register_lagband(py::module_& m);
 void register_boxcount(py::module_& m);
 void register_pairs(py::module_& m);
 void register_tail(py::module_& m);
+void register_spectral(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "pyengine CPU kernels (C++/OpenMP)";
@@ -19,4 +20,5 @@ PYBIND11_MODULE(_core, m) {
   register_boxcount(m);
   register_pairs(m);
   register_tail(m);
+  register_spectral(m);
 }

@@ -17,15 +17,6 @@ const int64_t* k1_ptr(const py::array_t<int64_t, py::array::c_style>& k1) {
   return p;
 }
 
-// A writable C-contiguous float64 vector of n entries.
-double* out_vec(py::array& a, const char* name, int64_t n) {
-  if (!py::isinstance<py::array_t<double>>(a) || a.ndim() != 1 || a.shape(0) != n ||
-      !(a.flags() & py::array::c_style) || !a.writeable())
-    throw py::value_error(std::string(name) + ": expected a writable contiguous float64 vector of " +
-                          std::to_string(n) + " entries");
-  return static_cast<double*>(a.mutable_data());
-}
-
 void tail_sums_py(const py::array& x, const py::array_t<int64_t, py::array::c_style>& k1, py::array& stats,
                   int n_threads) {
   const Rows r = rows_of(x, "x");

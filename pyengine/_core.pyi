@@ -12,6 +12,12 @@ def lag_band(
     out: npt.NDArray[np.float64],
     n_threads: int = 0,
 ) -> None: ...
+def transposed_displacements(
+    x: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    sq: npt.NDArray[np.float64],
+    n_threads: int = 0,
+) -> None: ...
 def box_counts(
     z: npt.NDArray[np.float32] | npt.NDArray[np.float64] | npt.NDArray[np.uint8] | npt.NDArray[np.bool_],
     oy: int,

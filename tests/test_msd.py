@@ -123,6 +123,18 @@ def test_file_blocks_read_into_reused_buffers(tmp_path, rng, workers):
     assert len(reused) == 23 and sum(reused) >= 23 - 1 - (config.PREFETCH + 1 + workers)
 
 
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("threads", [1, 3])
+def test_spectral_backends_column_parts_and_batches_agree(rng, monkeypatch, backend, threads):
+    # One column part per thread, one column per FFT batch: the same sums in another order.
+    monkeypatch.setattr(config, "THREADS", threads)
+    monkeypatch.setattr(config, "FFT_BATCH_BYTES", 1)
+    x = walk(rng, p=23, dtype=np.float32)
+    for origins in ("window", "within"):  # two transforms per column, then one
+        res = pe.msd(x, window=100, origins=origins, method="spectral", backend=backend)
+        np.testing.assert_allclose(res.msd, expected(x, res, origins), rtol=1e-9, equal_nan=True)
+
+
 def test_fresh_state_per_part_and_merge():
     x = np.random.default_rng(1).standard_normal((50, 10))
     acc = LagBandAccumulator((1, 3))
