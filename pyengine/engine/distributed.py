@@ -13,13 +13,17 @@ import socket
 from collections.abc import Sequence
 
 from pyengine.engine.accumulator import Accumulator, RunMeta
-from pyengine.engine.runner import accumulate
+from pyengine.engine.runner import BufferPool, accumulate
 from pyengine.engine.source import as_source
 
 __all__ = ["client_for", "run_dask"]
 
 #: A task reads its column range in this many parts, reading the next while computing one.
 SUB_BLOCKS = 4
+
+#: Read buffers kept for the worker process's life, so that its tasks read into the same
+#: few sub-block buffers instead of fresh memory.
+_BUFFERS = BufferPool()
 
 
 def client_for(scheduler):
@@ -48,7 +52,7 @@ def _block_task(path: str, j0: int, j1: int, accumulators: Sequence[Accumulator]
         src = as_source(traj)
         width = max(src.chunk_cols, -(-(j1 - j0) // SUB_BLOCKS))
         sub_blocks = [(a, min(a + width, j1)) for a in range(j0, j1, width)]
-        return accumulate(src, accumulators, meta, sub_blocks, nonfinite=nonfinite)
+        return accumulate(src, accumulators, meta, sub_blocks, nonfinite=nonfinite, buffers=_BUFFERS)
 
 
 def _merge_task(accumulators: Sequence[Accumulator], a: list, b: list) -> list:

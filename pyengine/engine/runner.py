@@ -11,7 +11,7 @@ import dataclasses
 import os
 import sys
 import warnings
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,7 +24,7 @@ from pyengine.engine.source import Source, as_source
 
 NONFINITE = ("raise", "skip")
 
-__all__ = ["accumulate", "pass_requests", "plan_blocks", "run", "run_block", "run_requests"]
+__all__ = ["BufferPool", "accumulate", "pass_requests", "plan_blocks", "run", "run_block", "run_requests"]
 
 
 def plan_blocks(src: Source, block_cols: int | None = None, workers: int = 1) -> list[tuple[int, int]]:
@@ -120,17 +120,38 @@ def run(
     return [acc.finalize(state) for acc, state in zip(accumulators, states)]
 
 
+class BufferPool:
+    """Buffers of finished blocks, read into again: fresh memory costs a page fault and
+    zeroing per page, a third of a warm-cache read. Safe to share between threads."""
+
+    def __init__(self) -> None:
+        self._free: defaultdict = defaultdict(list)  # (shape, dtype) -> buffers
+
+    def take(self, shape: tuple[int, int], dtype) -> np.ndarray | None:
+        try:
+            return self._free[shape, np.dtype(dtype)].pop()
+        except IndexError:
+            return None
+
+    def give(self, block) -> None:
+        """Keep a block for reuse if it is a buffer of its own (not a view of the user's array)."""
+        if isinstance(block, np.ndarray) and block.flags.owndata and block.flags.c_contiguous:
+            self._free[block.shape, block.dtype].append(block)
+
+
 def accumulate(src: Source, accumulators: Sequence[Accumulator], meta: RunMeta, blocks: list[tuple[int, int]],
                workers: int = 1, progress: bool | None = False, desc: str = "pyengine",
-               nonfinite: str = "raise") -> list:
+               nonfinite: str = "raise", buffers: BufferPool | None = None) -> list:
     """The pass itself: read ahead, compute ``workers`` blocks at once, merge in block order.
 
     Returns the merged (not finalized) states, so a Dask task can run it on its own
     column range and merge with the other tasks' states. NaN/Inf weights always reach the
     states (they are sums of the data), so the pass runs unscreened and only when a state
     is not finite does a second, screened pass stop at the location or skip the columns.
+    ``buffers`` lets a caller keep read buffers across passes (a Dask worker's tasks).
     """
-    total = _pass(src.read, accumulators, meta, blocks, workers, progress, desc)
+    buffers = BufferPool() if buffers is None else buffers
+    total = _pass(src.read, accumulators, meta, blocks, workers, progress, desc, buffers)
     if _all_finite(total):
         return total
     skipped: list[tuple[int, int, int]] = []  # (first parameter, its first bad row, parameters left out)
@@ -138,7 +159,7 @@ def accumulate(src: Source, accumulators: Sequence[Accumulator], meta: RunMeta, 
     def screened(j0: int, j1: int, out=None):
         return screen_nonfinite(src.read(j0, j1, out), j0, nonfinite, skipped)
 
-    total = _pass(screened, accumulators, meta, blocks, workers, progress, desc)
+    total = _pass(screened, accumulators, meta, blocks, workers, progress, desc, buffers)
     if skipped:
         col, row, _ = skipped[0]
         warnings.warn(f"left out {sum(n for *_, n in skipped)} parameters with NaN/Inf weights (the first: parameter "
@@ -147,17 +168,13 @@ def accumulate(src: Source, accumulators: Sequence[Accumulator], meta: RunMeta, 
 
 
 def _pass(read, accumulators: Sequence[Accumulator], meta: RunMeta, blocks: list[tuple[int, int]], workers: int,
-          progress: bool | None, desc: str) -> list:
+          progress: bool | None, desc: str, buffers: BufferPool) -> list:
     total = None
     reads: deque = deque()
     computes: deque = deque()
-    # Buffers of finished full-width blocks, read into again: fresh memory costs a page fault
-    # and zeroing per page, a third of a warm read. Only the reader thread takes from it.
-    spare: list = []
-    full_width = max(j1 - j0 for j0, j1 in blocks)
 
     def read_block(j0: int, j1: int):
-        return read(j0, j1, spare.pop() if spare and j1 - j0 == full_width else None)
+        return read(j0, j1, buffers.take((meta.n_rows, j1 - j0), meta.dtype))
     with ThreadPoolExecutor(1, thread_name_prefix="pyengine-read") as reader, \
             ThreadPoolExecutor(workers, thread_name_prefix="pyengine-compute") as pool, \
             tqdm(total=sum(j1 - j0 for j0, j1 in blocks), unit="param", unit_scale=True, desc=desc,
@@ -168,8 +185,7 @@ def _pass(read, accumulators: Sequence[Accumulator], meta: RunMeta, blocks: list
             while len(computes) > limit:
                 width, future, block = computes.popleft()
                 states = future.result()
-                if isinstance(block, np.ndarray) and block.flags.owndata and block.shape[1] == full_width:
-                    spare.append(block)
+                buffers.give(block)
                 total = states if total is None else [a.merge(s, t) for a, s, t in zip(accumulators, total, states)]
                 bar.update(width)
 
