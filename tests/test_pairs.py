@@ -65,6 +65,37 @@ def test_pair_bin_known_answer_and_views(backend, rng):
     np.testing.assert_array_equal(hist[0], [0, 1])
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("log_edges", [True, False])
+@pytest.mark.parametrize("kind", ["trajectory", "random"])
+def test_pair_bin_cpp_long_rows(kind, log_edges, threads, rng):
+    # Rows longer than the C++ kernel's pieces: along a trajectory a piece's keys span few bins
+    # (summed bin by bin), random keys many (binned pair by pair).
+    pytest.importorskip("pyengine._core")
+    n = 700
+    key = direct_sq_distances(rng.standard_normal((n, 3)).cumsum(0)) if kind == "trajectory" else rng.random(n)
+    value = rng.standard_normal(n)
+    value[[5, 400]] = [np.nan, np.inf]
+    hi = key.max() if key.ndim == 2 else 1.0
+    edges = np.geomspace(hi / 1e3, hi * 0.9, 41) if log_edges else np.sort(rng.random(30)) * hi
+    got = pair_bin(key, value, edges, backend="cpp", threads=threads)
+    want = reference.pair_bin(key, value, edges, np.zeros((4, edges.size - 1)))
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+
+
+def test_pair_bin_cpp_keys_on_log_edges_and_unchecked_log_flag():
+    # Keys exactly on log-spaced edges go where a search of the edges puts them; edges wrongly
+    # flagged log-uniform when called directly take the binary search instead of the log2 estimate.
+    core = pytest.importorskip("pyengine._core")
+    pos = np.concatenate(([0.0], 2.0 ** np.arange(12)))  # keys |pos_b - pos_a| include every 2^k
+    for edges in (2.0 ** np.arange(12), np.array([1.0, 2.0, 3.0, 10.0, 11.0, 100.0, 2000.0])):
+        got = np.zeros((4, edges.size - 1))
+        core.pair_bin(pos, pos, edges, True, got)
+        want = reference.pair_bin(pos, pos, edges, np.zeros_like(got))
+        np.testing.assert_array_equal(got, want)
+
+
 def test_pair_bin_rejects_bad_input():
     with pytest.raises(ValueError, match="increasing"):
         pair_bin(np.arange(4.0), np.arange(4.0), [1.0, 1.0])

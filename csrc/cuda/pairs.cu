@@ -1,3 +1,5 @@
+#include <vector>
+
 #include "check.cuh"
 #include "pyengine/cuda.hpp"
 #include "pyengine/pairs.hpp"
@@ -42,13 +44,15 @@ void pair_bin(PairSource key, PairSource value, int64_t n, const double* edges, 
   require((key.ld == 0 || key.ld >= n) && (value.ld == 0 || value.ld >= n),
           "pair_bin: matrix row stride must be >= n");
   if (n < 2) return;
-  double e[2];
+  std::vector<double> e(n_bins + 1);  // a host copy, to check
   auto s = reinterpret_cast<cudaStream_t>(stream);
-  check(cudaMemcpyAsync(e, edges, sizeof e, cudaMemcpyDeviceToHost, s), "pair_bin edges copy");
+  check(cudaMemcpyAsync(e.data(), edges, sizeof(double) * e.size(), cudaMemcpyDeviceToHost, s),
+        "pair_bin edges copy");
   check(cudaStreamSynchronize(s), "pair_bin edges copy");
-  require(e[0] < e[1], "pair_bin: edges must increase strictly");
+  for (int64_t k = 0; k < n_bins; ++k)
+    require(e[k] < e[k + 1], "pair_bin: edges must increase strictly");
   require(!log_uniform || e[0] > 0, "pair_bin: log-uniform edges must be positive");
-  const Bins bins = make_bins(edges, n_bins, e[0], e[1], log_uniform);
+  const Bins bins = make_bins(edges, e.data(), n_bins, log_uniform);
   const int64_t blocks = n - 1 < 4096 ? n - 1 : 4096;
   const size_t shared = sizeof(double) * kPairStats * n_bins;
   pair_bin_kernel<<<static_cast<unsigned>(blocks), kThreads, shared, s>>>(key, value, n, bins, out);

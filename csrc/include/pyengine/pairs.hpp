@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #include "pyengine/common.hpp"
 
@@ -34,20 +35,21 @@ PE_HD inline double pair_value(PairSource s, int64_t a, int64_t b) {
 
 // Bin edges e[0] < ... < e[n_bins]; bin k is [e[k], e[k+1]), the last bin also holds e[n_bins]
 // (as numpy.histogram). For log-uniform edges (inv_step > 0) the bin comes from a cheap log2
-// estimate that is then corrected against the edges, so it always agrees with a search of the
-// edges; otherwise a branch-free binary search. Returns -1 outside [e[0], e[n_bins]] and for NaN.
+// estimate that is then checked against one edge, so it always agrees with a search of the
+// edges; otherwise a branch-free binary search.
 struct Bins {
   const double* edges;
   int64_t n_bins;
   double log_lo;    // log2(e[0]) when log-uniform
-  double inv_step;  // 1 / log2(e[1] / e[0]) when log-uniform, 0 otherwise
+  double inv_step;  // n_bins / log2(e[n_bins] / e[0]) when log-uniform, 0 otherwise
 };
 
-// log2(x) for x > 0 to within 0.01: exponent bits plus a quadratic in the mantissa.
+// log2(x) for x > 0 to within 0.01: exponent bits plus a quadratic in the mantissa. The exponent
+// goes through int32, which vectorizes on AVX2/AVX-512F (int64 to double needs AVX-512DQ).
 PE_HD inline double approx_log2(double x) {
   uint64_t bits;
   memcpy(&bits, &x, sizeof bits);
-  const double e = static_cast<double>(static_cast<int64_t>((bits >> 52) & 0x7ff) - 1023);
+  const double e = static_cast<double>(static_cast<int32_t>((bits >> 52) & 0x7ff) - 1023);
   bits = (bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL;
   double m;
   memcpy(&m, &bits, sizeof m);
@@ -55,36 +57,55 @@ PE_HD inline double approx_log2(double x) {
   return e + f * (1.3465553 - 0.3465553 * f);
 }
 
-// Smallest log2 bin width for which the log2 estimate (error < 0.01) is off by at most one bin.
+// Log-uniform edges take the log2 estimate when the bins are at least kMinLogStep wide in log2
+// (the estimate's error of < 0.01 is then < 0.2 bins) and every edge lies within kMaxEdgeShift
+// bins of its log-uniform place: all edges but the one nearest to the estimate are then at least
+// 0.2 bins from the key, on a known side of it.
 constexpr double kMinLogStep = 0.05;
+constexpr double kMaxEdgeShift = 0.1;
 
-PE_HD inline int64_t bin_of(const Bins& b, double key) {
-  const double* e = b.edges;
-  const int64_t n = b.n_bins;
-  if (!(key >= e[0] && key <= e[n])) return -1;  // also rejects NaN
-  int64_t k;
-  if (b.inv_step > 0) {
-    k = static_cast<int64_t>((approx_log2(key) - b.log_lo) * b.inv_step);
-    k = k < 0 ? 0 : (k >= n ? n - 1 : k);
-    k -= key < e[k];
-    k += k < n - 1 && key >= e[k + 1];
-  } else {
-    k = 0;  // invariant: e[k] <= key < e[k + len]
-    for (int64_t len = n; len > 1;) {
-      const int64_t half = len / 2;
-      k = key >= e[k + half] ? k + half : k;
-      len -= half;
-    }
+// Bin of a key with e[0] <= key <= e[n_bins], without branches (so loops over keys vectorize).
+// Log-uniform edges: only the edge c nearest to the estimate needs a comparison (int32 converts
+// in vector registers).
+PE_HD inline int64_t log_bin(const Bins& b, double key) {
+  const int64_t c = static_cast<int32_t>((approx_log2(key) - b.log_lo) * b.inv_step + 0.5);
+  const int64_t k = c - (key < b.edges[c]);
+  return k < b.n_bins - 1 ? k : b.n_bins - 1;  // key == e[n_bins] is in the last bin
+}
+
+// Any edges: binary search.
+PE_HD inline int64_t search_bin(const Bins& b, double key) {
+  int64_t k = 0;  // invariant: e[k] <= key < e[k + len]
+  for (int64_t len = b.n_bins; len > 1;) {
+    const int64_t half = len / 2;
+    k = key >= b.edges[k + half] ? k + half : k;
+    len -= half;
   }
   return k;
 }
 
-// The Bins of edges whose first two values are e0, e1 (edges may live on the device). Edges
-// too finely spaced for the log2 estimate fall back to the binary search.
-inline Bins make_bins(const double* edges, int64_t n_bins, double e0, double e1, bool log_uniform) {
-  const double step = log_uniform ? std::log2(e1 / e0) : 0.0;
-  if (step < kMinLogStep) return {edges, n_bins, 0.0, 0.0};
-  return {edges, n_bins, std::log2(e0), 1.0 / step};
+// Bin of a key, or -1 outside [e[0], e[n_bins]] and for NaN.
+PE_HD inline int64_t bin_of(const Bins& b, double key) {
+  if (!(key >= b.edges[0] && key <= b.edges[b.n_bins])) return -1;  // also rejects NaN
+  return b.inv_step > 0 ? log_bin(b, key) : search_bin(b, key);
+}
+
+// The Bins of edges (which may live on the device; host_edges is a copy on the host). Edges
+// flagged log-uniform but too fine or too uneven for the log2 estimate (see kMinLogStep) take
+// the binary search.
+inline Bins make_bins(const double* edges, const double* host_edges, int64_t n_bins,
+                      bool log_uniform) {
+  const Bins search{edges, n_bins, 0.0, 0.0};
+  if (!log_uniform) return search;
+  const double log_lo = std::log2(host_edges[0]);
+  const double step = (std::log2(host_edges[n_bins]) - log_lo) / static_cast<double>(n_bins);
+  const bool normal = host_edges[0] >= std::numeric_limits<double>::min();  // for approx_log2
+  if (!(step >= kMinLogStep && normal)) return search;
+  for (int64_t i = 1; i < n_bins; ++i) {
+    const double place = (std::log2(host_edges[i]) - log_lo) / step;  // i when log-uniform
+    if (!(std::fabs(place - static_cast<double>(i)) <= kMaxEdgeShift)) return search;
+  }
+  return {edges, n_bins, log_lo, 1.0 / step};
 }
 
 // Adds the pairs a < b of rows [0, n) to out (kPairStats x n_bins doubles, row-major): per bin the
