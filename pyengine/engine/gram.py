@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pyengine.engine.accumulator import RunMeta
+from pyengine.kernels._arrays import array_module
 
 __all__ = ["GramWindow", "WindowGramAccumulator", "sq_distances", "principal_coordinates", "CENTERS"]
 
@@ -26,14 +27,6 @@ CENTERS = ("mean", "first")
 GEMM_TEMP_BYTES = 64 * 2**20
 #: Relative rounding of one float64 Gram entry, in units of eps·√P·(|y_a|² + |y_b|²).
 ROUNDING_FACTOR = 4.0
-
-
-def _xp(meta: RunMeta):
-    if meta.on_gpu:
-        import cupy
-
-        return cupy
-    return np
 
 
 @dataclass(frozen=True)
@@ -87,7 +80,7 @@ class WindowGramAccumulator:
         for w in self.windows:
             if w.length < 1 or w.start < 0 or w.start + w.length > meta.n_rows:
                 raise ValueError(f"window {w} does not fit in rows [0, {meta.n_rows})")
-        xp = _xp(meta)
+        xp = array_module(meta.on_gpu)
         return GramState([xp.zeros((w.length, w.length)) for w in self.windows], meta)
 
     def update(self, state: GramState, block, cols: slice) -> None:

@@ -22,7 +22,8 @@ import numpy as np
 
 from pyengine import config
 from pyengine.engine.accumulator import RunMeta
-from pyengine.engine.msd import _fft_module, _to_host, _workers, _xp
+from pyengine.engine.msd import _fft_module, _to_host, _workers
+from pyengine.kernels._arrays import array_module
 
 __all__ = ["IncrementWindow", "IncrementState", "IncrementsAccumulator", "WindowSums", "IncrementSampleAccumulator",
            "SampleState"]
@@ -87,7 +88,7 @@ class IncrementsAccumulator:
             if not 0 <= w.max_lag < w.length:
                 raise ValueError(f"max_lag must be in 0 … {w.length - 1} for a window of {w.length} rows, "
                                  f"got {w.max_lag}")
-        xp = _xp(meta)
+        xp = array_module(meta.on_gpu)
         return IncrementState(
             0,
             [xp.zeros(w.length // 2 + 1) for w in self.windows],
@@ -100,7 +101,7 @@ class IncrementsAccumulator:
 
     def update(self, state: IncrementState, block, cols: slice) -> None:
         fft, kw = _fft_module(state.meta), _workers(state.meta)
-        xp = _xp(state.meta)
+        xp = array_module(state.meta.on_gpu)
         state.n_cols += block.shape[1]
         for i, w in enumerate(self.windows):
             batch = max(1, config.FFT_BATCH_BYTES // (16 * (2 * w.length + 1)))  # bounds the FFT temporaries

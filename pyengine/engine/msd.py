@@ -12,16 +12,9 @@ import numpy as np
 
 from pyengine import config
 from pyengine.engine.accumulator import RunMeta
+from pyengine.kernels._arrays import array_module
 from pyengine.kernels import lag_band, transposed_displacements
 
-
-
-def _xp(meta: RunMeta):
-    if meta.on_gpu:
-        import cupy
-
-        return cupy
-    return np
 
 
 def _to_host(a):
@@ -46,7 +39,7 @@ class LagBandAccumulator:
     name: str = "lag_band"
 
     def prepare(self, meta: RunMeta) -> LagBandState:
-        return LagBandState(_xp(meta).zeros((len(self.lags), meta.n_rows)), meta)
+        return LagBandState(array_module(meta.on_gpu).zeros((len(self.lags), meta.n_rows)), meta)
 
     def update(self, state: LagBandState, block, cols: slice) -> None:
         lag_band(block, self.lags, out=state.band, backend=state.meta.backend, threads=state.meta.threads)
@@ -95,7 +88,7 @@ class SpectralMSDAccumulator:
     name: str = "spectral_msd"
 
     def prepare(self, meta: RunMeta) -> SpectralState:
-        xp = _xp(meta)
+        xp = array_module(meta.on_gpu)
         return SpectralState(
             [xp.zeros(w.nfft // 2 + 1, dtype=np.complex128) for w in self.windows],
             [xp.zeros(w.length) for w in self.windows],
@@ -131,7 +124,7 @@ class SpectralMSDAccumulator:
 
 def _spectra(w: SpectralWindow, seg, meta: RunMeta):
     """(Σ_c cross spectrum, Σ_c |y(t)|²) over the columns of seg, one cache-sized batch at a time."""
-    xp, fft = _xp(meta), _fft_module(meta)
+    xp, fft = array_module(meta.on_gpu), _fft_module(meta)
     cross, sq = xp.zeros(w.nfft // 2 + 1, dtype=np.complex128), xp.zeros(w.length)
     batch = max(1, config.FFT_BATCH_BYTES // (16 * (w.nfft // 2 + 1)))
     # One row per parameter, time contiguous; only [:, :length] is ever written, so the

@@ -17,7 +17,7 @@ def as_rows(x, name: str = "x"):
 
     Integer and other dtypes are converted to float64; the result is float32 or float64.
     """
-    xp = _xp(x)
+    xp = array_module(is_cupy(x))
     if getattr(x, "ndim", None) != 2:
         raise ValueError(f"{name}: expected a 2-D array of shape (n_snapshots, n_params), got shape {getattr(x, 'shape', None)}")
     if x.dtype not in FLOAT_DTYPES:
@@ -29,8 +29,9 @@ def as_rows(x, name: str = "x"):
     return x
 
 
-def _xp(x):
-    if is_cupy(x):
+def array_module(on_gpu: bool):
+    """CuPy for data on the GPU, NumPy otherwise."""
+    if on_gpu:
         import cupy
 
         return cupy

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyengine import config, dispatch, reference
-from pyengine.kernels._arrays import is_cupy
+from pyengine.kernels._arrays import array_module, is_cupy
 
 #: Box rules of the kernels (csrc/include/pyengine/boxcount.hpp).
 RULES = {"dbc": 0, "idbc": 1, "occupied": 2}
@@ -111,18 +111,10 @@ def _check_image(z):
     if z.shape[0] == 0 or z.shape[1] == 0:
         raise ValueError(f"z: expected a non-empty array, got shape {z.shape}")
     if z.shape[1] > 1 and z.strides[1] != z.itemsize:
-        z = _xp(z).ascontiguousarray(z)
+        z = array_module(is_cupy(z)).ascontiguousarray(z)
     if z.dtype == np.bool_:
         z = z.view(np.uint8)
     return z
-
-
-def _xp(z):
-    if is_cupy(z):
-        import cupy
-
-        return cupy
-    return np
 
 
 def _empty(sizes):

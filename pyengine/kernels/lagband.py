@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyengine import config, dispatch, reference
-from pyengine.kernels._arrays import as_rows, is_cupy
+from pyengine.kernels._arrays import array_module, as_rows, is_cupy
 
 
 def lag_band(x, lags, out=None, backend: str = "auto", threads: int = 0):
@@ -38,7 +38,7 @@ def lag_band(x, lags, out=None, backend: str = "auto", threads: int = 0):
     """
     x = as_rows(x)
     on_gpu = is_cupy(x)
-    xp = _xp(on_gpu)
+    xp = array_module(on_gpu)
     lags = np.ascontiguousarray(lags, dtype=np.int64).ravel()
     if lags.size and lags.min() < 1:
         raise ValueError(f"lags must be >= 1, got min {lags.min()}")
@@ -50,14 +50,6 @@ def lag_band(x, lags, out=None, backend: str = "auto", threads: int = 0):
     name = dispatch.resolve(backend, on_gpu=on_gpu)
     _IMPLS[name](x, lags, out, threads or config.THREADS)
     return out
-
-
-def _xp(on_gpu: bool):
-    if on_gpu:
-        import cupy
-
-        return cupy
-    return np
 
 
 def _cpp(x, lags, out, threads):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyengine import config, dispatch, reference
-from pyengine.kernels._arrays import is_cupy
+from pyengine.kernels._arrays import array_module, is_cupy
 
 #: Rows of the pair-binning output.
 STATS = ("count", "key_sum", "value_sum", "value_sumsq")
@@ -53,7 +53,7 @@ def pair_bin(key, value, edges, out=None, backend: str = "auto", threads: int = 
            [1., 1.]])
     """
     on_gpu = is_cupy(key) or is_cupy(value)
-    xp = _xp(on_gpu)
+    xp = array_module(on_gpu)
     key, value = _source(key, "key", xp), _source(value, "value", xp)
     if key.shape[0] != value.shape[0]:
         raise ValueError(f"key and value must cover the same points, got {key.shape[0]} and {value.shape[0]}")
@@ -99,14 +99,6 @@ def _source(a, name: str, xp):
     if a.shape[1] > 1 and a.strides[1] != a.itemsize:
         a = xp.ascontiguousarray(a)
     return a
-
-
-def _xp(on_gpu: bool):
-    if on_gpu:
-        import cupy
-
-        return cupy
-    return np
 
 
 def _cpp(key, value, edges, log_uniform, out, threads):

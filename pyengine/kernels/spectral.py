@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyengine import config, dispatch, reference
-from pyengine.kernels._arrays import as_rows, is_cupy
+from pyengine.kernels._arrays import array_module, as_rows, is_cupy
 
 
 def transposed_displacements(x, y=None, sq=None, backend: str = "auto", threads: int = 0):
@@ -45,7 +45,7 @@ def transposed_displacements(x, y=None, sq=None, backend: str = "auto", threads:
     """
     x = as_rows(x)
     on_gpu = is_cupy(x)
-    xp = _xp(on_gpu)
+    xp = array_module(on_gpu)
     n, p = x.shape
     if y is None:
         y = xp.empty((p, n), dtype=np.float64)
@@ -65,14 +65,6 @@ def _rows_of_at_least(y, p: int, n: int) -> bool:
     """Whether y is float64 of shape (p, >= n) with contiguous rows."""
     return (y.ndim == 2 and y.shape[0] == p and y.shape[1] >= n and y.dtype == np.float64
             and (y.shape[1] <= 1 or y.strides[1] == y.itemsize))
-
-
-def _xp(on_gpu: bool):
-    if on_gpu:
-        import cupy
-
-        return cupy
-    return np
 
 
 def _cpp(x, y, sq, threads):
