@@ -91,16 +91,17 @@ __attribute__((target("avx"))) void transpose_avx(const float* x, int64_t row_st
 }
 #endif
 
+// The transposed copy of a whole strip: xt[c * ld + t] = x[t, c0 + c].
 template <typename T>
-void transpose_rows(const T* x, int64_t row_stride, int64_t c0, int64_t width, int64_t t0,
-                    int64_t t1, T* xt, int64_t ld) {
+void transpose_strip(const T* x, int64_t n_rows, int64_t row_stride, int64_t c0, int64_t width,
+                     T* xt, int64_t ld) {
 #ifdef PE_HAVE_AVX_TRANSPOSE
   if constexpr (std::is_same_v<T, float>) {
     static const bool avx = __builtin_cpu_supports("avx");
-    if (avx) return transpose_avx(x, row_stride, c0, width, t0, t1, xt, ld);
+    if (avx) return transpose_avx(x, row_stride, c0, width, 0, n_rows, xt, ld);
   }
 #endif
-  transpose_scalar(x, row_stride, c0, width, t0, t1, xt, ld);
+  transpose_scalar(x, row_stride, c0, width, 0, n_rows, xt, ld);
 }
 
 // out_row[t] += sum_c (xt[c, t + lag] - xt[c, t])^2 for origins [t0, t1) of a transposed strip.
@@ -160,7 +161,7 @@ void lag_band(const T* x, int64_t n_rows, int64_t n_cols, int64_t row_stride,
     for (int64_t s = id; s < n_strips; s += threads) {
       const int64_t c0 = s * width;
       const int64_t w = std::min(width, n_cols - c0);
-      transpose_rows(x, row_stride, c0, w, 0, n_rows, xt.data(), ld);
+      transpose_strip(x, n_rows, row_stride, c0, w, xt.data(), ld);
       for (int64_t t0 = 0; t0 < n_rows; t0 += kChunkOrigins)
         for (int64_t l = 0; l < n_lags; ++l) {
           const int64_t t1 = std::min(n_rows - lags[l], t0 + kChunkOrigins);
