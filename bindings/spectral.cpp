@@ -5,38 +5,30 @@
 namespace pyengine::bind {
 namespace {
 
-// y: writable float64, one row of at least n_rows contiguous values per column of x.
-Rows y_rows(py::array& y, int64_t n_rows, int64_t n_cols) {
-  const Rows r = rows_of(y, "y");
-  if (!py::isinstance<py::array_t<double>>(y) || !y.writeable() || r.n_rows != n_cols || r.n_cols < n_rows)
-    throw py::value_error("y: expected a writable float64 array of shape (" + std::to_string(n_cols) +
-                          ", >= " + std::to_string(n_rows) + ") with contiguous rows");
-  return r;
-}
-
-void transposed_displacements_py(const py::array& x, py::array& y, py::array& sq, int n_threads) {
+void spectral_sums_py(const py::array& x, int64_t n_origins, py::array& cross, py::array& sq, int n_threads) {
   const Rows r = rows_of(x, "x");
-  const Rows ry = y_rows(y, r.n_rows, r.n_cols);
-  double* yp = static_cast<double*>(y.mutable_data());
+  if (!py::isinstance<py::array_t<std::complex<double>>>(cross) || cross.ndim() != 1 || cross.shape(0) < 5 ||
+      !(cross.flags() & py::array::c_style) || !cross.writeable())
+    throw py::value_error("cross: expected a writable contiguous complex128 vector of nfft/2 + 1 >= 5 entries");
+  const int64_t nfft = 2 * (cross.shape(0) - 1);
+  double* c = static_cast<double*>(cross.mutable_data());
   double* s = out_vec(sq, "sq", r.n_rows);
+  if (!is_f32(x) && !is_f64(x)) throw py::type_error("x: expected float32 or float64");
   py::gil_scoped_release nogil;
   if (is_f32(x))
-    transposed_displacements(static_cast<const float*>(r.data), r.n_rows, r.n_cols, r.row_stride, yp,
-                             ry.row_stride, s, n_threads);
-  else if (is_f64(x))
-    transposed_displacements(static_cast<const double*>(r.data), r.n_rows, r.n_cols, r.row_stride, yp,
-                             ry.row_stride, s, n_threads);
-  else {
-    py::gil_scoped_acquire gil;
-    throw py::type_error("x: expected float32 or float64");
-  }
+    spectral_sums(static_cast<const float*>(r.data), r.n_rows, r.n_cols, r.row_stride, n_origins, nfft, c, s,
+                  n_threads);
+  else
+    spectral_sums(static_cast<const double*>(r.data), r.n_rows, r.n_cols, r.row_stride, n_origins, nfft, c, s,
+                  n_threads);
 }
 
 }  // namespace
 }  // namespace pyengine::bind
 
 void register_spectral(py::module_& m) {
-  m.def("transposed_displacements", &pyengine::bind::transposed_displacements_py, py::arg("x"), py::arg("y"),
+  m.def("spectral_sums", &pyengine::bind::spectral_sums_py, py::arg("x"), py::arg("n_origins"), py::arg("cross"),
         py::arg("sq"), py::arg("n_threads") = 0,
-        "y[c, t] = x[t, c] - x[0, c] for t < n (float64); sq[t] += sum_c y[c, t]**2.");
+        "cross += sum_c conj(FFT(y_c[:n_origins])) * FFT(y_c), sq[t] += sum_c y_c(t)**2, with "
+        "y_c(t) = x[t, c] - x[0, c] and nfft = 2 * (len(cross) - 1), a power of two.");
 }

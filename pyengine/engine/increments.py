@@ -22,8 +22,8 @@ import numpy as np
 
 from pyengine import config
 from pyengine.engine.accumulator import RunMeta
-from pyengine.engine.msd import _fft_module, _to_host, _workers
-from pyengine.kernels._arrays import array_module
+from pyengine.engine.msd import _to_host, _workers
+from pyengine.kernels._arrays import array_module, fft_module
 
 __all__ = ["IncrementWindow", "IncrementState", "IncrementsAccumulator", "WindowSums", "IncrementSampleAccumulator",
            "SampleState"]
@@ -100,7 +100,7 @@ class IncrementsAccumulator:
         )
 
     def update(self, state: IncrementState, block, cols: slice) -> None:
-        fft, kw = _fft_module(state.meta), _workers(state.meta)
+        fft, kw = fft_module(state.meta.on_gpu), _workers(state.meta)
         xp = array_module(state.meta.on_gpu)
         state.n_cols += block.shape[1]
         for i, w in enumerate(self.windows):

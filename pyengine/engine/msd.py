@@ -5,15 +5,14 @@ Both reduce a column block to sums over its parameters, so states add across blo
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from pyengine import config
 from pyengine.engine.accumulator import RunMeta
-from pyengine.kernels._arrays import array_module
-from pyengine.kernels import lag_band, transposed_displacements
+from pyengine.kernels._arrays import array_module, fft_module
+from pyengine.kernels import lag_band, spectral_sums
+from pyengine.kernels.spectral import fft_length
 
 
 
@@ -68,9 +67,7 @@ class SpectralWindow:
 
     @property
     def nfft(self) -> int:
-        import scipy.fft
-
-        return scipy.fft.next_fast_len(self.n_origins + self.length - 1, real=True)
+        return fft_length(self.n_origins + self.length - 1)
 
 
 @dataclass(frozen=True)
@@ -98,10 +95,8 @@ class SpectralMSDAccumulator:
     def update(self, state: SpectralState, block, cols: slice) -> None:
         meta = state.meta
         for w, cross, sq in zip(self.windows, state.cross, state.sq):
-            seg = block[w.start : w.start + w.length]
-            for part_cross, part_sq in _map_column_parts(lambda part: _spectra(w, part, meta), seg, meta):
-                cross += part_cross
-                sq += part_sq
+            spectral_sums(block[w.start : w.start + w.length], w.n_origins, cross=cross, sq=sq,
+                          backend=meta.backend, threads=meta.threads)
 
     def merge(self, a: SpectralState, b: SpectralState) -> SpectralState:
         return SpectralState([x + y for x, y in zip(a.cross, b.cross)],
@@ -111,7 +106,7 @@ class SpectralMSDAccumulator:
         """Per window: (msd over lags 0..length-1, origin counts, |y(τ)|² = Eq. 4 numerator)."""
         out = []
         for w, cross, sq in zip(self.windows, state.cross, state.sq):
-            fft = _fft_module(state.meta)
+            fft = fft_module(state.meta.on_gpu)
             corr = _to_host(fft.irfft(cross, n=w.nfft))[: w.length]
             sq = _to_host(sq)
             prefix = np.concatenate(([0.0], np.cumsum(sq)))
@@ -120,60 +115,6 @@ class SpectralMSDAccumulator:
             total = prefix[n] + prefix[n + tau] - prefix[tau] - 2.0 * corr
             out.append((np.maximum(total, 0.0) / n, n, sq))
         return out
-
-
-def _spectra(w: SpectralWindow, seg, meta: RunMeta):
-    """(Σ_c cross spectrum, Σ_c |y(t)|²) over the columns of seg, one cache-sized batch at a time."""
-    xp, fft = array_module(meta.on_gpu), _fft_module(meta)
-    cross, sq = xp.zeros(w.nfft // 2 + 1, dtype=np.complex128), xp.zeros(w.length)
-    batch = max(1, config.FFT_BATCH_BYTES // (16 * (w.nfft // 2 + 1)))
-    # One row per parameter, time contiguous; only [:, :length] is ever written, so the
-    # zero padding up to nfft is set once here.
-    buf = xp.zeros((min(batch, seg.shape[1]), w.nfft))
-    for c0 in range(0, seg.shape[1], batch):
-        y = buf[: min(batch, seg.shape[1] - c0)]
-        transposed_displacements(seg[:, c0 : c0 + batch], y, sq, backend=meta.backend, threads=1)
-        fb = fft.rfft(y, axis=1)
-        if w.length == w.n_origins:
-            cross += _power_sum(fb, xp)
-        else:
-            y[:, w.n_origins : w.length] = 0.0
-            cross += (fft.rfft(y, axis=1).conj() * fb).sum(axis=0)
-    return cross, sq
-
-
-def _power_sum(f, xp):
-    """Σ over rows of |f|², from the float64 view (re, im interleaved): one fast reduction."""
-    v = f.view(np.float64)
-    s = xp.einsum("ij,ij->j", v, v)
-    return s[0::2] + s[1::2]
-
-
-def _map_column_parts(fn, seg, meta: RunMeta) -> list:
-    """fn on one column part of seg per CPU thread, each part serial (kernel and FFTs).
-
-    Measured on 2 cores: threads inside each call (OpenMP kernel, FFT workers) are ~2×
-    slower, as the OpenMP team's spin-wait after the kernel takes the cores from the FFT's
-    threads; a serial kernel with threaded FFTs is ~1.4× slower. GPU work stays on the
-    calling thread (CuPy's device and stream are per thread).
-    """
-    n = 1 if meta.on_gpu else max(1, min(meta.threads, seg.shape[1]))
-    bounds = np.linspace(0, seg.shape[1], n + 1).astype(int)
-    parts = [seg[:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-    if n == 1:
-        return [fn(parts[0])]
-    with ThreadPoolExecutor(n) as pool:
-        return list(pool.map(fn, parts))
-
-
-def _fft_module(meta: RunMeta):
-    if meta.on_gpu:
-        import cupyx.scipy.fft
-
-        return cupyx.scipy.fft
-    import scipy.fft
-
-    return scipy.fft
 
 
 def _workers(meta: RunMeta) -> dict:

@@ -36,3 +36,14 @@ def array_module(on_gpu: bool):
 
         return cupy
     return np
+
+
+def fft_module(on_gpu: bool):
+    """cupyx.scipy.fft (cuFFT) for data on the GPU, scipy.fft (pocketfft) otherwise."""
+    if on_gpu:
+        import cupyx.scipy.fft
+
+        return cupyx.scipy.fft
+    import scipy.fft
+
+    return scipy.fft

@@ -1,19 +1,23 @@
-// Spectral MSD input: displacements from a reference row, one contiguous row per parameter.
+// Spectral MSD sums of one window: FFT cross spectra of displacements, summed over columns.
 #pragma once
 #include <cstdint>
 
 namespace pyengine {
 
-// y[c * y_stride + t] = double(x[t, c]) - double(x[0, c])  for t < n_rows, c < n_cols;
-// sq[t] += sum_c y[c, t]^2.
+// With y_c(t) = double(x[t, c]) - double(x[0, c]) for t < n_rows (zero after), for every
+// column c < n_cols:
+//   A_c = FFT_nfft(y_c),  B_c = FFT_nfft(y_c restricted to t < n_origins),
+//   cross[k] += sum_c conj(B_c[k]) * A_c[k]   for k = 0 .. nfft/2  (complex, re/im interleaved)
+//   sq[t]    += sum_c y_c(t)^2                 for t < n_rows.
+// When n_origins == n_rows, B = A and cross is the summed power spectrum (one FFT per column).
 //
-// x is row-major with n_rows rows of n_cols contiguous values, row_stride elements apart
-// (a column block of a larger array, read in place). y has n_cols rows of y_stride >= n_rows
-// doubles: time runs along its rows, ready for FFTs; entries t >= n_rows are left untouched
-// (they hold the FFT's zero padding). sq holds n_rows doubles and is added to.
-// n_threads <= 0 means all.
+// x is row-major with row_stride >= n_cols elements between rows (a column block read in
+// place). nfft must be a power of two >= 8 and >= n_rows. The FFTs are our own: eight
+// columns run side by side in the SIMD lanes, so nothing is transposed or shuffled, and
+// all arithmetic is float64. n_threads <= 0 means all; the sums are added in thread order,
+// so a given thread count always gives the same bits.
 template <typename T>
-void transposed_displacements(const T* x, int64_t n_rows, int64_t n_cols, int64_t row_stride,
-                              double* y, int64_t y_stride, double* sq, int n_threads);
+void spectral_sums(const T* x, int64_t n_rows, int64_t n_cols, int64_t row_stride, int64_t n_origins,
+                   int64_t nfft, double* cross, double* sq, int n_threads);
 
 }  // namespace pyengine
