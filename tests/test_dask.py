@@ -39,6 +39,22 @@ def test_dask_equals_threaded_run(client, trajectory):
     np.testing.assert_allclose(by_address.msd, local.msd, rtol=1e-12)
 
 
+def _worker_malloc_state():
+    import pyengine.engine.distributed as d
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), d._MALLOC_TUNED
+
+
+def test_workers_reuse_chunk_buffers(client, trajectory):
+    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in the workers; the first task restores
+    # glibc's reuse of chunk-sized blocks (bench/bench_dask.py measures the effect).
+    path, _ = trajectory
+    pe.msd(str(path), window=40, lags=3, method="lagband", scheduler=client)
+    states = client.run(_worker_malloc_state)
+    assert all(env is not None for env, _ in states.values()), "the nanny no longer sets MALLOC_TRIM_THRESHOLD_"
+    assert any(tuned for _, tuned in states.values()), "no worker that ran a task tuned malloc"
+
+
 @dataclass(frozen=True)
 class DieOnceAccumulator(LagBandAccumulator):
     """Kills the worker process the first time it sees column 0 (a hard crash mid-run)."""

@@ -8,6 +8,8 @@ worker that dies are re-run by Dask, so the result stays exact.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import socket
 from collections.abc import Sequence
@@ -39,6 +41,32 @@ def client_for(scheduler):
     raise TypeError(f"scheduler must be a distributed.Client or an address such as 'tcp://host:8786', got {type(scheduler).__name__}")
 
 
+def _reuse_chunk_buffers(chunk_bytes: int) -> None:
+    """Let freed HDF5 chunk buffers be reused, as glibc does by default.
+
+    Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also freezes
+    glibc's mmap threshold at 128 KiB: every chunk buffer HDF5 allocates while reading
+    (one chunk, 4 MiB by default) is then a fresh mmap whose pages are faulted in and
+    zeroed again. Measured on a 4.3 GB file: 2.1 s of system time instead of 0.9. Here,
+    as glibc's adaptive thresholds would, chunk-sized blocks come from the heap and up to
+    four chunks of freed memory stay there for reuse.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED or "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        return
+    _MALLOC_TUNED = True
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    except (OSError, AttributeError, TypeError):  # not glibc
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    mallopt(m_mmap_threshold, max(2 * chunk_bytes, 128 * 1024))
+    mallopt(m_trim_threshold, max(4 * chunk_bytes, 128 * 1024))
+
+
+_MALLOC_TUNED = False
+
+
 def _block_task(path: str, j0: int, j1: int, accumulators: Sequence[Accumulator], meta: RunMeta,
                 nonfinite: str = "raise") -> list:
     from pyengine.store import open_trajectory
@@ -50,6 +78,7 @@ def _block_task(path: str, j0: int, j1: int, accumulators: Sequence[Accumulator]
         )
     with open_trajectory(path, validate=False) as traj:
         src = as_source(traj)
+        _reuse_chunk_buffers(traj.chunk_shape[0] * traj.chunk_shape[1] * traj.dtype.itemsize)
         width = max(src.chunk_cols, -(-(j1 - j0) // SUB_BLOCKS))
         sub_blocks = [(a, min(a + width, j1)) for a in range(j0, j1, width)]
         return accumulate(src, accumulators, meta, sub_blocks, nonfinite=nonfinite, buffers=_BUFFERS)
