@@ -49,7 +49,8 @@ inline double* out_vec(py::array& a, const char* name, int64_t n) {
   return static_cast<double*>(a.mutable_data());
 }
 
-inline bool is_f32(const py::array& a) { return a.dtype().is(py::dtype::of<float>()); }
-inline bool is_f64(const py::array& a) { return a.dtype().is(py::dtype::of<double>()); }
+// Equivalent dtypes, not the same object: h5py's dtypes, for one, carry metadata.
+inline bool is_f32(const py::array& a) { return py::isinstance<py::array_t<float>>(a); }
+inline bool is_f64(const py::array& a) { return py::isinstance<py::array_t<double>>(a); }
 
 }  // namespace pyengine::bind

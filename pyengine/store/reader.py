@@ -20,6 +20,7 @@ from pyengine.store._checks import (
     open_h5,
 )
 from pyengine.store._format import FormatError, ParamInfo
+from pyengine.store._raw_chunks import RawChunks
 
 #: Upper bound on the hash-table slots of the chunk cache of ``/weights``.
 MAX_CACHE_SLOTS = 100_000
@@ -80,6 +81,8 @@ class Trajectory:
         self.n_params = self.weights.shape[1]
         self.dtype = self.weights.dtype
         self.chunk_shape: tuple[int, int] = self.weights.chunks
+        # Raw chunk reads skip HDF5's chunk buffer; not while a writer may still append (SWMR).
+        self._raw = None if self.file.swmr_mode else RawChunks.open(self.weights)
 
     def _load(self, layout: Layout) -> None:
         if not layout.readable or (self._validate and layout.errors):
@@ -115,11 +118,14 @@ class Trajectory:
         if not 0 <= j0 < j1 <= self.n_params:
             raise ValueError(f"column range must satisfy 0 <= j0 < j1 <= P = {self.n_params}, got [{j0}, {j1})")
         if out is None:
-            return np.ascontiguousarray(self.weights[: self.n_snapshots, j0:j1])
-        if out.shape != (self.n_snapshots, j1 - j0) or not out.flags.c_contiguous:
+            out = np.empty((self.n_snapshots, j1 - j0), self.dtype)
+        elif out.shape != (self.n_snapshots, j1 - j0) or not out.flags.c_contiguous:
             raise ValueError(f"out: expected a C-contiguous array of shape {(self.n_snapshots, j1 - j0)}, "
                              f"got shape {out.shape}")
-        self.weights.read_direct(out, np.s_[: self.n_snapshots, j0:j1])
+        if self._raw is not None and out.dtype == self.dtype:
+            self._raw.read(self.n_snapshots, j0, j1, out)
+        elif self.n_snapshots:
+            self.weights.read_direct(out, np.s_[: self.n_snapshots, j0:j1])
         return out
 
     def blocks(self, block_cols: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
@@ -199,6 +205,8 @@ class Trajectory:
         --------
         >>> traj.close()  # doctest: +SKIP
         """
+        if self._raw is not None:
+            self._raw.close()
         if self.file.id.valid:
             self.file.close()
 
