@@ -5,6 +5,7 @@ and heavy-tailed gradient noise, computed in one streaming pass over a recorded 
 run. See README.md and docs/ for a tour.
 """
 
+from pyengine import _omp  # noqa: F401  (first: OpenMP's wait policy, before the extension loads)
 from pyengine import models
 from pyengine.dispatch import backends
 from pyengine.fractal import BoxCountResult, boxcount

@@ -21,7 +21,8 @@ THREADS = 0
 CHUNK_STEPS = 64
 CHUNK_PARAMS = 16384
 #: HDF5 chunk cache of /weights per open trajectory file, in bytes. The engine reads column
-#: blocks aligned to whole chunks, which HDF5 then reads straight into the block; a cache
-#: would only add a copy (measured: 1.3–1.7 s vs 2.0 s for 4 GB). Raise it for reads that
-#: revisit chunks (row slices, unaligned column ranges of compressed files).
+#: blocks aligned to whole chunks; uncompressed ones are read raw, straight into the block
+#: (pyengine/store/_raw_chunks.py), the rest by HDF5, for which a cache would only add a copy
+#: (measured: 1.3–1.7 s vs 2.0 s for 4 GB). Raise it for reads that revisit chunks (row
+#: slices, unaligned column ranges of compressed files).
 CHUNK_CACHE_BYTES = 0

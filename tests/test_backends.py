@@ -64,3 +64,13 @@ def test_disable_env_switches_backends_off():
     env = dict(os.environ, PYENGINE_DISABLE="cpp")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert res.stdout.startswith("False disabled by PYENGINE_DISABLE")
+
+
+@pytest.mark.parametrize("user_value", [None, "ACTIVE"])
+def test_openmp_threads_sleep_at_barriers_unless_the_user_says_otherwise(user_value):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if user_value:
+        env["OMP_WAIT_POLICY"] = user_value
+    code = "import os, pyengine; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == (user_value or "PASSIVE")
