@@ -101,6 +101,37 @@ def test_cpp_threads_agree_and_repeat_bitwise(n_origins, rng):
         np.testing.assert_array_equal(got, want)
 
 
+@needs_cpp
+@pytest.mark.parametrize("lanes", [2, 4, 8])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cpp_every_simd_width(lanes, dtype, rng):
+    # The kernel picks 8 lanes (AVX-512), 4 (AVX2) or 2 (SSE2) at run time; each width has
+    # its own batch size and alignment, checked here on whatever this CPU can run.
+    from pyengine import _core
+
+    big = rng.standard_normal((300, 80)).cumsum(0).astype(dtype)
+    for offset, width in [(0, 80), (1, 29), (3, 7), (5, 1)]:
+        x = big[:, offset : offset + width]
+        for n_origins in (300, 111):
+            cross, sq = np.zeros(fft_length(300 + n_origins - 1) // 2 + 1, complex), np.zeros(300)
+            try:
+                _core.spectral_sums(x, n_origins, cross, sq, 2, lanes)
+            except ValueError as exc:
+                assert "runs at most" in str(exc)
+                pytest.skip(f"this CPU or build does not run {lanes} float64 lanes")
+            want_cross, want_sq = reference_sums(x, n_origins, 2 * (len(cross) - 1))
+            assert_close(cross, want_cross, 1e-13)
+            assert_close(sq, want_sq, 1e-14)
+
+
+@needs_cpp
+def test_cpp_rejects_unknown_simd_widths():
+    from pyengine import _core
+
+    with pytest.raises(ValueError, match="lanes must be 0, 2, 4 or 8"):
+        _core.spectral_sums(np.zeros((6, 4)), 6, np.zeros(5, complex), np.zeros(6), 1, 3)
+
+
 @pytest.mark.skipif(not pe.backends()["numba"].available, reason="needs numba")
 def test_numba_transpose_with_jit_off(monkeypatch, rng):
     from pyengine.kernels import _numba_spectral as nb

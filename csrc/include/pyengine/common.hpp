@@ -14,8 +14,10 @@
 
 // Hot CPU loops are compiled for several instruction sets and picked at load time, so one
 // binary runs on any x86-64 and still uses AVX2/AVX-512 where present (no -march=native).
+// PE_RUNTIME_ISA marks builds where code may pick its instruction set at run time.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__CUDACC__) && \
     !defined(PYENGINE_NO_CLONES)
+#define PE_RUNTIME_ISA 1
 #define PE_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define PE_MULTIVERSION

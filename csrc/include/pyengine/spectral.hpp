@@ -12,12 +12,13 @@ namespace pyengine {
 // When n_origins == n_rows, B = A and cross is the summed power spectrum (one FFT per column).
 //
 // x is row-major with row_stride >= n_cols elements between rows (a column block read in
-// place). nfft must be a power of two >= 8 and >= n_rows. The FFTs are our own: eight
-// columns run side by side in the SIMD lanes, so nothing is transposed or shuffled, and
-// all arithmetic is float64. n_threads <= 0 means all; the sums are added in thread order,
-// so a given thread count always gives the same bits.
+// place). nfft must be a power of two >= 8 and >= n_rows. The FFTs are our own: columns
+// run side by side in the float64 lanes of a SIMD register (8 with AVX-512, 4 with AVX2,
+// 2 otherwise; `lanes` = 0 picks the widest this CPU runs, 2/4/8 force one, for tests), so
+// nothing is transposed or shuffled. n_threads <= 0 means all; the sums are added in thread
+// order, so a given thread count and lane count always give the same bits.
 template <typename T>
 void spectral_sums(const T* x, int64_t n_rows, int64_t n_cols, int64_t row_stride, int64_t n_origins,
-                   int64_t nfft, double* cross, double* sq, int n_threads);
+                   int64_t nfft, double* cross, double* sq, int n_threads, int lanes = 0);
 
 }  // namespace pyengine
