@@ -82,7 +82,7 @@ def bench_lagband(n: int, p: int) -> list[Row]:
 
 
 _STREAM_CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import pyengine as pe
 import pyengine.store  # import h5py/hdf5plugin outside the timed region
 path, n_lags = sys.argv[1], int(sys.argv[2])
@@ -91,7 +91,9 @@ for _ in range(2):  # first pass in a fresh process, then again with warm buffer
     t0 = time.perf_counter()
     res = pe.msd(path, window=None, lags=n_lags, method="lagband", progress=False)
     walls.append(time.perf_counter() - t0)
-print(json.dumps({"fresh": walls[0], "warm": walls[1], "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forking parent.
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(json.dumps({"fresh": walls[0], "warm": walls[1], "rss_mib": peak / 1024}))
 """
 
 
@@ -111,29 +113,35 @@ def _h5py_read_time(path: str) -> float:
 
 
 def bench_streaming(n: int, p_big: int, n_lags: int = 16, repeat: int = 3) -> list[Row]:
-    """Fresh processes stream the file twice each (median of ``repeat`` processes); the bound is
-    measured in the same page-cache state: h5py reading the same blocks, and the compute on the
-    data in memory. Like those two terms the target is judged warm, on each process's second
-    pass; the first pass (which also faults in fresh block buffers) is reported beside it."""
-    rows, rss = [], {}
-    for p in (p_big // 2, p_big):
-        path = str(trajectory_file(n, p))
-        t_read = median_time(lambda: _h5py_read_time(path), repeat=1, warmup=1)  # also warms the page cache
-        runs = [_stream_in_child(path, n_lags) for _ in range(repeat)]
-        rss[p] = max(r["rss_mib"] for r in runs)
-        if p == p_big:
-            wall = float(np.median([r["warm"] for r in runs]))
-            fresh = float(np.median([r["fresh"] for r in runs]))
-            x = pe.open(path).read_block(0, p)
-            t_compute = median_time(lambda: pe.msd(x, window=None, lags=n_lags, method="lagband", progress=False),
-                                    repeat=1, warmup=0)
-            del x
-            bound = max(t_read, t_compute)
-            rows.append(Row(SUITE, f"streaming a {n * p * 4 / 1e9:.1f} GB file (N={n}, P={p}, {n_lags} lags)", wall,
-                            "max(h5py read, in-memory compute)", bound, "wall ≤ 1.3 × bound", wall <= 1.3 * bound,
-                            f"h5py read {t_read:.2f} s (warm page cache), compute {t_compute:.2f} s; "
-                            f"second pass in each of {repeat} processes (median; warm as the bound's terms); "
-                            f"first pass of a fresh process {fresh:.2f} s = {fresh / bound:.2f}× bound"))
+    """Rounds of (h5py read, in-memory compute, a fresh process streaming the file twice),
+    all in the same page-cache state; the shared machine's load drifts, so each round's
+    streaming time is compared with that round's bound, and the median ratio is judged. Like
+    the bound's terms (h5py after a warm-up, data already in memory) the target is judged
+    warm, on the child's second pass; its first pass (which also faults in fresh block
+    buffers) is reported beside it."""
+    rss, rows = {}, []
+    path = str(trajectory_file(n, p_big // 2))
+    _h5py_read_time(path)  # warms the page cache
+    rss[p_big // 2] = max(_stream_in_child(path, n_lags)["rss_mib"] for _ in range(repeat))
+    path = str(trajectory_file(n, p_big))
+    _h5py_read_time(path)
+    x = pe.open(path).read_block(0, p_big)
+    rounds = []
+    for _ in range(repeat):
+        t_read = _h5py_read_time(path)
+        t_compute = median_time(lambda: pe.msd(x, window=None, lags=n_lags, method="lagband", progress=False),
+                                repeat=1, warmup=0)
+        child = _stream_in_child(path, n_lags)
+        rounds.append((child["warm"] / max(t_read, t_compute), child, t_read, t_compute))
+    del x
+    rss[p_big] = max(r[1]["rss_mib"] for r in rounds)
+    ratio, child, t_read, t_compute = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]  # the median round
+    bound = max(t_read, t_compute)
+    rows.append(Row(SUITE, f"streaming a {n * p_big * 4 / 1e9:.1f} GB file (N={n}, P={p_big}, {n_lags} lags)",
+                    child["warm"], "max(h5py read, in-memory compute)", bound, "wall ≤ 1.3 × bound", ratio <= 1.3,
+                    f"median of {repeat} rounds (ratios {', '.join(f'{r[0]:.2f}' for r in rounds)}); its h5py read "
+                    f"{t_read:.2f} s, compute {t_compute:.2f} s (warm), streaming pass 2 of a fresh process; its "
+                    f"first pass {child['fresh']:.2f} s = {child['fresh'] / bound:.2f}× bound"))
     small, big = sorted(rss)
     rows.append(Row(SUITE, f"peak RSS, P={small} vs P={big}", 0.0, target="< 2 GB, independent of P",
                     met=max(rss.values()) < 2048 and rss[big] < 1.25 * rss[small],
