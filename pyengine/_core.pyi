@@ -12,11 +12,13 @@ def lag_band(
     out: npt.NDArray[np.float64],
     n_threads: int = 0,
 ) -> None: ...
-def transposed_displacements(
+def spectral_sums(
     x: npt.NDArray[np.float32] | npt.NDArray[np.float64],
-    y: npt.NDArray[np.float64],
+    n_origins: int,
+    cross: npt.NDArray[np.complex128],
     sq: npt.NDArray[np.float64],
     n_threads: int = 0,
+    lanes: int = 0,
 ) -> None: ...
 def box_counts(
     z: npt.NDArray[np.float32] | npt.NDArray[np.float64] | npt.NDArray[np.uint8] | npt.NDArray[np.bool_],

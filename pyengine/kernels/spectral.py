@@ -48,9 +48,9 @@ def spectral_sums(x, n_origins: int | None = None, nfft: int | None = None, cros
     sq : float64 array of shape (n_snapshots,), optional
         Added to.
     backend : {"auto", "cuda", "cpp", "numba", "numpy"}
-        ``"cpp"`` runs its own float64 FFTs, eight columns side by side in the SIMD lanes
-        and the data read once; the others transpose batches of columns (Numba, NumPy,
-        CuPy) and call ``scipy.fft`` or cuFFT.
+        ``"cpp"`` runs its own float64 FFTs, columns side by side in the lanes of one SIMD
+        register (8 with AVX-512, 4 with AVX2, 2 otherwise), the data read once; the others
+        transpose batches of columns (Numba, NumPy, CuPy) and call ``scipy.fft`` or cuFFT.
     threads : int
         CPU threads (0: ``config.THREADS``, or all cores).
 
