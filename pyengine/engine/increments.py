@@ -22,11 +22,16 @@ import numpy as np
 
 from pyengine import config
 from pyengine.engine.accumulator import RunMeta
-from pyengine.engine.msd import _to_host, _workers
+from pyengine.engine.msd import _to_host
 from pyengine.kernels._arrays import array_module, fft_module
 
 __all__ = ["IncrementWindow", "IncrementState", "IncrementsAccumulator", "WindowSums", "IncrementSampleAccumulator",
            "SampleState"]
+
+
+def _workers(meta: RunMeta) -> dict:
+    """scipy.fft's thread count (CuPy takes none)."""
+    return {} if meta.on_gpu else {"workers": meta.threads}
 
 
 

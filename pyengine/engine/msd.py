@@ -15,7 +15,6 @@ from pyengine.kernels import lag_band, spectral_sums
 from pyengine.kernels.spectral import fft_length
 
 
-
 def _to_host(a):
     return a.get() if hasattr(a, "get") else a
 
@@ -115,7 +114,3 @@ class SpectralMSDAccumulator:
             total = prefix[n] + prefix[n + tau] - prefix[tau] - 2.0 * corr
             out.append((np.maximum(total, 0.0) / n, n, sq))
         return out
-
-
-def _workers(meta: RunMeta) -> dict:
-    return {} if meta.on_gpu else {"workers": meta.threads}
