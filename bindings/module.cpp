@@ -10,6 +10,7 @@ void register_boxcount(py::module_& m);
 void register_pairs(py::module_& m);
 void register_tail(py::module_& m);
 void register_spectral(py::module_& m);
+void register_files(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "pyengine CPU kernels (C++/OpenMP)";
@@ -21,4 +22,5 @@ PYBIND11_MODULE(_core, m) {
   register_pairs(m);
   register_tail(m);
   register_spectral(m);
+  register_files(m);
 }

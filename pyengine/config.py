@@ -26,3 +26,8 @@ CHUNK_PARAMS = 16384
 #: (measured: 1.3–1.7 s vs 2.0 s for 4 GB). Raise it for reads that revisit chunks (row
 #: slices, unaligned column ranges of compressed files).
 CHUNK_CACHE_BYTES = 0
+#: Read blocks of trajectory files in place from the page cache (``mmap``, no copy) where the
+#: file allows it (whole, page-aligned, uncompressed chunks, as TrajectoryWriter writes them):
+#: the engine then reads one chunk column per block. Measured on a 4.3 GB file, warm: the
+#: read's CPU time drops from ≈ 0.85 s to ≈ 0.15 s. Turn off to copy every block instead.
+MAP_FILES = True

@@ -32,14 +32,17 @@ def plan_blocks(src: Source, block_cols: int | None = None, workers: int = 1) ->
 
     The width targets ``config.BLOCK_BYTES`` per block, capped so that the blocks in
     flight (``workers`` computing plus ``config.PREFETCH + 1`` read ahead) stay within
-    ``config.MEMORY_BUDGET``; it is rounded down to whole file chunks where possible.
+    ``config.MEMORY_BUDGET``; it is rounded down to whole file chunks where possible, and
+    to one chunk column where the file's blocks can be mapped in place (``src.map_cols``).
     """
     if block_cols is None:
         col_bytes = src.n_rows * src.dtype.itemsize
         in_flight = workers + config.PREFETCH + 1
         budget = min(config.BLOCK_BYTES, config.MEMORY_BUDGET // in_flight)
         block_cols = max(1, budget // col_bytes)
-        if block_cols >= src.chunk_cols:
+        if src.map_cols and block_cols >= src.map_cols:
+            block_cols = src.map_cols
+        elif block_cols >= src.chunk_cols:
             block_cols -= block_cols % src.chunk_cols
     elif block_cols < 1:
         raise ValueError(f"block_cols must be >= 1, got {block_cols}")

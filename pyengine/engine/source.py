@@ -24,13 +24,16 @@ class Source:
     steps : ndarray of int64, shape (N,)
         Optimizer step of each snapshot.
     read : callable (j0, j1, out=None) -> array of shape (N, j1 - j0)
-        Reads a column block; rows contiguous. A file source reads into ``out`` (a
-        C-contiguous buffer of that shape and ``dtype``) when given; an array source
-        returns views and ignores it.
+        Reads a column block; rows contiguous, never to be written to. A file source maps
+        the block in place where it can, else reads into ``out`` (a C-contiguous buffer of
+        that shape and ``dtype``) when given; an array source returns views and ignores it.
     chunk_cols : int
         Preferred alignment of block widths (the file's chunk width; 1 for arrays).
     on_gpu : bool
         True when blocks are CuPy arrays.
+    map_cols : int
+        Block width at which ``read`` returns zero-copy views of the file (one chunk column,
+        see :meth:`Trajectory.map_block`); 0 when it never does.
     path : str or None
         The file behind the source, if any (Dask tasks reopen it by path).
     loss : ndarray or None
@@ -45,6 +48,7 @@ class Source:
     steps: np.ndarray
     read: Callable[[int, int], object] = field(repr=False)
     chunk_cols: int = 1
+    map_cols: int = 0
     on_gpu: bool = False
     path: str | None = None
     loss: np.ndarray | None = field(default=None, repr=False)
@@ -122,6 +126,12 @@ def _from_dataset(ds) -> Source:
 
 def _from_trajectory(traj) -> Source:
     dtype = _check_shape((traj.n_snapshots, traj.n_params), traj.dtype)
+    mappable = dtype == traj.dtype
+
+    def read(j0: int, j1: int, out=None):
+        block = traj.map_block(j0, j1) if mappable else None
+        return traj.read_block(j0, j1, out) if block is None else block
+
     return Source(traj.n_snapshots, traj.n_params, dtype, np.asarray(traj.steps, dtype=np.int64),
-                  traj.read_block, chunk_cols=traj.chunk_shape[1], path=str(traj.path),
-                  loss=np.asarray(traj.loss, dtype=np.float64), warnings=list(traj.warnings))
+                  read, chunk_cols=traj.chunk_shape[1], map_cols=traj.map_cols if mappable else 0,
+                  path=str(traj.path), loss=np.asarray(traj.loss, dtype=np.float64), warnings=list(traj.warnings))

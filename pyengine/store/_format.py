@@ -204,7 +204,9 @@ def chunk_shape(n_params: int, chunk_steps: int | None, chunk_params: int | None
 
     By default ``chunk_steps = config.CHUNK_STEPS`` and the parameter axis is split into
     ``n = ceil(P / config.CHUNK_PARAMS)`` equal chunks of ``ceil(P / n)`` columns, so the
-    last column chunk is never mostly padding.
+    last column chunk is never mostly padding; from 256 columns up rounded up to a multiple
+    of 16, so that 64-step chunks are whole 4 KiB pages (a reader can map them in place, see
+    ``Trajectory.map_block``).
 
     Parameters
     ----------
@@ -227,6 +229,8 @@ def chunk_shape(n_params: int, chunk_steps: int | None, chunk_params: int | None
     if chunk_params is None:
         n_chunks = math.ceil(n_params / config.CHUNK_PARAMS)
         chunk_params = math.ceil(n_params / n_chunks)
+        if chunk_params >= 256:  # padding of under 16 columns per chunk: less than 1/16
+            chunk_params = -(-chunk_params // 16) * 16
     if steps < 1 or chunk_params < 1:
         raise ValueError(f"chunk sizes must be >= 1, got chunk_steps={steps}, chunk_params={chunk_params}")
     return steps, min(chunk_params, n_params)

@@ -1,11 +1,15 @@
-"""Uncompressed chunks of ``/weights`` read by the OS straight into their place in a block."""
+"""Uncompressed chunks of ``/weights`` read by the OS straight into their place in a block,
+or mapped from the page cache in place."""
 
 from __future__ import annotations
 
+import mmap
 import os
 
 import h5py
 import numpy as np
+
+from pyengine import config
 
 
 class RawChunks:
@@ -23,8 +27,9 @@ class RawChunks:
         self._ds = ds
         self._fd = fd
         self._chunk_rows, self._chunk_cols = ds.chunks
-        self._row_bytes = self._chunk_cols * ds.dtype.itemsize
+        self._chunk_bytes = self._chunk_rows * self._chunk_cols * ds.dtype.itemsize
         self._iov_max = _iov_max()
+        self._map_chunks = _map_chunks() if self._page_aligned() else None
 
     @classmethod
     def open(cls, ds: h5py.Dataset) -> RawChunks | None:
@@ -56,13 +61,50 @@ class RawChunks:
                 else:
                     self._read_rows(out[r0:r1, c0 - j0 : c0 - j0 + cc], offset)
 
+    @property
+    def map_cols(self) -> int:
+        """Width of the blocks :meth:`map` can return (a chunk column); 0 when it cannot."""
+        return self._chunk_cols if self._map_chunks is not None and config.MAP_FILES else 0
+
+    def map(self, n_rows: int, j0: int, j1: int) -> np.ndarray | None:
+        """``ds[:n_rows, j0:j1]`` as a read-only view of the page cache (no copy at all), or
+        None where that is not possible: the columns span two chunk columns, or one of the
+        chunks is not allocated, not page aligned or not a whole number of pages. The
+        chunks are mapped side by side (``mmap``), one chunk column at a time, so they must
+        start on page boundaries: files written by :class:`TrajectoryWriter` have them there.
+
+        The view keeps the mapping alive. A file truncated under it makes reading its pages
+        fail with SIGBUS, where :meth:`read` would report a short read.
+        """
+        cr, cc = self._chunk_rows, self._chunk_cols
+        c0 = j0 - j0 % cc
+        if not self.map_cols or j1 > c0 + cc:
+            return None
+        offsets = [self._chunk_offset(r0, c0) for r0 in range(0, n_rows, cr)]
+        if any(o is None or o % mmap.PAGESIZE for o in offsets):
+            return None
+        region = self._map_chunks(self._fd, np.array(offsets, np.int64), self._chunk_bytes)
+        return region.view(self._ds.dtype).reshape(-1, cc)[:n_rows, j0 - c0 : j1 - c0]
+
+    def _page_aligned(self) -> bool:
+        """Whether chunks are whole pages and the first and last start on a page boundary:
+        a file written with aligned chunks (others almost never pass by chance)."""
+        if self._chunk_bytes % mmap.PAGESIZE or not self._ds.shape[0]:
+            return False
+        cr, cc = self._chunk_rows, self._chunk_cols
+        last = ((self._ds.shape[0] - 1) // cr * cr, (self._ds.shape[1] - 1) // cc * cc)
+        offsets = [self._chunk_offset(*corner) for corner in ((0, 0), last)]
+        return all(o is not None and o % mmap.PAGESIZE == 0 for o in offsets)
+
     def _chunk_offset(self, r0: int, c0: int) -> int | None:
-        """Byte offset of the chunk at (r0, c0) in the file; None if it is not allocated or
-        its index cannot be read (h5py then reads it, and reports damage as it always does)."""
+        """Byte offset of the whole stored chunk at (r0, c0) in the file; None if it is not
+        allocated or its index cannot be read (h5py then reads it, and reports damage as it
+        always does)."""
         try:
-            return self._ds.id.get_chunk_info_by_coord((r0, c0)).byte_offset
+            info = self._ds.id.get_chunk_info_by_coord((r0, c0))
         except RuntimeError:
             return None
+        return info.byte_offset if info.size == self._chunk_bytes else None
 
     def _read_rows(self, dest: np.ndarray, offset: int) -> None:
         """The first len(dest) rows of the chunk at byte ``offset`` into dest's rows."""
@@ -75,6 +117,17 @@ class RawChunks:
                 raise OSError(f"{self._ds.file.filename}: short read of a chunk of /weights at byte {offset} "
                               f"({got} of {want} bytes): is the file truncated?")
             offset += want
+
+
+def _map_chunks():
+    """``pyengine._core.map_chunks``, or None where the C++ extension is not built or off."""
+    from pyengine.dispatch import backends
+
+    if not backends()["cpp"].available:
+        return None
+    from pyengine import _core
+
+    return _core.map_chunks
 
 
 def _iov_max() -> int:

@@ -128,6 +128,32 @@ class Trajectory:
             self.weights.read_direct(out, np.s_[: self.n_snapshots, j0:j1])
         return out
 
+    @property
+    def map_cols(self) -> int:
+        """Width of the column blocks :meth:`map_block` can map (one chunk column); 0 when this
+        file cannot be mapped (compressed, chunks not page aligned, ``config.MAP_FILES`` off)."""
+        return 0 if self._raw is None else self._raw.map_cols
+
+    def map_block(self, j0: int, j1: int) -> np.ndarray | None:
+        """All complete snapshots of the columns ``[j0, j1)``, read in place: a read-only view
+        of the file's pages in the page cache, with no copy.
+
+        Possible when the columns lie in one chunk column whose chunks are whole, uncompressed
+        and page aligned (as :class:`TrajectoryWriter` writes them); otherwise returns None
+        and :meth:`read_block` copies. The view keeps the file mapped while it lives;
+        truncating the file meanwhile makes reading it crash with SIGBUS.
+
+        Returns
+        -------
+        ndarray, shape (N, j1 - j0), or None
+            Rows contiguous, row stride one chunk width; not writeable.
+        """
+        if not 0 <= j0 < j1 <= self.n_params:
+            raise ValueError(f"column range must satisfy 0 <= j0 < j1 <= P = {self.n_params}, got [{j0}, {j1})")
+        if self._raw is None or not self.n_snapshots:
+            return None
+        return self._raw.map(self.n_snapshots, j0, j1)
+
     def blocks(self, block_cols: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Iterate over column blocks ``(j0, X[:, j0:j0+B])`` covering every column once.
 
