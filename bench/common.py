@@ -91,7 +91,8 @@ def trajectory_file(n: int, p: int, seed: int = 1) -> pathlib.Path:
     """A float32 random-walk trajectory file of N × P, written once and reused.
 
     Files live in ``$PYENGINE_BENCH_DIR`` (default: /tmp/pyengine-bench); delete them to
-    free the disk.
+    free the disk. Names end in ``_aligned``: written with page-aligned chunks, which the
+    engine maps in place (files from before the writer aligned them are copied instead).
     """
     import numpy as np
 
@@ -99,7 +100,7 @@ def trajectory_file(n: int, p: int, seed: int = 1) -> pathlib.Path:
 
     folder = pathlib.Path(os.environ.get("PYENGINE_BENCH_DIR", "/tmp/pyengine-bench"))
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"walk_{n}x{p}_s{seed}.h5"
+    path = folder / f"walk_{n}x{p}_s{seed}_aligned.h5"
     if path.exists():
         return path
     rng = np.random.default_rng(seed)

@@ -20,6 +20,7 @@ def spectral_sums(
     n_threads: int = 0,
     lanes: int = 0,
 ) -> None: ...
+def map_chunks(fd: int, offsets: npt.NDArray[np.int64], chunk_bytes: int) -> npt.NDArray[np.uint8]: ...
 def box_counts(
     z: npt.NDArray[np.float32] | npt.NDArray[np.float64] | npt.NDArray[np.uint8] | npt.NDArray[np.bool_],
     oy: int,

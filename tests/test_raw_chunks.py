@@ -1,10 +1,21 @@
-"""Raw chunk reads (os.preadv straight into the block) against h5py's own reads."""
+"""Raw chunk reads (os.preadv straight into the block) and chunk columns mapped in place
+(mmap), against h5py's own reads."""
+
+import mmap
+import os
 
 import h5py
 import numpy as np
 import pytest
 
-from pyengine.store import open_trajectory, write_trajectory
+import pyengine as pe
+from pyengine import config
+from pyengine.engine.runner import plan_blocks
+from pyengine.engine.source import as_source
+from pyengine.store import TrajectoryWriter, open_trajectory, write_trajectory
+from pyengine.store._raw_chunks import RawChunks
+
+needs_cpp = pytest.mark.skipif(not pe.backends()["cpp"].available, reason="needs the C++ extension")
 
 
 def make(tmp_path, n, p, dtype=np.float32, compression=None, chunk_steps=8, chunk_params=16):
@@ -64,3 +75,136 @@ def test_closing_releases_the_raw_file_descriptor(tmp_path):
     traj.close()
     with pytest.raises(OSError):
         os.fstat(fd)
+
+
+# Mapping in place: chunks of 64 x 1024 float32 are 256 KiB, which the writer page-aligns.
+MAP_ROWS, MAP_COLS = 64, 1024
+
+
+def make_mappable(tmp_path, n=200, p=2500, dtype=np.float32):
+    """Rows past the last whole chunk row, and an edge chunk column of 452 parameters."""
+    return make(tmp_path, n, p, dtype, chunk_steps=MAP_ROWS, chunk_params=MAP_COLS)
+
+
+def chunk_offsets(path):
+    with h5py.File(path) as f:
+        ds = f["weights"]
+        return [ds.id.get_chunk_info(i).byte_offset for i in range(ds.id.get_num_chunks())]
+
+
+def test_the_writer_page_aligns_big_chunks_also_when_appending(tmp_path):
+    path, x = make_mappable(tmp_path)
+    with TrajectoryWriter(path, x.shape[1], dtype="float32", mode="a", chunk_steps=MAP_ROWS,
+                          chunk_params=MAP_COLS) as w:
+        w.append(x[:100], np.arange(200, 300), np.zeros(100))
+    offsets = chunk_offsets(path)
+    assert len(offsets) == 3 * 5  # 300 rows: 5 chunk rows of 3 chunk columns
+    assert all(o % 4096 == 0 for o in offsets)
+
+
+@needs_cpp
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mapped_blocks_equal_the_data_and_are_read_only(tmp_path, dtype):
+    path, x = make_mappable(tmp_path, dtype=dtype)
+    with open_trajectory(path) as traj:
+        assert traj.map_cols == MAP_COLS
+        for j0, j1 in [(0, 1024), (1024, 2048), (2048, 2500), (5, 17), (1030, 2048), (2499, 2500)]:
+            block = traj.map_block(j0, j1)
+            np.testing.assert_array_equal(block, x[:, j0:j1])
+            assert not block.flags.writeable and not block.flags.owndata
+            with pytest.raises(ValueError, match="read-only"):
+                block[0, 0] = 1
+        assert traj.map_block(1000, 1030) is None  # two chunk columns: copied instead
+        np.testing.assert_array_equal(as_source(traj).read(1000, 1030), x[:, 1000:1030])
+        with pytest.raises(ValueError, match="column range"):
+            traj.map_block(0, 2501)
+        kept = traj.map_block(1024, 2048)
+    np.testing.assert_array_equal(kept, x[:, 1024:2048])  # the view outlives the closed file
+
+
+@needs_cpp
+def test_mappings_are_released_with_their_arrays(tmp_path):
+    path, x = make_mappable(tmp_path)
+
+    def mapped_regions():
+        with open("/proc/self/maps") as maps:
+            return sum(str(path) in line for line in maps)
+
+    with open_trajectory(path) as traj:
+        before = mapped_regions()
+        block = traj.map_block(0, 1024)
+        assert mapped_regions() > before
+        del block
+        assert mapped_regions() == before
+
+
+def test_files_that_cannot_be_mapped_are_copied(tmp_path, monkeypatch):
+    unaligned, x = make(tmp_path, 200, 2048, chunk_steps=MAP_ROWS, chunk_params=MAP_COLS // 4)  # 64 KiB chunks
+    compressed, _ = make(tmp_path, 200, 2048, compression="gzip", chunk_steps=MAP_ROWS, chunk_params=MAP_COLS)
+    for path in (unaligned, compressed):
+        with open_trajectory(path) as traj:
+            assert traj.map_cols == 0 and traj.map_block(0, 256) is None
+            np.testing.assert_array_equal(as_source(traj).read(0, 256), x[:, :256])
+    path, _ = make_mappable(tmp_path)
+    monkeypatch.setattr(config, "MAP_FILES", False)
+    with open_trajectory(path) as traj:
+        assert traj.map_cols == 0 and traj.map_block(0, 1024) is None
+
+
+@needs_cpp
+def test_unallocated_chunks_are_not_mapped(tmp_path):
+    path = tmp_path / "holes.h5"
+    with h5py.File(path, "w", alignment_threshold=1, alignment_interval=4096) as f:
+        ds = f.create_dataset("weights", (128, 3072), np.float32, chunks=(MAP_ROWS, MAP_COLS))
+        ds[:, :MAP_COLS] = 1.0
+        ds[:, 2 * MAP_COLS:] = 1.0
+        ds[:MAP_ROWS, MAP_COLS : 2 * MAP_COLS] = 2.0  # chunk (64, 1024) is never written
+    with h5py.File(path) as f:
+        raw = RawChunks.open(f["weights"])
+        try:
+            np.testing.assert_array_equal(raw.map(128, 0, MAP_COLS), 1.0)
+            assert raw.map(128, MAP_COLS, 2 * MAP_COLS) is None
+        finally:
+            raw.close()
+
+
+@needs_cpp
+def test_map_chunks_rejects_what_it_cannot_map(tmp_path):
+    from pyengine import _core
+
+    path, _ = make_mappable(tmp_path)
+    page = mmap.PAGESIZE
+    size = os.path.getsize(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for offsets, nbytes in [([page + 64], page), ([0], page + 1), ([size - page + page], page), ([-page], page),
+                                ([], page)]:
+            with pytest.raises(ValueError, match="map_chunks"):
+                _core.map_chunks(fd, np.array(offsets, np.int64), nbytes)
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError):
+        _core.map_chunks(fd, np.array([0], np.int64), page)  # closed
+
+
+@needs_cpp
+def test_the_engine_maps_one_chunk_column_per_block_and_agrees_with_copies(tmp_path, monkeypatch):
+    path, x = make_mappable(tmp_path, n=300, p=2500)
+    x[:, 7] = np.nan  # screened columns are zeroed in a copy, never in the read-only view
+    write_trajectory(path, x, chunk_steps=MAP_ROWS, chunk_params=MAP_COLS, overwrite=True)
+    assert plan_blocks(as_source(path)) == [(0, 1024), (1024, 2048), (2048, 2500)]
+    maps = []
+    original = RawChunks.map
+    monkeypatch.setattr(RawChunks, "map", lambda self, *a: maps.append(original(self, *a)) or maps[-1])
+    kwargs = dict(window=100, lags=12, pairs=False, progress=False, nonfinite="skip")
+    with pytest.warns(RuntimeWarning, match="left out 1 parameters"):
+        mapped = pe.analyze(path, **kwargs)
+    assert maps and all(m is not None for m in maps)
+    monkeypatch.setattr(config, "MAP_FILES", False)
+    with pytest.warns(RuntimeWarning, match="left out 1 parameters"):
+        copied = pe.analyze(path, **kwargs)
+    x[:, 7] = 0.0
+    in_memory = pe.analyze(x, **{**kwargs, "nonfinite": "raise"})
+    for other in (copied, in_memory):
+        np.testing.assert_allclose(mapped["msd"].msd, other["msd"].msd, rtol=1e-12)
+        np.testing.assert_allclose(mapped["increments"].power_mean, other["increments"].power_mean, rtol=1e-12)

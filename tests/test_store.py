@@ -82,6 +82,18 @@ def test_default_chunks_avoid_padded_edge_chunks(tmp_path, monkeypatch):
         assert traj.weights.maxshape == (None, 33)
 
 
+def test_default_chunk_widths_are_whole_pages_from_256_columns():
+    from pyengine.store._format import chunk_shape
+
+    assert chunk_shape(20000, None, None) == (64, 10000)  # already a multiple of 16
+    assert chunk_shape(24378, None, None) == (64, 12192)  # 12189 rounded up: 6 padding columns
+    assert chunk_shape(1000001, None, None) == (64, 16144)
+    assert chunk_shape(300, None, None) == (64, 300)  # one chunk: never wider than P
+    for p in (24378, 1000001, 40000):
+        steps, cols = chunk_shape(p, None, None)
+        assert steps * cols * 4 % 4096 == 0
+
+
 def test_writer_refuses_to_overwrite_and_checks_input(tmp_path, good):
     with pytest.raises(FileExistsError, match="overwrite=True"):
         TrajectoryWriter(good, P)

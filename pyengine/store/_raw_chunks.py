@@ -20,7 +20,8 @@ class RawChunks:
     in Dask workers, freshly mapped memory for each chunk); measured on a 4.3 GB file with a
     warm page cache, this path reads in about half the CPU time. Chunks that only partly
     overlap the block, lie past the dataset's edge or are not allocated go through h5py.
-    Use :meth:`open`, which says whether the file allows it.
+    Where chunks are whole pages on page boundaries, :meth:`map` goes further and maps a
+    chunk column in place. Use :meth:`open`, which says whether the file allows raw reads.
     """
 
     def __init__(self, ds: h5py.Dataset, fd: int) -> None:
