@@ -90,3 +90,24 @@ def test_missing_file_on_worker_is_a_clear_error(client, trajectory):
 def test_arrays_are_refused_on_dask(client):
     with pytest.raises(ValueError, match="pass a file path"):
         pe.msd(np.zeros((10, 2)), window=None, scheduler=client)
+
+
+@dataclass(frozen=True)
+class MappedOnlyAccumulator(LagBandAccumulator):
+    """Fails a task that is handed a copied block instead of the file mapped in place."""
+
+    def update(self, state, block, cols):
+        if block.flags.writeable:
+            raise AssertionError(f"columns {cols} were copied, not mapped")
+        super().update(state, block, cols)
+
+
+@pytest.mark.skipif(not pe.backends()["cpp"].available, reason="mapping needs the C++ extension")
+def test_tasks_map_their_chunk_columns_one_by_one(client, tmp_path):
+    # Chunks of 64 x 1024 float32 (256 KiB) are page aligned by the writer; one task takes
+    # all six chunk columns and maps each in turn, the edge column of 452 parameters included.
+    x = np.random.default_rng(5).standard_normal((130, 5572)).cumsum(axis=0).astype(np.float32)
+    path = write_trajectory(tmp_path / "aligned.h5", x, chunk_steps=64, chunk_params=1024)
+    (band,) = run(path, [MappedOnlyAccumulator((1, 7, 100))], scheduler=client)
+    (want,) = run(x, [LagBandAccumulator((1, 7, 100))], backend="numpy")
+    np.testing.assert_allclose(band, want, rtol=1e-6)

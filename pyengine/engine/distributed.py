@@ -20,7 +20,8 @@ from pyengine.engine.source import as_source
 
 __all__ = ["client_for", "run_dask"]
 
-#: A task reads its column range in this many parts, reading the next while computing one.
+#: A task reads its column range in this many parts, reading the next while computing one
+#: (or maps it one chunk column at a time, where the file allows that).
 SUB_BLOCKS = 4
 
 #: Read buffers kept for the worker process's life, so that its tasks read into the same
@@ -81,7 +82,7 @@ def _block_task(path: str, j0: int, j1: int, accumulators: Sequence[Accumulator]
     with open_trajectory(path, validate=False) as traj:
         src = as_source(traj)
         _reuse_chunk_buffers(traj.chunk_shape[0] * traj.chunk_shape[1] * traj.dtype.itemsize)
-        width = max(src.chunk_cols, -(-(j1 - j0) // SUB_BLOCKS))
+        width = src.map_cols or max(src.chunk_cols, -(-(j1 - j0) // SUB_BLOCKS))  # mapped: a chunk column each
         sub_blocks = [(a, min(a + width, j1)) for a in range(j0, j1, width)]
         return accumulate(src, accumulators, meta, sub_blocks, nonfinite=nonfinite, buffers=_BUFFERS)
 

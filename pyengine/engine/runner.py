@@ -27,20 +27,22 @@ NONFINITE = ("raise", "skip")
 __all__ = ["BufferPool", "accumulate", "pass_requests", "plan_blocks", "run", "run_block", "run_requests"]
 
 
-def plan_blocks(src: Source, block_cols: int | None = None, workers: int = 1) -> list[tuple[int, int]]:
+def plan_blocks(src: Source, block_cols: int | None = None, workers: int = 1,
+                mapped: bool = True) -> list[tuple[int, int]]:
     """Split [0, P) into column blocks that fit the memory budget.
 
     The width targets ``config.BLOCK_BYTES`` per block, capped so that the blocks in
     flight (``workers`` computing plus ``config.PREFETCH + 1`` read ahead) stay within
     ``config.MEMORY_BUDGET``; it is rounded down to whole file chunks where possible, and
-    to one chunk column where the file's blocks can be mapped in place (``src.map_cols``).
+    with ``mapped``, to one chunk column where the file's blocks can be mapped in place
+    (``src.map_cols``). Dask tasks plan without: each maps its chunk columns in turn.
     """
     if block_cols is None:
         col_bytes = src.n_rows * src.dtype.itemsize
         in_flight = workers + config.PREFETCH + 1
         budget = min(config.BLOCK_BYTES, config.MEMORY_BUDGET // in_flight)
         block_cols = max(1, budget // col_bytes)
-        if src.map_cols and block_cols >= src.map_cols:
+        if mapped and src.map_cols and block_cols >= src.map_cols:
             block_cols = src.map_cols
         elif block_cols >= src.chunk_cols:
             block_cols -= block_cols % src.chunk_cols
@@ -110,15 +112,16 @@ def run(
     cores = config.THREADS or os.cpu_count() or 1
     meta = RunMeta(src.n_rows, src.n_cols, src.dtype, src.steps, backend,
                    max(1, cores // workers), src.on_gpu)
-    blocks = plan_blocks(src, block_cols, workers)
     if scheduler is not None:
         if src.path is None:
             raise ValueError("the Dask path reads the trajectory file on the workers: pass a file path, not an array")
         from pyengine.engine.distributed import run_dask
 
         meta = RunMeta(src.n_rows, src.n_cols, src.dtype, src.steps, backend, 1, False)
+        blocks = plan_blocks(src, block_cols, workers, mapped=False)
         states = run_dask(src.path, accumulators, meta, blocks, scheduler, _show_progress(progress), nonfinite)
     else:
+        blocks = plan_blocks(src, block_cols, workers)
         states = accumulate(src, accumulators, meta, blocks, workers, progress, desc, nonfinite)
     return [acc.finalize(state) for acc, state in zip(accumulators, states)]
 
