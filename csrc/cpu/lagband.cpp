@@ -26,6 +26,8 @@ constexpr int64_t kStripBytes = 1 << 20;
 constexpr int64_t kMaxStripCols = 256;
 constexpr int64_t kOriginTile = 32;   // origins summed in registers at once
 constexpr int64_t kChunkOrigins = 512;  // origins whose band entries stay in L1/L2 across lags
+constexpr int64_t kGroupsPerThread = 4;       // runs of strips per thread, taken dynamically
+constexpr int64_t kGroupBandBytes = 32 << 20;  // bound on the runs' own bands
 
 template <typename T>
 int64_t strip_cols(int64_t n_rows, int64_t n_cols) {
@@ -145,34 +147,35 @@ void lag_band(const T* x, int64_t n_rows, int64_t n_cols, int64_t row_stride,
 #else
   const int threads = 1;
 #endif
-  // Each thread takes every threads-th strip into its own band (no barrier per strip: a
-  // descheduled thread on a busy machine would stall the others at each one); the bands are
-  // then added in thread order, so the result is the same on every run.
-  std::vector<double> bands(static_cast<size_t>((threads - 1) * band_size));
+  // The strips are dealt out in `groups` contiguous runs, taken by whichever thread is free
+  // (on a busy machine a descheduled thread no longer holds the others up at the end), each
+  // run summed into a band of its own; the bands are added in run order, so the result does
+  // not depend on thread timing. Several runs per thread, within a memory bound for the bands.
+  const int64_t max_groups = std::max<int64_t>(threads, kGroupBandBytes / (band_size * 8));
+  const int64_t groups = std::min({n_strips, kGroupsPerThread * threads, max_groups});
+  std::vector<double> bands(static_cast<size_t>((groups - 1) * band_size));
 #pragma omp parallel num_threads(threads)
   {
-#ifdef _OPENMP
-    const int id = omp_get_thread_num();
-#else
-    const int id = 0;
-#endif
-    double* band = id == 0 ? out : bands.data() + (id - 1) * band_size;
     std::vector<T> xt(static_cast<size_t>(width * ld));
-    for (int64_t s = id; s < n_strips; s += threads) {
-      const int64_t c0 = s * width;
-      const int64_t w = std::min(width, n_cols - c0);
-      transpose_strip(x, n_rows, row_stride, c0, w, xt.data(), ld);
-      for (int64_t t0 = 0; t0 < n_rows; t0 += kChunkOrigins)
-        for (int64_t l = 0; l < n_lags; ++l) {
-          const int64_t t1 = std::min(n_rows - lags[l], t0 + kChunkOrigins);
-          if (t1 > t0) strip_band(xt.data(), ld, w, lags[l], t0, t1, band + l * n_rows);
-        }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t g = 0; g < groups; ++g) {
+      double* band = g == 0 ? out : bands.data() + (g - 1) * band_size;
+      for (int64_t s = g * n_strips / groups; s < (g + 1) * n_strips / groups; ++s) {
+        const int64_t c0 = s * width;
+        const int64_t w = std::min(width, n_cols - c0);
+        transpose_strip(x, n_rows, row_stride, c0, w, xt.data(), ld);
+        for (int64_t t0 = 0; t0 < n_rows; t0 += kChunkOrigins)
+          for (int64_t l = 0; l < n_lags; ++l) {
+            const int64_t t1 = std::min(n_rows - lags[l], t0 + kChunkOrigins);
+            if (t1 > t0) strip_band(xt.data(), ld, w, lags[l], t0, t1, band + l * n_rows);
+          }
+      }
     }
   }
-  for (int id = 1; id < threads; ++id) {
-    const double* band = bands.data() + (id - 1) * band_size;
+  if (groups > 1) {
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < band_size; ++i) out[i] += band[i];
+    for (int64_t i = 0; i < band_size; ++i)
+      for (int64_t g = 1; g < groups; ++g) out[i] += bands[static_cast<size_t>((g - 1) * band_size + i)];
   }
 }
 
