@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "arrays.hpp"
 
@@ -56,8 +57,8 @@ py::array map_chunks(int fd, const py::array_t<int64_t, py::array::c_style>& off
     }
   }
   if (err != 0) raise_errno(err);
-  auto* region = new std::pair<char*, size_t>(base, total);
-  py::capsule unmap(region, [](void* p) {
+  auto* mapping = new std::pair<char*, size_t>(base, total);
+  py::capsule unmap(mapping, [](void* p) {
     auto* r = static_cast<std::pair<char*, size_t>*>(p);
     munmap(r->first, r->second);
     delete r;

@@ -29,11 +29,11 @@ class Source:
         that shape and ``dtype``) when given; an array source returns views and ignores it.
     chunk_cols : int
         Preferred alignment of block widths (the file's chunk width; 1 for arrays).
-    on_gpu : bool
-        True when blocks are CuPy arrays.
     map_cols : int
         Block width at which ``read`` returns zero-copy views of the file (one chunk column,
         see :meth:`Trajectory.map_block`); 0 when it never does.
+    on_gpu : bool
+        True when blocks are CuPy arrays.
     path : str or None
         The file behind the source, if any (Dask tasks reopen it by path).
     loss : ndarray or None
