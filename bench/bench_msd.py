@@ -160,18 +160,19 @@ def bench_cold(n: int, p: int, n_lags: int = 16, repeat: int = 2) -> list[Row]:
     in place against blocks copied; informative (no target), runs alternate."""
     path = str(trajectory_file(n, p))
     walls: dict[bool, list[float]] = {True: [], False: []}
-    for _ in range(repeat):
-        for mapped in (True, False):
-            fd = os.open(path, os.O_RDONLY)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            os.close(fd)
-            pe.config.MAP_FILES = mapped
-            try:
+    setting = pe.config.MAP_FILES
+    try:
+        for _ in range(repeat):
+            for mapped in (True, False):
+                fd = os.open(path, os.O_RDONLY)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                os.close(fd)
+                pe.config.MAP_FILES = mapped
                 t0 = time.perf_counter()
                 pe.msd(path, window=None, lags=n_lags, method="lagband", progress=False)
                 walls[mapped].append(time.perf_counter() - t0)
-            finally:
-                pe.config.MAP_FILES = True
+    finally:
+        pe.config.MAP_FILES = setting
     mapped, copied = (float(np.median(walls[m])) for m in (True, False))
     return [Row(SUITE, f"streaming a {n * p * 4 / 1e9:.1f} GB file from a cold page cache ({n_lags} lags)", mapped,
                 "the same pass copying every block (config.MAP_FILES = False)", copied,

@@ -115,8 +115,7 @@ class Trajectory:
         >>> traj.read_block(0, 3).shape  # doctest: +SKIP
         (100, 3)
         """
-        if not 0 <= j0 < j1 <= self.n_params:
-            raise ValueError(f"column range must satisfy 0 <= j0 < j1 <= P = {self.n_params}, got [{j0}, {j1})")
+        self._check_columns(j0, j1)
         if out is None:
             out = np.empty((self.n_snapshots, j1 - j0), self.dtype)
         elif out.shape != (self.n_snapshots, j1 - j0) or not out.flags.c_contiguous:
@@ -127,6 +126,10 @@ class Trajectory:
         elif self.n_snapshots:
             self.weights.read_direct(out, np.s_[: self.n_snapshots, j0:j1])
         return out
+
+    def _check_columns(self, j0: int, j1: int) -> None:
+        if not 0 <= j0 < j1 <= self.n_params:
+            raise ValueError(f"column range must satisfy 0 <= j0 < j1 <= P = {self.n_params}, got [{j0}, {j1})")
 
     @property
     def map_cols(self) -> int:
@@ -148,8 +151,7 @@ class Trajectory:
         ndarray, shape (N, j1 - j0), or None
             Rows contiguous, row stride one chunk width; not writeable.
         """
-        if not 0 <= j0 < j1 <= self.n_params:
-            raise ValueError(f"column range must satisfy 0 <= j0 < j1 <= P = {self.n_params}, got [{j0}, {j1})")
+        self._check_columns(j0, j1)
         if self._raw is None or not self.n_snapshots:
             return None
         return self._raw.map(self.n_snapshots, j0, j1)
