@@ -6,8 +6,6 @@ import datetime
 import json
 import os
 import pathlib
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 
@@ -22,6 +20,7 @@ from pyengine.estimators.loss import loss_stats
 from pyengine.estimators.msd import MSDRequest
 from pyengine.estimators.pairs import PairsRequest, msl_from, path_from
 from pyengine.estimators.probes import read_eval, read_noise
+from pyengine.output import write_output
 
 __all__ = ["Analysis", "analyze", "FIGURES", "figures_for"]
 
@@ -145,21 +144,19 @@ class Analysis:
     def save(self, out: str | os.PathLike, *, figures: bool = True, report: bool = True) -> pathlib.Path:
         """Write ``results.json``, the figures and the HTML report into the directory ``out``.
 
-        Everything is written to a temporary directory beside ``out`` and swapped in
-        when complete, so an interrupted save leaves the previous output intact. An
-        existing ``out`` is replaced only if it is empty or a previous pyengine output.
+        ``out`` may be new, empty, or an earlier pyengine output; anything else (a folder
+        with other files, or one holding the analysed file) is refused before writing.
+        Everything is written to a temporary folder beside ``out`` and swapped in when
+        complete, so an interrupted save leaves the previous output intact (see
+        :mod:`pyengine.output`).
 
         Returns
         -------
         Path
-            ``out``.
+            ``out``, absolute.
         """
-        out = pathlib.Path(out)
-        if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / RESULTS_FILE).exists())):
-            raise FileExistsError(f"{out} exists and is not a pyengine output directory; choose another --out")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
+
+        def fill(tmp: pathlib.Path) -> None:
             doc = self.to_dict()
             doc["figures"] = self._save_figures(tmp / "figures") if figures else []
             (tmp / RESULTS_FILE).write_text(json.dumps(doc, indent=1, allow_nan=False, default=_json_default))
@@ -167,11 +164,8 @@ class Analysis:
                 from pyengine.report import render
 
                 render(tmp)
-            _swap_in(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return out
+
+        return write_output(out, fill, inputs=[self.source.get("path")])
 
     def _save_figures(self, folder: pathlib.Path) -> list[dict]:
         import matplotlib
@@ -203,17 +197,6 @@ def _json_default(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-
-def _swap_in(tmp: pathlib.Path, out: pathlib.Path) -> None:
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
 
 
 def _recorded_groups(path: str) -> dict:

@@ -52,6 +52,9 @@ def _lags(text: str):
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     import pyengine as pe
+    from pyengine.output import check_output
+
+    check_output(args.out, inputs=[args.file])  # before the work, not after it
 
     analysis = pe.analyze(args.file, window=args.window, lags=args.lags, origins=args.origins, method=args.method,
                           backend=args.backend, workers=args.workers, block_cols=args.block_cols,

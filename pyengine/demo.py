@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pyengine.landscape import HessianProbe, loss_surface
+from pyengine.output import claim_output
 from pyengine.record import EvalProbe, NoiseProbe, Recorder
 
 #: Samples of the training set used by the gradient-noise probe.
@@ -261,7 +262,8 @@ def run_demo(out: str | pathlib.Path, config: DemoConfig | None = None, progress
     Parameters
     ----------
     out : str or Path
-        Output directory (created if needed).
+        Output directory: new, empty, or an earlier demo output (created if needed; a folder
+        holding other files is refused).
     config : DemoConfig, optional
         Run settings; default :class:`DemoConfig()` (about a minute on two CPU cores).
     progress : bool
@@ -277,8 +279,7 @@ def run_demo(out: str | pathlib.Path, config: DemoConfig | None = None, progress
     PosixPath('demo-out/report/index.html')
     """
     config = config or DemoConfig()
-    out = pathlib.Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output(out, ["run.h5", "report"])  # refuses a folder holding files of the user's
     path = out / "run.h5"
     model, optimizer, data = build(config)
     settings = {**asdict(config), "dataset": "sklearn.datasets.load_digits", "dataset_size": len(data["train"][0]),

@@ -47,7 +47,7 @@ def test_save_writes_results_figures_and_report_atomically(run_file, analysis, t
 
 def test_save_refuses_a_foreign_directory_and_leaves_it_alone(analysis, tmp_path):
     (tmp_path / "thesis.tex").write_text("precious")
-    with pytest.raises(FileExistsError, match="not a pyengine output"):
+    with pytest.raises(FileExistsError, match="pyengine did not write"):
         analysis.save(tmp_path)
     assert (tmp_path / "thesis.tex").read_text() == "precious"
 
