@@ -19,7 +19,7 @@ from pyengine.estimators.pairs import MSLResult, PathResult, msl, path_geometry
 from pyengine.analysis import Analysis, analyze
 from pyengine.heavytail import KappaFit, StableFit, TailIndexResult, fit_kappa, fit_levy_stable, tail_index
 
-__version__ = "0.1.0"
+from pyengine._version import __version__
 
 __all__ = [
     "__version__",

@@ -1,4 +1,11 @@
-"""``pe.analyze``: every statistic of a run in one pass, saved with figures and a report."""
+"""``pe.analyze``: every statistic of a run in one pass, saved with figures and a report.
+
+The flow (docs/architecture.md): the arguments become one :class:`pyengine.plan.WindowPlan`
+and one :class:`pyengine.engine.EngineOptions`, checked once; the rows of the table of
+analyses (:mod:`pyengine.analyses`) add their requests to one pass over the weights; each
+row concludes from what the pass and earlier rows gave; what cannot be made is recorded
+in ``Analysis.skipped`` with its reason.
+"""
 
 from __future__ import annotations
 
@@ -11,96 +18,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pyengine.engine.accumulator import Request
-from pyengine.engine.runner import pass_requests
-from pyengine.engine.source import Source, as_source
-from pyengine.estimators.diffusion import fit_diffusion, log_derivative
-from pyengine.estimators.increments import IncrementsRequest, IncrementTailsRequest
-from pyengine.estimators.loss import loss_stats
-from pyengine.estimators.msd import MSDRequest
-from pyengine.estimators.pairs import PairsRequest, msl_from, path_from
-from pyengine.estimators.probes import read_eval, read_noise
+from pyengine._version import __version__
+from pyengine.analyses import Context, Statistic, figures_for, select, stored
+from pyengine.engine.runner import pass_requests, prepare
+from pyengine.estimators.diffusion import PAPER_THRESHOLD
 from pyengine.output import write_output
+from pyengine.plan import WindowPlan, make_plan
 
-__all__ = ["Analysis", "analyze", "FIGURES", "figures_for"]
+__all__ = ["Analysis", "analyze"]
 
 RESULTS_FILE = "results.json"
-#: Moving-variance window of the loss (Chen et al.: 100 steps), shortened for shorter runs.
-LOSS_VAR_WINDOW = 100
-
-
-@dataclass(frozen=True)
-class Figure:
-    """A report figure: drawn from the results it needs, with a one-line caption."""
-
-    name: str
-    title: str
-    caption: str
-    needs: tuple[str, ...]
-    draw: object  # (results: dict, fig) -> None
-    panels: int = 1
-
-    def available(self, results: dict) -> bool:
-        return all(k in results for k in self.needs)
-
-
-def _plot(key: str, panels: int = 1, **kwargs):
-    return lambda results, fig: results[key].plot(ax=fig.subplots(1, panels), **kwargs)
-
-
-FIGURES: tuple[Figure, ...] = (
-    Figure("msd", "Mean squared displacement",
-           "Time-averaged MSD Δr²(t_w, τ) per window, coloured by waiting time t_w, with the power-law fits and τ0 "
-           "(Chen et al. Eq. 3).", ("diffusion",), _plot("diffusion", kind="curves")),
-    Figure("exponents", "Diffusion exponents",
-           "Exponents α1 (τ < τ0) and α2 (τ ≥ τ0) and the crossover τ0 against the waiting time; "
-           "α > 1 is superdiffusive, α < 1 subdiffusive.", ("diffusion",), _plot("diffusion", kind="exponents")),
-    Figure("beta", "Local exponent β(τ)",
-           "Log-derivative β(t_w, τ) of the MSD (Eq. 6): the local diffusion exponent at each lag.",
-           ("beta",), _plot("beta")),
-    Figure("msl", "Mean squared loss",
-           "MSL(Δr): mean of (L_a − L_b)² over pairs of snapshots at distance Δr, per window, with the power-law "
-           "fit MSL ∝ Δr^2H (Chen et al. Eq. 9); a slope > 0 means a rough, fractal-like landscape.",
-           ("msl",), _plot("msl")),
-    Figure("path", "Path geometry",
-           "End-to-end distance Δr² against contour length Δs, per window, fitted as Δr² ∝ Δs^λ on both sides of "
-           "the crossover; D_f = 2/λ (λ = 2: straight, λ = 1: Brownian).", ("path",), _plot("path")),
-    Figure("tails", "Tail index of increments",
-           "Tail index α of the weight increments per window (Mohammadi estimator, Şimşekli et al. 2019) and the "
-           "α of a symmetric α-stable fit; α = 2 is Gaussian, smaller is heavier-tailed.",
-           ("tails",), _plot("tails", kind="alpha")),
-    Figure("distribution", "Increment distributions",
-           "Density of the first and last windows' increments (log scale) with their α-stable (solid) and "
-           "Gaussian (dotted) fits (Chen et al. Fig. 5).", ("tails",), _plot("tails", kind="distribution")),
-    Figure("loss", "Loss", "Minibatch loss, its per-window change |ΔL| and its moving variance (window 100).",
-           ("loss",), _plot("loss", 3), 3),
-    Figure("eval", "Evaluation loss", "Loss (and accuracy) over fixed data sets at the recorder's probe steps.",
-           ("eval",), _plot("eval")),
-    Figure("noise", "Gradient noise",
-           "Tail index α of the gradient noise U = ∇f̃ − ∇f over a partition of a probe set into minibatches "
-           "(Şimşekli et al. 2019), with the noise and gradient norms.", ("noise",), _plot("noise")),
-    Figure("hessian", "Hessian spectrum",
-           "Top eigenvalues of the training-loss Hessian at the recorded steps (Lanczos with Hessian-vector "
-           "products; Chen et al. Fig. 7).", ("hessian",), _plot("hessian")),
-    Figure("increments", "Increment spectra and autocorrelation",
-           "Power spectrum of the weight increments (mean ± sd over coordinates) and the weight autocorrelation "
-           "with its white-noise band (Chaudhari 2018, Fig. 6.3).", ("increments",), _plot("increments", 2), 2),
-)
-
-
-def _landscape_figure(key: str) -> Figure:
-    name = key.split("/", 1)[1]
-    return Figure(f"landscape_{name}", f"Loss landscape '{name}'",
-                  "Loss on a plane through the weights spanned by two filter-normalized directions (Li et al. 2018), "
-                  "with level sets, and the box-counting dimension of the surface and of its level sets. A smooth "
-                  "surface on a small grid already measures below 2: compare, do not read it alone.",
-                  (key,), _plot(key, 2), 2)
-
-
-def figures_for(results: dict) -> list[Figure]:
-    """The report's figures for these results: the fixed ones, then one per stored landscape."""
-    fixed = [f for f in FIGURES if f.available(results)]
-    return fixed + [_landscape_figure(k) for k in sorted(results) if k.startswith("landscape/")]
+#: What a failing conclusion may raise without sinking the other statistics.
+ILL_POSED = (ValueError, ArithmeticError, np.linalg.LinAlgError)
 
 
 @dataclass
@@ -115,10 +44,13 @@ class Analysis:
     source : dict
         Where the data came from: path, snapshots, parameters, steps.
     settings : dict
-        The arguments of the analysis.
+        The settings of the analysis, as used: the window plan (``settings["plan"]``:
+        t_w, window, lags, origins and the rule that chose the window), the backend
+        actually used, the statistics run, the τ0 threshold.
     skipped : dict of str to str
-        Estimates that could not be made on these data, with the reason (e.g. a window
-        whose weights do not move has no tail index).
+        What could not be made on these data, with the reason: statistics (a window
+        whose weights do not move has no tail index; no loss, no MSL) and snapshots after
+        the last whole window (``"windows"``).
     """
 
     results: dict
@@ -130,10 +62,8 @@ class Analysis:
         return self.results[key]
 
     def to_dict(self) -> dict:
-        import pyengine
-
         return {
-            "producer": f"pyengine {pyengine.__version__}",
+            "producer": f"pyengine {__version__}",
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "source": self.source,
             "settings": self.settings,
@@ -199,70 +129,105 @@ def _json_default(value):
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-def _recorded_groups(path: str) -> dict:
-    """Results stored by the recorder's probes in the file's optional groups."""
-    from pyengine.landscape import hessian_result, landscape_results
-    from pyengine.store import open_trajectory
+def _missing_input(row: Statistic, ctx: Context) -> str | None:
+    """Why the run's input cannot feed this row, or None."""
+    if "loss" in row.needs and ctx.loss is None:
+        return "no loss: the input has no /loss and none was passed (analyze(..., loss=array of shape (N,)))"
+    return None
 
-    found = {}
-    with open_trajectory(path, validate=False) as traj:
-        for key, read in (("eval", read_eval), ("noise", read_noise)):
-            record = read(traj)
-            if record is not None:
-                found[key] = record
-    found.update({f"landscape/{name}": result for name, result in landscape_results(path).items()})
-    hessian = hessian_result(path)
-    if hessian is not None:
-        found["hessian"] = hessian
-    return found
+
+def _leftover(plan: WindowPlan) -> dict:
+    if plan.leftover is None:
+        return {}
+    a, b = plan.leftover
+    steps = plan.steps_of([a, b - 1])
+    return {"windows": f"{b - a} snapshot(s) after the last whole window (steps {steps[0]} … {steps[1]}) are in no "
+                       f"window (a window needs all its {plan.length} snapshots); they enter only as MSD endpoints"}
+
+
+def _check_loss(loss, n_rows: int) -> np.ndarray | None:
+    if loss is None:
+        return None
+    loss = np.asarray(loss, dtype=np.float64)
+    if loss.shape != (n_rows,):
+        raise ValueError(f"loss: expected one value per snapshot, shape ({n_rows},), got {loss.shape}")
+    return loss
+
+
+def _requests(rows: list[Statistic], ctx: Context, skipped: dict) -> dict:
+    """Each row's share of the pass; a row whose request is ill-posed is skipped with the reason."""
+    requests = {}
+    for row in rows:
+        reason = _missing_input(row, ctx)
+        if reason is None and row.request is not None:
+            try:
+                requests[row.name] = row.request(ctx)
+            except ILL_POSED as exc:
+                reason = str(exc)
+        if reason is not None:
+            skipped[row.name] = reason
+    return requests
+
+
+def _conclude(rows: list[Statistic], ctx: Context, passed: dict, skipped: dict) -> dict:
+    """Every row's result in table order, from the pass and the rows before it."""
+    got = {}
+    for row in rows:
+        if row.name in skipped or ("file" in row.needs and ctx.src.path is None):
+            continue
+        missing = [n for n in row.needs if n not in ("loss", "file") and n not in got]
+        if missing:
+            skipped[row.name] = f"needs {', '.join(missing)}, which could not be made (see there)"
+            continue
+        inputs = {n: got[n] for n in row.needs if n in got}
+        try:
+            if row.request is not None:
+                inputs["pass"] = passed[row.name]()
+            got[row.name] = row.conclude(ctx, inputs)
+        except ILL_POSED as exc:  # one ill-posed estimate must not sink the others
+            skipped[row.name] = str(exc)
+    return got
 
 
 def analyze(
     x,
-    window: int | None = 1000,
+    window: int | str | None = "auto",
     lags=48,
     *,
     origins: str = "window",
     t_w=None,
     method: str = "auto",
     loss=None,
-    increments: bool = True,
-    pairs: bool = True,
-    tails: bool = True,
-    threshold: float = 0.03,
-    backend: str = "auto",
-    block_cols: int | None = None,
-    workers: int = 1,
-    progress: bool | None = None,
-    scheduler=None,
-    nonfinite: str = "raise",
+    threshold: float | str = PAPER_THRESHOLD,
+    only=None,
+    skip=(),
+    **engine,
 ) -> Analysis:
     """Run every analysis of a trajectory in one streaming pass.
 
     Parameters
     ----------
-    x : path, Trajectory, h5py.Dataset, ndarray or cupy.ndarray of shape (N, P)
-    window : int or None
-        Window length T in optimizer steps (None: the whole run as one window).
+    x : path, Trajectory, h5py.Dataset, array-like or cupy.ndarray of shape (N, P)
+    window : int, "auto" or None
+        Window length T in optimizer steps: ``"auto"`` (default) fits the run, None is the
+        whole run. Every statistic uses the same windows (the rule: :mod:`pyengine.plan`).
     lags : None, int or sequence of int
         MSD lags: every lag, m log-spaced lags (default 48), or explicit steps.
     origins, t_w, method
         As in :func:`pyengine.msd`.
     loss : array of shape (N,), optional
-        Loss per snapshot (default: the file's ``/loss``).
-    increments : bool
-        Also compute increment spectra and the weight autocorrelation.
-    tails : bool
-        Also estimate the tail index and an α-stable fit of the increments per window,
-        on a sample of 256 coordinates.
-    pairs : bool
-        Also compute the MSL (needs a loss) and the path geometry from all pairs of
-        snapshots inside each window (a T × T float64 Gram matrix per window).
-    threshold : float
-        RMSE threshold of the τ0 / t0 rule (Chen et al.: 0.03).
-    backend, block_cols, workers, progress, scheduler, nonfinite
-        Engine settings (see :func:`pyengine.engine.run`); ``nonfinite="skip"`` leaves out
-        parameters with NaN/Inf weights and notes it in ``source["warnings"]``.
+        Loss per snapshot (default: the file's ``/loss``); without one, the loss
+        statistics and the MSL are skipped with that reason.
+    threshold : float or "data"
+        RMSE threshold of the τ0 / t0 rule (Chen et al.: 0.03), or ``"data"``.
+    only, skip : sequence of str
+        Statistics to run (default: all of :data:`pyengine.analyses.PUBLIC`) and to leave
+        out; what a statistic needs comes along.
+    **engine
+        Engine settings: ``backend``, ``block_cols``, ``workers``, ``progress``,
+        ``scheduler``, ``nonfinite`` (see :class:`pyengine.engine.EngineOptions`);
+        ``nonfinite="skip"`` leaves out parameters with NaN/Inf weights and notes it in
+        ``source["warnings"]``.
 
     Returns
     -------
@@ -271,53 +236,33 @@ def analyze(
     Examples
     --------
     >>> import pyengine as pe
-    >>> x = pe.models.brownian(2001, 32, seed=0)
+    >>> x = pe.models.brownian(2000, 32, seed=0)
     >>> res = pe.analyze(x, window=500, progress=False)
     >>> sorted(res.results)
     ['beta', 'diffusion', 'increments', 'msd', 'path', 'tails']
+    >>> res.skipped["msl"][:8]
+    'no loss:'
     """
-    src = x if isinstance(x, Source) else as_source(x)
-    requests: dict[str, Request] = {"msd": MSDRequest.make(src, window, lags, origins, method, t_w)}
-    loss = src.loss if loss is None else np.asarray(loss, dtype=np.float64)
-    if increments:
-        requests["increments"] = IncrementsRequest.make(src, window, t_w=t_w)
-    if pairs:
-        requests["pairs"] = PairsRequest.make(src, window, t_w)
-    if tails:
-        requests["tails"] = IncrementTailsRequest.make(src, window, t_w=t_w)
+    src, options = prepare(x, engine)
+    plan = make_plan(src.steps, window, t_w=t_w, lags=lags, origins=origins)
+    rows = select(only, skip)
+    settings = {"method": method, "threshold": threshold}
+    ctx = Context(src, plan, options, _check_loss(src.loss if loss is None else loss, src.n_rows), settings,
+                  frozenset(r.name for r in rows))
+    skipped = _leftover(plan)
+    requests = _requests(rows, ctx, skipped)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        raw = pass_requests(src, list(requests.values()), block_cols=block_cols, workers=workers, backend=backend,
-                            progress=progress, desc="analyze", scheduler=scheduler, nonfinite=nonfinite)
+        raw = pass_requests(src, list(requests.values()), options, desc="analyze") if requests else []
+        passed = {name: (lambda r=r, q=q: q.conclude(r)) for (name, q), r in zip(requests.items(), raw)}
+        got = _conclude(rows, ctx, passed, skipped)
     for w in caught:  # pass them on, and keep them with the results
         warnings.warn(w.message, w.category, stacklevel=2)
-    results, skipped = {}, {}
-
-    def attempt(name: str, compute) -> None:
-        # One ill-posed estimate (a frozen window, too few points) must not sink the others.
-        try:
-            results[name] = compute()
-        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
-            skipped[name] = str(exc)
-
-    for (name, request), part in zip(requests.items(), raw):
-        attempt(name, lambda: request.conclude(part))
-    if "pairs" in results:
-        passed = results.pop("pairs")
-        attempt("path", lambda: path_from(passed, backend=backend))
-        if loss is not None:
-            attempt("msl", lambda: msl_from(passed, loss, backend=backend))
-    if "msd" in results:
-        attempt("diffusion", lambda: fit_diffusion(results["msd"], threshold=threshold))
-        attempt("beta", lambda: log_derivative(results["msd"], method="local"))
-    if loss is not None:
-        var_window = min(LOSS_VAR_WINDOW, max(2, loss.size // 2))
-        attempt("loss", lambda: loss_stats(loss, src.steps, window=window, t_w=t_w, var_window=var_window))
-    if src.path is not None:
-        results.update(_recorded_groups(src.path))
+    results = {k: v for row in rows if row.name in got for k, v in stored(row, got[row.name]).items()}
     source = {"path": src.path, "n_snapshots": src.n_rows, "n_params": src.n_cols, "dtype": str(src.dtype),
               "first_step": int(src.steps[0]), "last_step": int(src.steps[-1]),
               "warnings": src.warnings + [str(w.message) for w in caught]}
-    settings = {"window": window, "lags": lags if lags is None or np.isscalar(lags) else list(map(int, lags)),
-                "origins": origins, "method": method, "threshold": threshold, "backend": backend, "nonfinite": nonfinite}
+    settings = {"plan": plan.to_dict(), "window": plan.window, "method": method, "threshold": threshold,
+                "backend": options.backend, "nonfinite": options.nonfinite,
+                "statistics": [r.name for r in rows if not r.internal]}
     return Analysis(results, source, settings, skipped)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pyengine import __version__
+from pyengine._version import __version__
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:
@@ -33,20 +33,51 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return main(args)
 
 
-def _window(text: str) -> int | None:
-    if text == "all":
-        return None
-    value = int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"window must be >= 2 steps or 'all', got {text}")
-    return value
+def _window(text: str) -> int | str | None:
+    if text in ("auto", "all"):
+        return None if text == "all" else "auto"
+    if not text.isdigit() or int(text) < 2:
+        raise argparse.ArgumentTypeError(f"expected a whole number of steps >= 2, 'auto' or 'all', got {text!r}")
+    return int(text)
 
 
 def _lags(text: str):
     if text == "all":
         return None
-    if "," in text:
-        return [int(v) for v in text.split(",") if v]
+    parts = text.split(",") if "," in text else [text]
+    if not all(p.strip().isdigit() and int(p) >= 1 for p in parts if p.strip()):
+        raise argparse.ArgumentTypeError(f"expected a count of log-spaced lags >= 1, a comma list of steps >= 1, "
+                                         f"or 'all', got {text!r}")
+    values = [int(p) for p in parts if p.strip()]
+    return values if "," in text else values[0]
+
+
+def _threshold(text: str) -> float | str:
+    if text == "data":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive RMSE threshold or 'data', got {text!r}")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    from pyengine.analyses import PUBLIC
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PUBLIC]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown statistic(s) {', '.join(unknown) or text!r}; choose from "
+                                         f"{', '.join(PUBLIC)}")
+    return names
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return int(text)
 
 
@@ -55,10 +86,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from pyengine.output import check_output
 
     check_output(args.out, inputs=[args.file])  # before the work, not after it
-
     analysis = pe.analyze(args.file, window=args.window, lags=args.lags, origins=args.origins, method=args.method,
-                          backend=args.backend, workers=args.workers, block_cols=args.block_cols,
-                          progress=False if args.quiet else None, scheduler=args.dask, nonfinite=args.nonfinite)
+                          threshold=args.threshold, only=args.only, skip=args.skip or (), backend=args.backend,
+                          workers=args.workers, block_cols=args.block_cols, progress=False if args.quiet else None,
+                          scheduler=args.dask, nonfinite=args.nonfinite)
     out = analysis.save(args.out)
     print(f"results: {out / 'results.json'}\nreport:  {out / 'index.html'}")
     return 0
@@ -86,6 +117,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pyengine.analyses import STATISTICS
+
     parser = argparse.ArgumentParser(
         prog="pyengine",
         description="Statistics of SGD training trajectories: anomalous diffusion, fractal geometry, heavy tails.",
@@ -99,19 +132,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="trajectory file (HDF5)")
     p.add_argument("--check-values", action="store_true", help="also scan every weight for NaN/Inf (reads the whole file)")
     p.set_defaults(func=_cmd_info)
-    p = sub.add_parser("analyze", help="run every analysis of a trajectory in one pass; write results, figures, report")
+    p = sub.add_parser("analyze", help="run every analysis of a trajectory in one pass; write results, figures, report",
+                       description="Run the statistics of the table below in one pass over the weights; write "
+                                   "results.json, figures and index.html to --out.",
+                       epilog="statistics (for --only and --skip):\n" + "\n".join(
+                           f"  {s.name:<11} {s.summary}" for s in STATISTICS if not s.internal),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", help="trajectory file (HDF5)")
-    p.add_argument("--out", required=True, help="output directory (replaced if it holds an earlier pyengine output)")
-    p.add_argument("--window", type=_window, default=1000, help="window length T in steps, or 'all' (default: %(default)s)")
+    p.add_argument("--out", required=True,
+                   help="output directory: new, empty, or an earlier pyengine output (never one holding other files)")
+    p.add_argument("--window", type=_window, default="auto",
+                   help="window length T in steps, 'auto' (fits the run) or 'all' (default: %(default)s)")
     p.add_argument("--lags", type=_lags, default=48,
                    help="MSD lags: a count of log-spaced lags, a comma list of steps, or 'all' (default: %(default)s)")
     p.add_argument("--origins", choices=("window", "within"), default="window",
                    help="'window': Chen et al. Eq. 3, endpoints may pass the window; 'within': both inside")
     p.add_argument("--method", choices=("auto", "spectral", "lagband"), default="auto", help="MSD method")
+    p.add_argument("--threshold", type=_threshold, default=0.03,
+                   help="RMSE threshold of the τ0/t0 rule, or 'data' (Chen et al.'s SD of all RMSEs) "
+                        "(default: %(default)s)")
+    p.add_argument("--only", type=_names, default=None, metavar="NAMES",
+                   help="comma list of statistics to run (default: all; see below)")
+    p.add_argument("--skip", type=_names, default=None, metavar="NAMES", help="comma list of statistics to leave out")
     p.add_argument("--backend", choices=("auto", "cuda", "cpp", "numba", "numpy"), default="auto",
                    help="compute backend (see `pyengine backends`)")
-    p.add_argument("--workers", type=int, default=1, help="column blocks computed at once (default: %(default)s)")
-    p.add_argument("--block-cols", type=int, default=None, help="parameters per block (default: from the memory budget)")
+    p.add_argument("--workers", type=_positive, default=1, help="column blocks computed at once (default: %(default)s)")
+    p.add_argument("--block-cols", type=_positive, default=None,
+                   help="parameters per block (default: from the memory budget)")
     p.add_argument("--dask", metavar="ADDRESS", default=None, help="run on a Dask cluster (scheduler address)")
     p.add_argument("--nonfinite", choices=("raise", "skip"), default="raise",
                    help="NaN/Inf weights: stop with their location (default), or leave those parameters out")

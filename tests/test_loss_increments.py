@@ -12,9 +12,10 @@ from pyengine import config
 from pyengine.engine.accumulator import RunMeta
 from pyengine.engine.increments import IncrementsAccumulator, IncrementWindow
 from pyengine.engine import as_source, run_requests
-from pyengine.estimators.increments import IncrementsRequest, increment_tails, increments, plan_increments
+from pyengine.estimators.increments import IncrementsRequest, increment_tails, increments
 from pyengine.estimators.msd import MSDRequest
 from pyengine.estimators.loss import loss_stats, moving_variance
+from pyengine.plan import make_plan
 
 matplotlib.use("Agg")
 
@@ -38,9 +39,9 @@ def test_loss_stats_windows_against_a_loop(rng):
     loss = np.exp(-np.arange(700) / 200) + 0.01 * rng.standard_normal(700)
     s = loss_stats(loss, steps, window=400, var_window=100)
     assert s.t_w.tolist() == [10, 410, 810] and s.window == 400
-    assert s.abs_dloss_windows.shape == (3, 200)
+    assert s.abs_dloss_windows.shape == (3, 199)  # a window's 200 snapshots have 199 differences
     for i, start in enumerate((0, 200, 400)):
-        d = [abs(loss[t + 1] - loss[t]) for t in range(start, start + 200)]
+        d = [abs(loss[t + 1] - loss[t]) for t in range(start, start + 199)]
         np.testing.assert_allclose(s.abs_dloss_windows[i], d, rtol=1e-12)
         assert s.abs_dloss_mean[i] == pytest.approx(np.mean(d), rel=1e-12)
         assert s.abs_dloss_std[i] == pytest.approx(np.std(d, ddof=1), rel=1e-10)
@@ -50,10 +51,12 @@ def test_loss_stats_windows_against_a_loop(rng):
     assert whole.t_w.tolist() == [0] and np.array_equal(whole.abs_dloss_windows[0], whole.abs_dloss)
 
 
-def test_loss_stats_last_window_may_end_early(rng):
+def test_loss_stats_last_window_uses_its_own_snapshots(rng):
     s = loss_stats(rng.standard_normal(300), window=100, t_w=[200])
-    assert np.isnan(s.abs_dloss_windows[0, -1]) and np.isfinite(s.abs_dloss_windows[0, :-1]).all()
+    assert np.isfinite(s.abs_dloss_windows).all() and s.abs_dloss_windows.shape == (1, 99)
     assert s.abs_dloss_mean[0] == pytest.approx(np.mean(s.abs_dloss[200:299]))
+    with pytest.raises(ValueError, match="outside the run"):
+        loss_stats(rng.standard_normal(300), window=100, t_w=[201])
 
 
 def test_loss_stats_bad_input():
@@ -84,15 +87,16 @@ def test_loss_stats_to_dict_and_plot(rng):
 
 def naive(x, start, length, max_lag):
     """Per-coordinate loops: periodogram by the DFT sum, autocorrelation by lagged sums."""
-    seg = x[start : start + length + 1].astype(np.float64)
+    seg = x[start : start + length].astype(np.float64)
     power, acf = [], []
-    k = np.arange(1, length // 2 + 1)
-    phase = np.exp(-2j * np.pi * np.outer(k, np.arange(length)) / length)
+    n = length - 1  # increments inside the window
+    k = np.arange(1, n // 2 + 1)
+    phase = np.exp(-2j * np.pi * np.outer(k, np.arange(n)) / n)
     for i in range(x.shape[1]):
         d = np.diff(seg[:, i])
         d = d - d.mean()
-        power.append(np.abs(phase @ d) ** 2 / length)
-        y = seg[:-1, i] - seg[:-1, i].mean()
+        power.append(np.abs(phase @ d) ** 2 / n)
+        y = seg[:, i] - seg[:, i].mean()
         if (y * y).sum() > 0:
             acf.append([np.sum(y[: length - lag] * y[lag:]) / np.sum(y * y) for lag in range(max_lag + 1)])
     power, acf = np.array(power), np.array(acf)
@@ -103,7 +107,7 @@ def test_increments_against_naive_loops(rng):
     x = np.cumsum(rng.standard_normal((160, 9)), axis=0)
     x[:, 4] = 3.0  # a coordinate that never moves: in the spectra, not in the autocorrelation
     res = increments(x, window=50, max_lag=20)
-    assert res.t_w.tolist() == [0, 50, 100] and res.freqs.size == 25 and res.lags.tolist() == list(range(21))
+    assert res.t_w.tolist() == [0, 50, 100] and res.freqs.size == 24 and res.lags.tolist() == list(range(21))
     for i, start in enumerate((0, 50, 100)):
         pm, ps, am, asd, n = naive(x, start, 50, 20)
         np.testing.assert_allclose(res.power_mean[i], pm, rtol=1e-10)
@@ -171,7 +175,8 @@ def test_merge_adds_and_states_are_fresh():
 def test_shares_one_pass_with_the_msd():
     x = models.brownian(601, 20, seed=9)
     src = as_source(x)
-    both = run_requests(src, [MSDRequest.make(src, 200, lags=[1, 10]), IncrementsRequest.make(src, 200, max_lag=30)])
+    plan = make_plan(src.steps, 200, lags=[1, 10])
+    both = run_requests(src, [MSDRequest.make(plan, src.n_cols), IncrementsRequest.make(plan, max_lag=30)])
     alone = increments(x, window=200, max_lag=30)
     np.testing.assert_allclose(both[1].power_mean, alone.power_mean, rtol=1e-12)
     np.testing.assert_allclose(both[0].msd, pe.msd(x, window=200, lags=[1, 10]).msd, rtol=1e-12)
@@ -179,22 +184,23 @@ def test_shares_one_pass_with_the_msd():
 
 def test_plan_with_steps_and_engine_config(monkeypatch):
     monkeypatch.setattr(config, "BLOCK_BYTES", 4096)
-    plan = plan_increments(41, 100 + 5 * np.arange(41), window=100, max_lag=50)
-    assert plan.starts.tolist() == [0, 20] and plan.length == 20 and plan.max_lag == 10 and plan.stride == 5
+    req = IncrementsRequest.make(make_plan(100 + 5 * np.arange(41), window=100), max_lag=50)
+    assert req.plan.starts.tolist() == [0, 20] and req.plan.length == 20 and req.max_lag == 10
+    assert req.plan.stride == 5
     with pytest.raises(ValueError, match="max_lag"):
-        plan_increments(41, np.arange(41), window=20, max_lag=20)
-    with pytest.raises(ValueError, match="increments"):
-        plan_increments(41, np.arange(41), window=20, t_w=[21])
+        IncrementsRequest.make(make_plan(np.arange(41), window=20), max_lag=20)
+    with pytest.raises(ValueError, match="outside the run"):
+        make_plan(np.arange(41), window=20, t_w=[22])
     with pytest.raises(ValueError, match="multiple"):
-        plan_increments(41, 5 * np.arange(41), window=20, max_lag=7)
+        IncrementsRequest.make(make_plan(5 * np.arange(41), window=20), max_lag=7)
 
 
 def test_increments_bad_input_to_dict_and_plot():
     import matplotlib.pyplot as plt
 
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ValueError, match="needs 2 … 10 snapshots"):
         increments(np.zeros((10, 3)), window=20)
-    with pytest.raises(TypeError, match="array"):
+    with pytest.raises(ValueError, match="at least 2 snapshots"):
         increments([[1.0, 2.0]], window=2)
     x = models.brownian(401, 8, seed=8)
     with pytest.raises(ValueError, match="level"):
@@ -203,7 +209,7 @@ def test_increments_bad_input_to_dict_and_plot():
         increments(x, window=200, f_range=(0.2, 0.1))
     res = increments(x, window=200)
     d = json.loads(res.to_json())
-    assert d["window"] == 200 and len(d["power_mean"][0]) == 100 and d["f_range"][1] == 0.5
+    assert d["window"] == 200 and len(d["power_mean"][0]) == 99 and d["f_range"][1] == pytest.approx(99 / 199)
     assert len(res.plot()) == 2 and res.plot(kind="acf") is not None
     plt.close("all")
 
@@ -214,7 +220,7 @@ def test_increments_bad_input_to_dict_and_plot():
 def test_tail_index_of_increments_per_window():
     cauchy = np.cumsum(np.random.default_rng(10).standard_cauchy((2001, 64)) * np.arange(1, 65), axis=0)
     res = increment_tails(cauchy, window=1000, stable=False)
-    assert res.columns.size == 64 and res.samples[0].shape == (1000, 64)
+    assert res.columns.size == 64 and res.samples[0].shape == (999, 64)
     assert np.all(np.abs(res.alpha - 1) < 0.1), res.alpha  # scales differ per coordinate: no mixing
     gauss = increment_tails(models.brownian(2001, 64, seed=10), window=1000, stable=False)
     assert np.all((gauss.alpha > 1.8) & (gauss.alpha < 2.1)), gauss.alpha
@@ -229,7 +235,7 @@ def test_increment_sample_is_split_invariant():
     assert one.columns.tolist() == list(range(0, 50, 5))
     for a, b in zip(one.samples, parts.samples):
         np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(one.samples[1], np.diff(x[200:401, ::5], axis=0))
+    np.testing.assert_array_equal(one.samples[1], np.diff(x[200:400, ::5], axis=0))
     with pytest.raises(ValueError, match="n_cols"):
         increment_tails(x, window=200, n_cols=0)
 

@@ -15,7 +15,7 @@ import socket
 from collections.abc import Sequence
 
 from pyengine.engine.accumulator import Accumulator, RunMeta
-from pyengine.engine.runner import BufferPool, accumulate
+from pyengine.engine.passes import BufferPool, accumulate
 from pyengine.engine.source import as_source
 
 __all__ = ["client_for", "run_dask"]

@@ -4,7 +4,7 @@ Per window of T snapshots starting at row s, with y(t) = x(s + t) − c (c a ref
 of the window, subtracted in float64 before any product), the state is the Gram matrix
 G = Y Yᵀ, summed over column blocks in float64 by BLAS (NumPy) or cuBLAS (CuPy): a GEMM of
 cost O(P·T²) per window, never a hand-written loop. The squared distances follow as
-D²_ab = G_aa + G_bb − 2 G_ab (:func:`sq_distances`), the path's principal coordinates as the
+D²_ab = G_aa + G_bb − 2 G_ab (:func:`sq_distances`, into a new array), the path's principal coordinates as the
 top eigenvectors of the centred G (:func:`principal_coordinates`).
 
 Memory: the state is T² float64 per window (8 MB at T = 1000, 800 MB at T = 10⁴), per
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pyengine.engine.accumulator import RunMeta
-from pyengine.kernels._arrays import array_module
+from pyengine.kernels._arrays import array_module, to_host
 
 __all__ = ["GramWindow", "WindowGramAccumulator", "sq_distances", "principal_coordinates", "CENTERS"]
 
@@ -98,11 +98,11 @@ class WindowGramAccumulator:
 
     def finalize(self, state: GramState) -> list[np.ndarray]:
         """Per window, the (T, T) float64 Gram matrix on the host."""
-        return [g.get() if hasattr(g, "get") else g for g in state.grams]
+        return [to_host(g) for g in state.grams]
 
 
 def sq_distances(gram: np.ndarray, n_params: int, *, exact=None, rtol: float = 1e-6) -> tuple[np.ndarray, int]:
-    """Squared distances D²_ab = G_aa + G_bb − 2 G_ab, overwriting ``gram``, with a guard.
+    """Squared distances D²_ab = G_aa + G_bb − 2 G_ab, in a new array, with a guard.
 
     The guard: each Gram entry carries a rounding error of about
     ε·√P·(|y_a|² + |y_b|²) (ε = 2⁻⁵², ``ROUNDING_FACTOR`` ulps), which the subtraction
@@ -115,7 +115,7 @@ def sq_distances(gram: np.ndarray, n_params: int, *, exact=None, rtol: float = 1
     Parameters
     ----------
     gram : float64 array of shape (T, T)
-        Overwritten by D² (symmetric, zero diagonal).
+        Read only (finalized results are shared).
     n_params : int
         P, the length of the dot products.
     exact : float64 array of shape (m, T), optional
@@ -126,26 +126,26 @@ def sq_distances(gram: np.ndarray, n_params: int, *, exact=None, rtol: float = 1
     Returns
     -------
     d2 : ndarray of shape (T, T)
-        The same memory as ``gram``.
+        Symmetric, zero diagonal, NaN for flagged pairs.
     n_flagged : int
         Pairs a < b set to NaN.
     """
     t = gram.shape[0]
     norms = np.diag(gram).copy()
-    gram *= -2.0
-    gram += norms[:, None]
-    gram += norms[None, :]
-    np.maximum(gram, 0.0, out=gram)
+    d2 = gram * -2.0
+    d2 += norms[:, None]
+    d2 += norms[None, :]
+    np.maximum(d2, 0.0, out=d2)
     floor = ROUNDING_FACTOR * np.finfo(np.float64).eps * np.sqrt(n_params) / rtol
-    bad = gram < floor * (norms[:, None] + norms[None, :])
+    bad = d2 < floor * (norms[:, None] + norms[None, :])
     np.fill_diagonal(bad, False)
-    gram[bad] = np.nan
+    d2[bad] = np.nan
     if exact is not None:
         for lag in range(1, min(exact.shape[0], t - 1) + 1):
             a = np.arange(t - lag)
-            gram[a, a + lag] = gram[a + lag, a] = exact[lag - 1, : t - lag]
-    np.fill_diagonal(gram, 0.0)
-    return gram, int(np.isnan(gram).sum() // 2)
+            d2[a, a + lag] = d2[a + lag, a] = exact[lag - 1, : t - lag]
+    np.fill_diagonal(d2, 0.0)
+    return d2, int(np.isnan(d2).sum() // 2)
 
 
 def principal_coordinates(gram: np.ndarray, k: int = 2, *, centered: bool = True) -> tuple[np.ndarray, np.ndarray]:

@@ -3,8 +3,9 @@
 For each coordinate i of a column block and each window (Chaudhari 2018, Sec. 6.3.3,
 Fig. 6.3):
 
-- the periodogram of its increments Δw_i(t) = w_i(t+1) − w_i(t), t ∈ [t_w, t_w + T),
-  after subtracting their mean: P_i(f_k) = |Σ_t Δw_i(t) e^{−2πi k t / T}|² / T;
+- the periodogram of its n = T − 1 increments inside the window, Δw_i(t) = w_i(t+1) − w_i(t),
+  t ∈ [t_w, t_w + T − 1), after subtracting their mean:
+  P_i(f_k) = |Σ_t Δw_i(t) e^{−2πi k t / n}|² / n;
 - the autocorrelation of its weights over the window's T snapshots,
   r_i(k) = Σ_t y_i(t) y_i(t+k) / Σ_t y_i(t)², y_i = w_i − mean(w_i) (coordinates that do
   not move are left out and counted apart).
@@ -22,8 +23,7 @@ import numpy as np
 
 from pyengine import config
 from pyengine.engine.accumulator import RunMeta
-from pyengine.engine.msd import _to_host
-from pyengine.kernels._arrays import array_module, fft_module
+from pyengine.kernels._arrays import array_module, fft_module, to_host
 
 __all__ = ["IncrementWindow", "IncrementState", "IncrementsAccumulator", "WindowSums", "IncrementSampleAccumulator",
            "SampleState"]
@@ -33,11 +33,9 @@ def _workers(meta: RunMeta) -> dict:
     """scipy.fft's thread count (CuPy takes none)."""
     return {} if meta.on_gpu else {"workers": meta.threads}
 
-
-
 @dataclass(frozen=True)
 class IncrementWindow:
-    """Rows [start, start + length] of the trajectory: ``length`` increments, ``length`` weights."""
+    """Rows [start, start + length) of the trajectory: ``length`` weights, ``length − 1`` increments."""
 
     start: int
     length: int
@@ -54,7 +52,7 @@ class IncrementWindow:
 @dataclass
 class IncrementState:
     n_cols: int  # coordinates seen
-    power: list  # per window: sums over coordinates of P_i(f), (T // 2 + 1,)
+    power: list  # per window: sums over coordinates of P_i(f), ((T - 1) // 2 + 1,)
     power_sq: list  # per window: sums of P_i(f)^2
     n_moving: list  # per window: coordinates with non-zero variance (int)
     acf: list  # per window: sums of r_i(k), (max_lag + 1,)
@@ -78,8 +76,7 @@ class WindowSums:
 class IncrementsAccumulator:
     """Sums over coordinates of increment periodograms and weight autocorrelations.
 
-    Every window needs rows start … start + length (one past its last weight, for the
-    last increment).
+    Every window needs rows start … start + length − 1.
     """
 
     windows: tuple[IncrementWindow, ...]
@@ -87,8 +84,8 @@ class IncrementsAccumulator:
 
     def prepare(self, meta: RunMeta) -> IncrementState:
         for w in self.windows:
-            if w.start < 0 or w.length < 2 or w.start + w.length > meta.n_rows - 1:
-                raise ValueError(f"window {w} needs rows {w.start} … {w.start + w.length}, "
+            if w.start < 0 or w.length < 3 or w.start + w.length > meta.n_rows:
+                raise ValueError(f"window {w} needs rows {w.start} … {w.start + w.length - 1} (at least 3), "
                                  f"but the run has rows 0 … {meta.n_rows - 1}")
             if not 0 <= w.max_lag < w.length:
                 raise ValueError(f"max_lag must be in 0 … {w.length - 1} for a window of {w.length} rows, "
@@ -96,8 +93,8 @@ class IncrementsAccumulator:
         xp = array_module(meta.on_gpu)
         return IncrementState(
             0,
-            [xp.zeros(w.length // 2 + 1) for w in self.windows],
-            [xp.zeros(w.length // 2 + 1) for w in self.windows],
+            [xp.zeros((w.length - 1) // 2 + 1) for w in self.windows],
+            [xp.zeros((w.length - 1) // 2 + 1) for w in self.windows],
             [0 for _ in self.windows],
             [xp.zeros(w.max_lag + 1) for w in self.windows],
             [xp.zeros(w.max_lag + 1) for w in self.windows],
@@ -111,14 +108,14 @@ class IncrementsAccumulator:
         for i, w in enumerate(self.windows):
             batch = max(1, config.FFT_BATCH_BYTES // (16 * (2 * w.length + 1)))  # bounds the FFT temporaries
             for c0 in range(0, block.shape[1], batch):
-                seg = block[w.start : w.start + w.length + 1, c0 : c0 + batch].astype(np.float64)
+                seg = block[w.start : w.start + w.length, c0 : c0 + batch].astype(np.float64)
                 d = xp.diff(seg, axis=0)
                 d -= d.mean(axis=0)
                 f = fft.rfft(d, axis=0, **kw)
-                p = (f.real * f.real + f.imag * f.imag) / w.length
+                p = (f.real * f.real + f.imag * f.imag) / (w.length - 1)
                 state.power[i] += p.sum(axis=1)
                 state.power_sq[i] += (p * p).sum(axis=1)
-                y = seg[:-1] - seg[:-1].mean(axis=0)
+                y = seg - seg.mean(axis=0)
                 var = (y * y).sum(axis=0)
                 moving = var > 0
                 if not bool(moving.any()):
@@ -143,14 +140,14 @@ class IncrementsAccumulator:
         )
 
     def finalize(self, state: IncrementState) -> list[WindowSums]:
-        return [WindowSums(state.n_cols, _to_host(p), _to_host(q), n, _to_host(r), _to_host(s))
+        return [WindowSums(state.n_cols, to_host(p), to_host(q), n, to_host(r), to_host(s))
                 for p, q, n, r, s in zip(state.power, state.power_sq, state.n_moving, state.acf, state.acf_sq)]
 
 
 @dataclass
 class SampleState:
     cols: list  # column indices of the sampled coordinates, in update order
-    values: list  # per part: list over windows of (length, k) increments
+    values: list  # per part: list over windows of (length, k) weights (differenced at finalize)
     meta: RunMeta
 
 
@@ -178,16 +175,16 @@ class IncrementSampleAccumulator:
         if keep.size == 0:
             return
         state.cols.append(cols.start + keep)
-        state.values.append([_to_host(block[w.start : w.start + w.length + 1, keep]).astype(np.float64)
+        state.values.append([to_host(block[w.start : w.start + w.length, keep]).astype(np.float64)
                              for w in self.windows])
 
     def merge(self, a: SampleState, b: SampleState) -> SampleState:
         return SampleState(a.cols + b.cols, a.values + b.values, a.meta)
 
     def finalize(self, state: SampleState) -> list[np.ndarray]:
-        """Per window: increments of shape (length, k), columns in increasing index order."""
+        """Per window: increments of shape (length − 1, k), columns in increasing index order."""
         if not state.cols:
-            return [np.empty((w.length, 0)) for w in self.windows]
+            return [np.empty((w.length - 1, 0)) for w in self.windows]
         order = np.argsort(np.concatenate(state.cols), kind="stable")
         return [np.diff(np.concatenate([part[i] for part in state.values], axis=1)[:, order], axis=0)
                 for i in range(len(self.windows))]

@@ -10,13 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from pyengine.engine.accumulator import RunMeta
-from pyengine.kernels._arrays import array_module, fft_module
+from pyengine.kernels._arrays import array_module, fft_module, to_host
 from pyengine.kernels import lag_band, spectral_sums
 from pyengine.kernels.spectral import fft_length
-
-
-def _to_host(a):
-    return a.get() if hasattr(a, "get") else a
 
 
 @dataclass
@@ -46,7 +42,7 @@ class LagBandAccumulator:
         return LagBandState(a.band + b.band, a.meta)
 
     def finalize(self, state: LagBandState) -> np.ndarray:
-        return _to_host(state.band)
+        return to_host(state.band)
 
 
 @dataclass
@@ -106,8 +102,8 @@ class SpectralMSDAccumulator:
         out = []
         for w, cross, sq in zip(self.windows, state.cross, state.sq):
             fft = fft_module(state.meta.on_gpu)
-            corr = _to_host(fft.irfft(cross, n=w.nfft))[: w.length]
-            sq = _to_host(sq)
+            corr = to_host(fft.irfft(cross, n=w.nfft))[: w.length]
+            sq = to_host(sq)
             prefix = np.concatenate(([0.0], np.cumsum(sq)))
             tau = np.arange(w.length)
             n = np.minimum(w.n_origins, w.length - tau)

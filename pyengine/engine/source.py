@@ -56,15 +56,21 @@ class Source:
 
 
 def as_source(x) -> Source:
-    """Wrap a path, Trajectory, h5py dataset, NumPy or CuPy array of shape (N, P).
+    """Wrap a path, Trajectory, h5py dataset, or array of shape (N, P) as a Source.
+
+    Arrays: NumPy and CuPy arrays are read in place; torch tensors go through DLPack
+    (CUDA tensors stay on the GPU when CuPy is installed); anything else ``np.asarray``
+    takes (lists of lists, say) is converted once.
 
     Raises
     ------
     TypeError
-        For anything else, or a non-floating dtype.
+        For inputs that are none of these, or a non-numeric dtype.
     ValueError
         For arrays that are not 2-D or have fewer than 2 snapshots.
     """
+    if isinstance(x, Source):
+        return x
     if isinstance(x, (str, os.PathLike)):
         from pyengine.store import open_trajectory
 
@@ -73,12 +79,29 @@ def as_source(x) -> Source:
         return _from_trajectory(x)
     if type(x).__module__.startswith("h5py"):
         return _from_dataset(x)
-    if isinstance(x, np.ndarray) or is_cupy(x):
+    if (isinstance(x, np.ndarray) and not isinstance(x, np.ma.MaskedArray)) or is_cupy(x):
         return _from_array(x)
-    raise TypeError(
-        "expected a trajectory file path, a pyengine Trajectory, an h5py dataset, or a NumPy/CuPy "
-        f"array of shape (n_snapshots, n_params); got {type(x).__name__}"
-    )
+    return _from_array(_array_like(x))
+
+
+def _array_like(x):
+    """A torch tensor through DLPack, or anything else through ``np.asarray``."""
+    if type(x).__module__.startswith("torch"):
+        from pyengine.heavytail._input import as_array
+
+        return as_array(x)
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError("masked arrays are not supported: their masks would be ignored; fill or drop the masked "
+                        "entries first (x.filled(np.nan) with nonfinite='skip', or select the columns you want)")
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"expected a trajectory file path, a pyengine Trajectory, an h5py dataset, or an array of "
+                        f"shape (n_snapshots, n_params); got {type(x).__name__} ({exc})") from exc
+    if arr.dtype == object:
+        raise TypeError(f"expected a trajectory file path, a pyengine Trajectory, an h5py dataset, or an array of "
+                        f"shape (n_snapshots, n_params); got {type(x).__name__} that is not a numeric array")
+    return arr
 
 
 def _check_shape(shape, dtype) -> np.dtype:

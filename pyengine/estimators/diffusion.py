@@ -2,8 +2,10 @@
 
 Chen, Qu & Gong 2022, "Anomalous diffusion dynamics of learning in deep neural networks":
 Δr²(t_w, τ) ∝ τ^α is fitted by least squares in log-log space; τ0 (two regimes inside a
-window) and t0 (the first window that is one power law) follow the RMSE < 0.03 rule of
-their Sec. III, and β(τ) is the logarithmic derivative of their Eq. 6.
+window) and t0 (the first window that is one power law) follow the RMSE rule of their
+Sec. III, and β(τ) is the logarithmic derivative of their Eq. 6. Every fit carries its
+standard error, range and quality flag (:mod:`pyengine.fits`); regimes are decided with
+the standard error (:func:`pyengine.fits.regime`).
 
 All fits are in log10: RMSE is the root-mean-square residual of log10 Δr² (0.03 is a
 factor of 10^0.03 ≈ 1.07 in the MSD). Fits use log-spaced lags (about ``points_per_decade``
@@ -19,13 +21,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyengine.estimators.msd import MSDResult
+from pyengine.fits import PowerFit, log_spaced, power_fit, regime
 from pyengine.results import Result, axes_or_new, window_colors
 
-__all__ = ["PowerLawFit", "WindowFit", "DiffusionFit", "LogDerivative", "fit_diffusion", "log_derivative",
-           "regime"]
+__all__ = ["WindowFit", "DiffusionFit", "LogDerivative", "fit_diffusion", "log_derivative"]
 
-REGIMES = ("subdiffusive", "normal", "superdiffusive", "undetermined")
 DERIVATIVE_METHODS = ("difference", "local")
+#: Chen et al.'s RMSE threshold of the τ0 / t0 rule (log10 units).
+PAPER_THRESHOLD = 0.03
 
 
 def _check_msd_result(res) -> None:
@@ -36,102 +39,6 @@ def _check_msd_result(res) -> None:
                          f"got {res.msd.shape}")
 
 
-def regime(alpha: float, tolerance: float = 0.1) -> str:
-    """Name the diffusion regime of an exponent.
-
-    Parameters
-    ----------
-    alpha : float
-        Diffusion exponent (NaN gives ``"undetermined"``).
-    tolerance : float
-        |α − 1| ≤ tolerance counts as normal diffusion.
-
-    Returns
-    -------
-    {"subdiffusive", "normal", "superdiffusive", "undetermined"}
-
-    Examples
-    --------
-    >>> regime(0.6), regime(1.05), regime(1.5), regime(float("nan"))
-    ('subdiffusive', 'normal', 'superdiffusive', 'undetermined')
-    """
-    if not math.isfinite(alpha):
-        return "undetermined"
-    if alpha < 1.0 - tolerance:
-        return "subdiffusive"
-    if alpha > 1.0 + tolerance:
-        return "superdiffusive"
-    return "normal"
-
-
-@dataclass(frozen=True)
-class PowerLawFit(Result):
-    """Least-squares fit log10 Δr² = log10_prefactor + α·log10 τ over ``lag_range``.
-
-    Attributes
-    ----------
-    alpha : float
-        The exponent α (NaN when the fit is ill-posed; ``reason`` says why).
-    stderr : float
-        Standard error of α from the regression residuals (n − 2 degrees of freedom).
-    log10_prefactor : float
-        Intercept: Δr² ≈ 10^log10_prefactor · τ^α.
-    rmse : float
-        Root-mean-square residual in log10 units, sqrt(mean r²).
-    n_points : int
-        Lags used.
-    lag_range : tuple of float
-        (first, last) lag of the fit, in steps (NaN when no fit).
-    reason : str or None
-        None for a valid fit, else why there is none.
-    """
-
-    alpha: float
-    stderr: float
-    log10_prefactor: float
-    rmse: float
-    n_points: int
-    lag_range: tuple[float, float]
-    reason: str | None = None
-
-    @classmethod
-    def failed(cls, reason: str, n_points: int = 0) -> PowerLawFit:
-        nan = float("nan")
-        return cls(nan, nan, nan, nan, n_points, (nan, nan), reason)
-
-    @property
-    def ok(self) -> bool:
-        return self.reason is None
-
-
-def _fit(log_tau: np.ndarray, log_msd: np.ndarray, lags: np.ndarray, min_points: int) -> PowerLawFit:
-    """Ordinary least squares of log_msd on log_tau (both log10)."""
-    n = log_tau.size
-    if n < min_points:
-        return PowerLawFit.failed(f"{n} valid lags, fewer than min_points={min_points}", n)
-    x = log_tau - log_tau.mean()
-    sxx = float(x @ x)
-    slope = float(x @ (log_msd - log_msd.mean())) / sxx
-    intercept = float(log_msd.mean() - slope * log_tau.mean())
-    resid = log_msd - (intercept + slope * log_tau)
-    ssr = float(resid @ resid)
-    stderr = math.sqrt(ssr / (n - 2) / sxx)
-    return PowerLawFit(slope, stderr, intercept, math.sqrt(ssr / n), n, (float(lags[0]), float(lags[-1])))
-
-
-def log_spaced(lags: np.ndarray, points_per_decade: float) -> np.ndarray:
-    """Indices of the lags nearest a log-uniform grid with ``points_per_decade`` (sorted, unique)."""
-    if lags.size <= 2:
-        return np.arange(lags.size)
-    lo, hi = np.log10(lags[0]), np.log10(lags[-1])
-    grid = np.linspace(lo, hi, max(2, int(round((hi - lo) * points_per_decade)) + 1))
-    log_lags = np.log10(lags)
-    right = np.clip(np.searchsorted(log_lags, grid), 1, lags.size - 1)
-    left = right - 1
-    nearest = np.where(grid - log_lags[left] <= log_lags[right] - grid, left, right)
-    return np.unique(nearest)
-
-
 @dataclass(frozen=True)
 class WindowFit(Result):
     """Power-law fits of one window's MSD.
@@ -140,26 +47,26 @@ class WindowFit(Result):
     ----------
     t_w : int
         Waiting time (step) at which the window starts.
-    whole : PowerLawFit
+    whole : PowerFit
         One power law over all fit lags (its RMSE decides t0).
     tau0 : float
         Crossover lag τ0 in steps: the smallest fit lag τ' such that the power law on
         [τ', T] has RMSE < threshold (NaN when no τ' qualifies).
-    early : PowerLawFit
-        α1, fitted on lags τ < τ0 (NaN when τ0 is the first lag: one regime).
-    late : PowerLawFit
+    early : PowerFit
+        α1, fitted on lags τ < τ0 (no fit when τ0 is the first lag: one regime).
+    late : PowerFit
         α2, fitted on lags τ ≥ τ0.
     regime_early, regime_late : str
-        :func:`regime` of α1 and α2.
+        :func:`pyengine.fits.regime` of α1 and α2 (decided with their SE).
     reason : str or None
         Why τ0 is undefined, else None.
     """
 
     t_w: int
-    whole: PowerLawFit
+    whole: PowerFit
     tau0: float
-    early: PowerLawFit
-    late: PowerLawFit
+    early: PowerFit
+    late: PowerFit
     regime_early: str
     regime_late: str
     reason: str | None = None
@@ -182,11 +89,12 @@ class DiffusionFit(Result):
         non-positive MSD values per window.
     threshold : float
         RMSE threshold in log10 units.
+    threshold_rule : str
+        Where the threshold came from: ``"fixed"`` (given, Chen et al.'s 0.03 by default)
+        or ``"data"`` (the standard deviation of all windows' whole-fit RMSEs).
     min_points : int
         Fewest lags a fit may use.
     points_per_decade : float
-    tolerance : float
-        Half-width around α = 1 called normal diffusion.
     window : int
         Window length T in steps.
     msd_result : MSDResult
@@ -198,9 +106,9 @@ class DiffusionFit(Result):
     t0_reason: str | None
     fit_lags: np.ndarray
     threshold: float
+    threshold_rule: str
     min_points: int
     points_per_decade: float
-    tolerance: float
     window: int
     msd_result: MSDResult = field(repr=False)
 
@@ -222,17 +130,32 @@ class DiffusionFit(Result):
     @property
     def alpha(self) -> np.ndarray:
         """Whole-window exponent per window, shape (W,)."""
-        return self._column(lambda w: w.whole.alpha)
+        return self._column(lambda w: w.whole.slope)
+
+    @property
+    def alpha_se(self) -> np.ndarray:
+        """Standard error of the whole-window exponent, shape (W,)."""
+        return self._column(lambda w: w.whole.slope_se)
 
     @property
     def alpha1(self) -> np.ndarray:
         """α1 (τ < τ0) per window, shape (W,)."""
-        return self._column(lambda w: w.early.alpha)
+        return self._column(lambda w: w.early.slope)
+
+    @property
+    def alpha1_se(self) -> np.ndarray:
+        """Standard error of α1, shape (W,)."""
+        return self._column(lambda w: w.early.slope_se)
 
     @property
     def alpha2(self) -> np.ndarray:
         """α2 (τ ≥ τ0) per window, shape (W,)."""
-        return self._column(lambda w: w.late.alpha)
+        return self._column(lambda w: w.late.slope)
+
+    @property
+    def alpha2_se(self) -> np.ndarray:
+        """Standard error of α2, shape (W,)."""
+        return self._column(lambda w: w.late.slope_se)
 
     @property
     def rmse(self) -> np.ndarray:
@@ -261,18 +184,18 @@ class DiffusionFit(Result):
         colors = cm.viridis(np.linspace(0, 1, max(len(self.windows), 2)))
         for color, w in zip(colors, self.windows):
             for fit in (w.early, w.late) if math.isfinite(w.tau0) else (w.whole,):
-                if fit.ok:
-                    tau = np.geomspace(*fit.lag_range, 20)
-                    ax.loglog(tau, 10 ** fit.log10_prefactor * tau ** fit.alpha, "--", color=color, lw=1)
-            if math.isfinite(w.tau0) and w.late.ok:
-                ax.plot(w.tau0, 10 ** w.late.log10_prefactor * w.tau0 ** w.late.alpha, "o", color=color, ms=4)
+                if math.isfinite(fit.slope):
+                    tau = np.geomspace(*fit.x_range, 20)
+                    ax.loglog(tau, fit.line(tau), "--" if fit.ok else ":", color=color, lw=1)
+            if math.isfinite(w.tau0) and math.isfinite(w.late.slope):
+                ax.plot(w.tau0, w.late.line(w.tau0), "o", color=color, ms=4)
         ax.set_title("MSD with power-law fits (dashed) and τ0 (dots)", fontsize="small")
 
     def _plot_exponents(self, ax) -> None:
         t_w = self.t_w
-        ax.plot(t_w, self.alpha, "k.-", label="α (whole window)")
-        ax.plot(t_w, self.alpha1, "b.", label="α1 (τ < τ0)")
-        ax.plot(t_w, self.alpha2, "r.", label="α2 (τ ≥ τ0)")
+        for fits, style, label in ((lambda w: w.whole, "k", "α (whole window)"), (lambda w: w.early, "b", "α1 (τ < τ0)"),
+                                   (lambda w: w.late, "r", "α2 (τ ≥ τ0)")):
+            _errorbars(ax, t_w, [fits(w) for w in self.windows], style, label)
         ax.axhline(1.0, color="gray", lw=0.8)
         if self.t0 is not None:
             ax.axvline(self.t0, color="gray", ls=":", label=f"t0 = {self.t0}")
@@ -284,36 +207,61 @@ class DiffusionFit(Result):
         ax.legend(fontsize="small")
 
 
-def _window_fit(t_w: int, lags: np.ndarray, values: np.ndarray, threshold: float, min_points: int,
-                tolerance: float) -> WindowFit:
+def _errorbars(ax, x, fits: list[PowerFit], color: str, label: str) -> None:
+    """Exponents ± SE against x: filled markers for fits that pass the quality rule, open for flagged."""
+    values = np.array([f.slope for f in fits])
+    errors = np.array([f.slope_se for f in fits])
+    good = np.array([f.ok for f in fits])
+    ax.errorbar(x[good], values[good], yerr=errors[good], fmt="o", color=color, ms=4, capsize=2, label=label)
+    if (~good).any():
+        ax.errorbar(x[~good], values[~good], yerr=errors[~good], fmt="o", color=color, mfc="none", ms=4, capsize=2,
+                    alpha=0.5, label=f"{label}, flagged")
+
+
+def _window_fit(t_w: int, lags: np.ndarray, values: np.ndarray, threshold: float, min_points: int) -> WindowFit:
     ok = np.isfinite(values) & (values > 0)
-    lags, log_tau, log_msd = lags[ok], np.log10(lags[ok]), np.log10(values[ok])
-    whole = _fit(log_tau, log_msd, lags, min_points)
+    lags, values = lags[ok], values[ok]
+    whole = power_fit(lags, values, min_points=min_points)
     tau0, late, reason = float("nan"), None, None
     for k in range(lags.size - min_points + 1):
-        fit = _fit(log_tau[k:], log_msd[k:], lags[k:], min_points)
+        fit = power_fit(lags[k:], values[k:], min_points=min_points)
         if fit.rmse < threshold:
             tau0, late = float(lags[k]), fit
             break
     if late is None:
-        reason = (f"no lag τ' leaves a power law on [τ', T] with RMSE < {threshold} and at least "
+        reason = (f"no lag τ' leaves a power law on [τ', T] with RMSE < {threshold:.3g} and at least "
                   f"{min_points} points ({lags.size} valid lags)")
-        late = early = PowerLawFit.failed(reason, lags.size)
+        late = early = PowerFit.failed(reason, lags.size)
     elif k == 0:
-        early = PowerLawFit.failed("τ0 is the first lag: one regime", 0)
+        early = PowerFit.failed("τ0 is the first lag: one regime", 0)
     else:
-        early = _fit(log_tau[:k], log_msd[:k], lags[:k], min_points)
-    return WindowFit(int(t_w), whole, tau0, early, late, regime(early.alpha, tolerance),
-                     regime(late.alpha, tolerance), reason)
+        early = power_fit(lags[:k], values[:k], min_points=min_points)
+    return WindowFit(int(t_w), whole, tau0, early, late, regime(early.slope, early.slope_se, early.flag),
+                     regime(late.slope, late.slope_se, late.flag), reason)
+
+
+def _threshold(threshold, lags: np.ndarray, msd: np.ndarray, min_points: int) -> tuple[float, str]:
+    """The RMSE threshold: a given number, or "data" (the SD of all windows' whole-fit RMSEs)."""
+    if isinstance(threshold, str):
+        if threshold != "data":
+            raise ValueError(f"threshold must be a positive number or 'data', got {threshold!r}")
+        rmse = np.array([power_fit(lags, row, min_points=min_points).rmse for row in msd])
+        rmse = rmse[np.isfinite(rmse)]
+        if rmse.size < 2:
+            raise ValueError(f"threshold='data' needs the whole-window fits of at least 2 windows, got {rmse.size}; "
+                             f"pass a number (Chen et al.: {PAPER_THRESHOLD})")
+        return float(np.std(rmse, ddof=1)), "data"
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold > 0:
+        raise ValueError(f"threshold must be a positive number (RMSE in log10 units) or 'data', got {threshold!r}")
+    return float(threshold), "fixed"
 
 
 def fit_diffusion(
     msd_result: MSDResult,
-    threshold: float = 0.03,
+    threshold: float | str = PAPER_THRESHOLD,
     min_points: int = 5,
     *,
     points_per_decade: float = 20,
-    tolerance: float = 0.1,
     lag_range: tuple[float, float] | None = None,
 ) -> DiffusionFit:
     """Fit Δr²(t_w, τ) ∝ τ^α per window, with the two-regime τ0 rule and t0.
@@ -326,20 +274,20 @@ def fit_diffusion(
       α2 is that fit and α1 the fit on τ < τ0 (Chen et al. 2022, Sec. III);
     - t0: the first waiting time whose ``whole`` fit has RMSE < ``threshold``.
 
-    Ill-posed fits (too few valid lags) are NaN with a ``reason``, never a number.
+    Every fit has its standard error and quality flag (:mod:`pyengine.fits`); ill-posed
+    fits (too few valid lags) are NaN with the reason, never a number.
 
     Parameters
     ----------
     msd_result : MSDResult
         From :func:`pyengine.msd`.
-    threshold : float
-        RMSE threshold in log10 units (Chen et al. use 0.03).
+    threshold : float or "data"
+        RMSE threshold in log10 units: Chen et al.'s 0.03 by default, or ``"data"`` for
+        their data-derived rule (the standard deviation of all windows' whole-fit RMSEs).
     min_points : int
         Fewest lags per fit, >= 3 (a standard error needs one residual degree of freedom).
     points_per_decade : float
         Density of the log-spaced lags used for fitting.
-    tolerance : float
-        |α − 1| ≤ tolerance is labelled normal diffusion.
     lag_range : (float, float), optional
         Only lags in [low, high] (steps) are fitted.
 
@@ -349,7 +297,8 @@ def fit_diffusion(
 
     References
     ----------
-    Chen, Qu & Gong 2022, Sec. III (τ0, t0, RMSE < 0.03) and Eq. 3.
+    Chen, Qu & Gong 2022, Sec. III (τ0, t0, RMSE < 0.03, "the standard deviation of all
+    RMSE values") and Eq. 3.
 
     Examples
     --------
@@ -360,11 +309,9 @@ def fit_diffusion(
     (True, 'normal')
     """
     _check_msd_result(msd_result)
-    if not (isinstance(threshold, (int, float)) and threshold > 0):
-        raise ValueError(f"threshold must be a positive number (RMSE in log10 units), got {threshold!r}")
-    if int(min_points) != min_points or min_points < 3:
+    if isinstance(min_points, bool) or not isinstance(min_points, (int, np.integer)) or min_points < 3:
         raise ValueError(f"min_points must be an integer >= 3, got {min_points!r}")
-    if points_per_decade <= 0:
+    if not points_per_decade > 0:
         raise ValueError(f"points_per_decade must be > 0, got {points_per_decade}")
     lags = msd_result.lags.astype(np.float64)
     keep = lags > 0
@@ -376,13 +323,14 @@ def fit_diffusion(
     if not keep.any():
         raise ValueError(f"no lag of the MSD ({msd_result.lags.min()} … {msd_result.lags.max()}) lies in {lag_range}")
     cols = np.flatnonzero(keep)[log_spaced(lags[keep], points_per_decade)]
-    windows = [_window_fit(tw, lags[cols], msd_result.msd[i, cols], threshold, int(min_points), tolerance)
+    level, rule = _threshold(threshold, lags[cols], msd_result.msd[:, cols], int(min_points))
+    windows = [_window_fit(tw, lags[cols], msd_result.msd[i, cols], level, int(min_points))
                for i, tw in enumerate(msd_result.t_w)]
-    below = [w.t_w for w in windows if w.whole.rmse < threshold]
+    below = [w.t_w for w in windows if w.whole.rmse < level]
     t0 = int(below[0]) if below else None
-    t0_reason = None if below else f"no window's whole fit has RMSE < {threshold}"
-    return DiffusionFit(windows, t0, t0_reason, msd_result.lags[cols], float(threshold), int(min_points),
-                        float(points_per_decade), float(tolerance), int(msd_result.window), msd_result)
+    t0_reason = None if below else f"no window's whole fit has RMSE < {level:.3g}"
+    return DiffusionFit(windows, t0, t0_reason, msd_result.lags[cols], level, rule, int(min_points),
+                        float(points_per_decade), int(msd_result.window), msd_result)
 
 
 @dataclass
@@ -398,7 +346,7 @@ class LogDerivative(Result):
     beta : ndarray of float64, shape (W, K)
         β; NaN where the MSD is missing or non-positive, or too few lags fall in a
         local fit.
-    stderr : ndarray of float64, shape (W, K)
+    beta_se : ndarray of float64, shape (W, K)
         Standard error of the local slope (``"local"``); NaN for ``"difference"``.
     n_points : ndarray of int64, shape (W, K)
         Lags used per value (2 for ``"difference"``).
@@ -412,7 +360,7 @@ class LogDerivative(Result):
     t_w: np.ndarray
     tau: np.ndarray
     beta: np.ndarray
-    stderr: np.ndarray
+    beta_se: np.ndarray
     n_points: np.ndarray
     method: str
     dtau: int | None
@@ -485,7 +433,7 @@ def log_derivative(
     with np.errstate(divide="ignore", invalid="ignore"):
         log_msd = np.where(msd_result.msd > 0, np.log(msd_result.msd), np.nan)
     if method == "difference":
-        if int(dtau) != dtau or dtau < 1:
+        if isinstance(dtau, bool) or not isinstance(dtau, (int, np.integer)) or dtau < 1:
             raise ValueError(f"dtau must be a positive integer number of steps, got {dtau!r}")
         pos = np.searchsorted(lags, lags + dtau)
         has = pos < lags.size
@@ -502,15 +450,13 @@ def log_derivative(
         raise ValueError(f"half_width and points_per_decade must be > 0, got {half_width}, {points_per_decade}")
     lo, hi = np.log10(lags[0]), np.log10(lags[-1])
     centres = np.logspace(lo, hi, max(2, int(round((hi - lo) * points_per_decade)) + 1))
-    beta, stderr, counts = (np.full((msd_result.t_w.size, centres.size), np.nan) for _ in range(3))
-    log_tau = np.log(lags)
+    beta, beta_se, counts = (np.full((msd_result.t_w.size, centres.size), np.nan) for _ in range(3))
     for k, c in enumerate(centres):
         near = np.abs(np.log10(lags / c)) <= half_width
         for w in range(msd_result.t_w.size):
             ok = near & np.isfinite(log_msd[w])
             counts[w, k] = ok.sum()
-            if ok.sum() >= 3:
-                fit = _fit(log_tau[ok], log_msd[w, ok], lags[ok], 3)
-                beta[w, k], stderr[w, k] = fit.alpha, fit.stderr
-    return LogDerivative(msd_result.t_w, centres, beta, stderr, counts.astype(np.int64), "local", None,
+            fit = power_fit(lags[ok], msd_result.msd[w, ok])
+            beta[w, k], beta_se[w, k] = fit.slope, fit.slope_se
+    return LogDerivative(msd_result.t_w, centres, beta, beta_se, counts.astype(np.int64), "local", None,
                          float(half_width))

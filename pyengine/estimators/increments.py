@@ -13,14 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from pyengine.engine.increments import IncrementsAccumulator, IncrementSampleAccumulator, IncrementWindow
-from pyengine.engine.runner import run_requests
-from pyengine.engine.source import Source, as_source
-from pyengine.estimators.diffusion import _fit, log_spaced
+from pyengine.engine.runner import prepare, run_requests
+from pyengine.fits import PowerFit, log_spaced, power_fit
+from pyengine.plan import WindowPlan, make_plan
 from pyengine.results import Result, axes_or_new, jsonable, window_colors
-from pyengine.estimators.msd import plan_msd
 
-__all__ = ["IncrementsResult", "IncrementsPlan", "IncrementsRequest", "plan_increments", "increments",
-           "IncrementTails", "IncrementTailsRequest", "increment_tails"]
+__all__ = ["IncrementsResult", "IncrementsRequest", "increments", "IncrementTails", "IncrementTailsRequest",
+           "increment_tails"]
 
 
 @dataclass
@@ -32,18 +31,19 @@ class IncrementsResult(Result):
     t_w : ndarray of int64, shape (W,)
         Waiting times (steps) at which windows start.
     window : int
-        Window length T in steps: T / stride increments and as many weights per window.
+        Window length T in steps: T / stride weights and one increment fewer per window.
     freqs : ndarray of float64, shape (F,)
-        Frequencies f_k = k / T in cycles per step, k = 1 … T/(2·stride) (f = 0 is left
-        out: the increments' mean is subtracted).
+        Frequencies f_k = k / (n·stride) in cycles per step, k = 1 … n/2, for the
+        n = T/stride − 1 increments of a window (f = 0 is left out: their mean is
+        subtracted).
     power_mean, power_sd : ndarray of float64, shape (W, F)
         Mean and standard deviation across coordinates of the periodogram
-        P_i(f_k) = |Σ_t Δw_i(t) e^{−2πi k t/n}|² / n of the mean-subtracted increments
-        (n = T / stride); white increments of variance σ² give P = σ² at every f.
-    spectral_slope, spectral_slope_se : ndarray of float64, shape (W,)
-        Slope (and its standard error) of log10 power_mean against log10 f on log-spaced
-        frequencies in ``f_range``: 0 for white increments, −2 when the increments are a
-        random walk.
+        P_i(f_k) = |Σ_t Δw_i(t) e^{−2πi k t/n}|² / n of the mean-subtracted increments;
+        white increments of variance σ² give P = σ² at every f.
+    slope_fits : list of PowerFit
+        Per window, the power law power_mean ∝ f^slope on log-spaced frequencies in
+        ``f_range``: slope 0 for white increments, −2 when the increments are a random
+        walk (``spectral_slope`` and ``spectral_slope_se`` give the slopes as arrays).
     f_range : tuple of float
         Frequency range of the slope fit.
     lags : ndarray of int64, shape (K,)
@@ -67,8 +67,7 @@ class IncrementsResult(Result):
     freqs: np.ndarray
     power_mean: np.ndarray
     power_sd: np.ndarray
-    spectral_slope: np.ndarray
-    spectral_slope_se: np.ndarray
+    slope_fits: list
     f_range: tuple[float, float]
     lags: np.ndarray
     acf_mean: np.ndarray
@@ -77,6 +76,16 @@ class IncrementsResult(Result):
     level: float
     n_params: int
     n_moving: np.ndarray
+
+    @property
+    def spectral_slope(self) -> np.ndarray:
+        """Slope of the increment spectrum per window, shape (W,)."""
+        return np.array([f.slope for f in self.slope_fits], dtype=np.float64)
+
+    @property
+    def spectral_slope_se(self) -> np.ndarray:
+        """Standard error of that slope per window, shape (W,)."""
+        return np.array([f.slope_se for f in self.slope_fits], dtype=np.float64)
 
     def plot(self, ax=None, kind: str = "both"):
         """Plot as Chaudhari Fig. 6.3; returns the axes (two for ``"both"``).
@@ -115,68 +124,61 @@ class IncrementsResult(Result):
 
 
 @dataclass(frozen=True)
-class IncrementsPlan:
-    """Windows in snapshot rows (see :func:`plan_increments`)."""
-
-    starts: np.ndarray
-    length: int  # increments (and weights) per window, in rows
-    max_lag: int  # in rows
-    stride: int
-    step0: int
-
-    @property
-    def freqs(self) -> np.ndarray:
-        """Frequencies k / T (cycles per step), k = 1 … n/2."""
-        return np.arange(1, self.length // 2 + 1) / (self.length * self.stride)
-
-
-@dataclass(frozen=True)
 class IncrementsRequest:
     """The increments estimator around the pass (see :class:`pyengine.engine.Request`).
 
-    ``pe.analyze`` runs :meth:`accumulators` in its one pass and calls :meth:`conclude`.
+    Each window of the plan gives its T − 1 increments and T weights.
     """
 
-    plan: IncrementsPlan
+    plan: WindowPlan
+    max_lag: int  # rows
     level: float
     f_range: tuple[float, float]
 
     @classmethod
-    def make(cls, src: Source, window: int | None = 1000, max_lag: int | None = None, level: float = 0.99,
-             t_w=None, f_range=None) -> IncrementsRequest:
-        """Check every setting before the pass."""
-        plan = plan_increments(src.n_rows, src.steps, window, t_w, max_lag)
+    def make(cls, plan: WindowPlan, max_lag: int | None = None, level: float = 0.99,
+             f_range=None) -> IncrementsRequest:
+        """Check every setting before the pass (``max_lag`` in steps, default T / 2)."""
+        if plan.length < 3:
+            raise ValueError(f"increment spectra need windows of at least 3 snapshots, got {plan.length}")
+        if max_lag is None:
+            lag_rows = plan.length // 2
+        elif (isinstance(max_lag, bool) or not isinstance(max_lag, (int, np.integer)) or max_lag % plan.stride
+              or not 0 <= max_lag // plan.stride < plan.length):
+            raise ValueError(f"max_lag must be a multiple of {plan.stride} steps in 0 … "
+                             f"{(plan.length - 1) * plan.stride}, got {max_lag!r}")
+        else:
+            lag_rows = int(max_lag) // plan.stride
         if not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1), got {level}")
-        f_lo, f_hi = (plan.freqs[0], plan.freqs[-1]) if f_range is None else f_range
+        freqs = _freqs(plan)
+        f_lo, f_hi = (freqs[0], freqs[-1]) if f_range is None else f_range
         if not 0 < f_lo < f_hi:
             raise ValueError(f"f_range must be (low, high) with 0 < low < high (cycles per step), got {f_range}")
-        return cls(plan, float(level), (float(f_lo), float(f_hi)))
+        return cls(plan, lag_rows, float(level), (float(f_lo), float(f_hi)))
 
     def accumulators(self) -> list:
         plan = self.plan
-        return [IncrementsAccumulator(tuple(IncrementWindow(int(s), plan.length, plan.max_lag) for s in plan.starts))]
+        return [IncrementsAccumulator(tuple(IncrementWindow(int(s), plan.length, self.max_lag) for s in plan.starts))]
 
     def conclude(self, results: list) -> IncrementsResult:
         """Mean ± sd across coordinates from the finalized sums, and the spectral slopes."""
         from scipy.stats import norm
 
         plan, sums = self.plan, results[0]
-        freqs = plan.freqs
+        freqs = _freqs(plan)
         power_mean, power_sd = _mean_sd([s.power[1:] for s in sums], [s.power_sq[1:] for s in sums],
                                         [s.n_cols for s in sums])
         acf_mean, acf_sd = _mean_sd([s.acf for s in sums], [s.acf_sq for s in sums], [s.n_moving for s in sums])
-        slope, slope_se = _slopes(freqs, power_mean, self.f_range)
         return IncrementsResult(
-            t_w=plan.step0 + plan.starts * plan.stride,
-            window=plan.length * plan.stride,
+            t_w=plan.t_w,
+            window=plan.window,
             freqs=freqs,
             power_mean=power_mean,
             power_sd=power_sd,
-            spectral_slope=slope,
-            spectral_slope_se=slope_se,
+            slope_fits=_slopes(freqs, power_mean, self.f_range),
             f_range=self.f_range,
-            lags=np.arange(plan.max_lag + 1, dtype=np.int64) * plan.stride,
+            lags=np.arange(self.max_lag + 1, dtype=np.int64) * plan.stride,
             acf_mean=acf_mean,
             acf_sd=acf_sd,
             band=float(norm.ppf(0.5 + self.level / 2) / math.sqrt(plan.length)),
@@ -186,17 +188,18 @@ class IncrementsRequest:
         )
 
 
-def _slopes(freqs: np.ndarray, power: np.ndarray, f_range) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares slope of log10 power on log10 f over log-spaced frequencies in f_range, per window."""
+def _freqs(plan: WindowPlan) -> np.ndarray:
+    """Frequencies k / (n·stride) (cycles per step) of n = T − 1 increments, k = 1 … n/2."""
+    n = plan.length - 1
+    return np.arange(1, n // 2 + 1) / (n * plan.stride)
+
+
+def _slopes(freqs: np.ndarray, power: np.ndarray, f_range) -> list[PowerFit]:
+    """Power-law fit of power_mean against f on log-spaced frequencies in f_range, per window."""
     cols = np.flatnonzero((freqs >= f_range[0]) & (freqs <= f_range[1]))
     if cols.size:
         cols = cols[log_spaced(freqs[cols], 20)]
-    slope, stderr = np.full(power.shape[0], np.nan), np.full(power.shape[0], np.nan)
-    for i, p in enumerate(power):
-        if np.all(p[cols] > 0):
-            fit = _fit(np.log10(freqs[cols]), np.log10(p[cols]), freqs[cols], 3)
-            slope[i], stderr[i] = fit.alpha, fit.stderr
-    return slope, stderr
+    return [power_fit(freqs[cols], p[cols]) for p in power]
 
 
 def _mean_sd(totals, squares, counts) -> tuple[np.ndarray, np.ndarray]:
@@ -208,64 +211,39 @@ def _mean_sd(totals, squares, counts) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(var)
 
 
-def plan_increments(n_rows: int, steps: np.ndarray, window: int | None = 1000, t_w=None,
-                    max_lag: int | None = None) -> IncrementsPlan:
-    """Resolve windows (steps) into rows; every window needs its T increments inside the run.
-
-    ``max_lag`` (steps) defaults to T / 2.
-    """
-    plan = plan_msd(n_rows, steps, window, t_w, None, "window")
-    length = plan.n_origins
-    late = plan.starts + length > n_rows - 1
-    if late.any():
-        raise ValueError(f"windows at t_w = {(plan.step0 + plan.starts[late] * plan.stride)[:5]} need "
-                         f"{length} increments, up to the snapshot at t_w + T, past the run's last step {int(steps[-1])}")
-    if max_lag is None:
-        lag_rows = length // 2
-    elif int(max_lag) != max_lag or max_lag % plan.stride or not 0 <= max_lag // plan.stride < length:
-        raise ValueError(f"max_lag must be a multiple of {plan.stride} steps in 0 … {(length - 1) * plan.stride}, "
-                         f"got {max_lag!r}")
-    else:
-        lag_rows = int(max_lag) // plan.stride
-    return IncrementsPlan(plan.starts, length, lag_rows, plan.stride, plan.step0)
-
-
 def increments(
     x,
-    window: int | None = 1000,
+    window: int | str | None = "auto",
     max_lag: int | None = None,
     level: float = 0.99,
     *,
     t_w=None,
     f_range: tuple[float, float] | None = None,
-    backend: str = "auto",
-    block_cols: int | None = None,
-    workers: int = 1,
-    progress: bool | None = None,
-    scheduler=None,
+    **engine,
 ) -> IncrementsResult:
     """Spectrum of weight increments and weight autocorrelation per window, in one pass.
 
-    Per coordinate i and window [t_w, t_w + T): the periodogram of the mean-subtracted
-    increments Δw_i(t) = w_i(t+1) − w_i(t) and the autocorrelation of the weights w_i(t);
-    both are averaged over coordinates (mean ± sd), as in Chaudhari (2018), Fig. 6.3.
+    Per coordinate i and window [t_w, t_w + T): the periodogram of the window's
+    mean-subtracted increments Δw_i(t) = w_i(t+1) − w_i(t) and the autocorrelation of its
+    weights w_i(t); both are averaged over coordinates (mean ± sd), as in Chaudhari
+    (2018), Fig. 6.3.
 
     Parameters
     ----------
-    x : path, Trajectory, h5py.Dataset, ndarray or cupy.ndarray of shape (N, P)
+    x : path, Trajectory, h5py.Dataset, array-like or cupy.ndarray of shape (N, P)
         Snapshots of the weights (evenly spaced steps).
-    window : int or None
-        Window length T in steps (None: the whole run).
+    window : int, "auto" or None
+        Window length T in steps (the window rule: :mod:`pyengine.plan`).
     max_lag : int, optional
         Largest autocorrelation lag in steps (default T / 2).
     level : float
         Confidence level of the white-noise band ±z/√n of the autocorrelation.
     t_w : sequence of int, optional
-        Window starts in steps (default: every T steps while T increments remain).
+        Window starts in steps (default: every T steps).
     f_range : (float, float), optional
         Frequencies (cycles per step) of the spectral-slope fit (default: all).
-    backend, block_cols, workers, progress, scheduler
-        Engine settings (see :func:`pyengine.engine.run`).
+    **engine
+        Engine settings (see :class:`pyengine.engine.EngineOptions`).
 
     Returns
     -------
@@ -283,10 +261,10 @@ def increments(
     >>> bool(abs(res.spectral_slope[0]) < 0.1)
     True
     """
-    src = x if isinstance(x, Source) else as_source(x)
-    request = IncrementsRequest.make(src, window, max_lag, level, t_w, f_range)
-    (result,) = run_requests(src, [request], block_cols=block_cols, workers=workers, backend=backend,
-                             progress=progress, desc="increments", scheduler=scheduler)
+    src, options = prepare(x, engine)
+    plan = make_plan(src.steps, window, t_w=t_w)
+    (result,) = run_requests(src, [IncrementsRequest.make(plan, max_lag, level, f_range)], options,
+                             desc="increments")
     return result
 
 
@@ -328,7 +306,7 @@ class IncrementTails(Result):
 
     @property
     def alpha_se(self) -> np.ndarray:
-        return np.array([t.stderr for t in self.tail], dtype=np.float64)
+        return np.array([t.alpha_se for t in self.tail], dtype=np.float64)
 
     @property
     def stable_alpha(self) -> np.ndarray:
@@ -400,20 +378,21 @@ def _scaled(sample: np.ndarray) -> np.ndarray:
 class IncrementTailsRequest:
     """The increment-tails estimator around the pass (see :class:`pyengine.engine.Request`)."""
 
-    plan: IncrementsPlan
+    plan: WindowPlan
     col_step: int
     columns: np.ndarray
     k1: object
     stable: bool
 
     @classmethod
-    def make(cls, src: Source, window: int | None = 1000, n_cols: int = 256, *, t_w=None, k1=None,
+    def make(cls, plan: WindowPlan, n_params: int, n_cols: int = 256, *, k1=None,
              stable: bool = True) -> IncrementTailsRequest:
-        if int(n_cols) != n_cols or n_cols < 1:
+        if isinstance(n_cols, bool) or not isinstance(n_cols, (int, np.integer)) or n_cols < 1:
             raise ValueError(f"n_cols must be a positive integer, got {n_cols!r}")
-        plan = plan_increments(src.n_rows, src.steps, window, t_w, 0)
-        col_step = max(1, -(-src.n_cols // int(n_cols)))
-        return cls(plan, col_step, np.arange(0, src.n_cols, col_step), k1, bool(stable))
+        if plan.length < 3:
+            raise ValueError(f"increment tails need windows of at least 3 snapshots, got {plan.length}")
+        col_step = max(1, -(-n_params // int(n_cols)))
+        return cls(plan, col_step, np.arange(0, n_params, col_step), k1, bool(stable))
 
     def accumulators(self) -> list:
         windows = tuple(IncrementWindow(int(s), self.plan.length, 0) for s in self.plan.starts)
@@ -427,28 +406,22 @@ class IncrementTailsRequest:
         fits = None
         if self.stable:
             fits = [heavytail.fit_levy_stable(_scaled(s)) for s in samples]
-        plan = self.plan
-        return IncrementTails(plan.step0 + plan.starts * plan.stride, plan.length * plan.stride, self.columns,
-                              tails, fits, samples)
+        return IncrementTails(self.plan.t_w, self.plan.window, self.columns, tails, fits, samples)
 
 
 def increment_tails(
     x,
-    window: int | None = 1000,
+    window: int | str | None = "auto",
     n_cols: int = 256,
     *,
     t_w=None,
     k1=None,
     stable: bool = True,
-    backend: str = "auto",
-    block_cols: int | None = None,
-    workers: int = 1,
-    progress: bool | None = None,
-    scheduler=None,
+    **engine,
 ) -> IncrementTails:
     """Tail index and α-stable fit of the weight increments Δw, per window, on a column sample.
 
-    The increments Δw(t) = w(t+1) − w(t), t ∈ [t_w, t_w + T), of every ⌈P / n_cols⌉-th
+    The increments Δw(t) = w(t+1) − w(t) inside each window [t_w, t_w + T) of every ⌈P / n_cols⌉-th
     coordinate are collected in the pass; per window, :func:`pyengine.heavytail.tail_index`
     (Mohammadi estimator, one sequence per coordinate) and, with ``stable=True``,
     :func:`pyengine.fit_levy_stable` on the pooled increments (each coordinate scaled by
@@ -456,9 +429,9 @@ def increment_tails(
 
     Parameters
     ----------
-    x : path, Trajectory, h5py.Dataset, ndarray or cupy.ndarray of shape (N, P)
-    window : int or None
-        Window length T in steps (None: the whole run).
+    x : path, Trajectory, h5py.Dataset, array-like or cupy.ndarray of shape (N, P)
+    window : int, "auto" or None
+        Window length T in steps (the window rule: :mod:`pyengine.plan`).
     n_cols : int
         About how many coordinates to sample (all when P <= n_cols).
     t_w : sequence of int, optional
@@ -467,8 +440,8 @@ def increment_tails(
         Group sizes of the Mohammadi estimator (see :func:`pyengine.heavytail.tail_index`).
     stable : bool
         Also fit a symmetric α-stable law per window.
-    backend, block_cols, workers, progress, scheduler
-        Engine settings (see :func:`pyengine.engine.run`).
+    **engine
+        Engine settings (see :class:`pyengine.engine.EngineOptions`).
 
     Returns
     -------
@@ -486,8 +459,8 @@ def increment_tails(
     >>> bool(np.all(np.abs(res.alpha - 1) < 0.15))
     True
     """
-    src = x if isinstance(x, Source) else as_source(x)
-    request = IncrementTailsRequest.make(src, window, n_cols, t_w=t_w, k1=k1, stable=stable)
-    (result,) = run_requests(src, [request], block_cols=block_cols, workers=workers, backend=backend,
-                             progress=progress, desc="increment tails", scheduler=scheduler)
+    src, options = prepare(x, engine)
+    plan = make_plan(src.steps, window, t_w=t_w)
+    request = IncrementTailsRequest.make(plan, src.n_cols, n_cols, k1=k1, stable=stable)
+    (result,) = run_requests(src, [request], options, desc="increment tails")
     return result

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from pyengine.results import Result, axes_or_new, window_colors
-from pyengine.estimators.msd import plan_msd
+from pyengine.plan import WindowPlan, make_plan
 
-__all__ = ["LossStats", "loss_stats", "moving_variance"]
+__all__ = ["LossStats", "loss_stats", "loss_stats_in", "moving_variance"]
+
+#: Moving-variance window of the loss (Chen et al.: 100 steps), shortened to half the run for shorter runs.
+VAR_WINDOW = 100
 
 #: Rows per slab of the moving variance (bounds its temporary to ROWS × var_window floats).
 SLAB_ROWS = 8192
@@ -74,8 +77,8 @@ class LossStats(Result):
         Waiting times at which windows start.
     window : int
         Window length T in steps.
-    abs_dloss_windows : ndarray of float64, shape (W, T / stride)
-        |ΔL(t)| for origins t ∈ [t_w, t_w + T) (NaN past the run's end).
+    abs_dloss_windows : ndarray of float64, shape (W, T / stride − 1)
+        |ΔL(t)| between consecutive snapshots of each window [t_w, t_w + T).
     abs_dloss_mean, abs_dloss_std : ndarray of float64, shape (W,)
         Mean and standard deviation (ddof = 1) of |ΔL| per window.
     var_steps : ndarray of int64, shape (N − var_window + 1,)
@@ -121,7 +124,7 @@ class LossStats(Result):
             ax.plot(self.steps, self.loss, lw=0.8)
             ax.set_ylabel("loss L")
         elif kind == "dloss":
-            stride = self.window // max(self.abs_dloss_windows.shape[1], 1)
+            stride = self.window // (self.abs_dloss_windows.shape[1] + 1)
             colors = window_colors(len(self.t_w))
             for color, tw, row in zip(colors, self.t_w, self.abs_dloss_windows):
                 ax.plot(tw + stride * np.arange(row.size), row, color=color, lw=0.6)
@@ -133,7 +136,8 @@ class LossStats(Result):
         return ax
 
 
-def loss_stats(loss, steps=None, window: int | None = 1000, var_window: int = 100, *, t_w=None) -> LossStats:
+def loss_stats(loss, steps=None, window: int | str | None = "auto", var_window: int | None = None, *,
+               t_w=None) -> LossStats:
     """|ΔL| per window, moving variance and the loss curve.
 
     Parameters
@@ -142,10 +146,11 @@ def loss_stats(loss, steps=None, window: int | None = 1000, var_window: int = 10
         Loss at each recorded step (e.g. ``pe.open(path).loss``).
     steps : array_like of int, shape (N,), optional
         Evenly spaced, increasing steps (default 0, 1, …, N − 1).
-    window : int or None
-        Window length T in steps for |ΔL| (None: the whole run).
-    var_window : int
-        Moving-variance window in records (Chen et al. use 100 steps).
+    window : int, "auto" or None
+        Window length T in steps for |ΔL| (the window rule: :mod:`pyengine.plan`).
+    var_window : int, optional
+        Moving-variance window in records (default: Chen et al.'s 100, or half the run
+        when it is shorter than 200 records).
     t_w : sequence of int, optional
         Window starts in steps (default: every T steps).
 
@@ -163,25 +168,31 @@ def loss_stats(loss, steps=None, window: int | None = 1000, var_window: int = 10
     >>> loss = np.exp(-np.arange(3000) / 500) + 0.01 * np.random.default_rng(0).standard_normal(3000)
     >>> s = pe.loss_stats(loss, window=1000)
     >>> s.abs_dloss_windows.shape, s.moving_var.shape
-    ((2, 1000), (2901,))
+    ((3, 999), (2901,))
     """
     loss = np.asarray(loss, dtype=np.float64)
     if loss.ndim != 1 or loss.size < 3:
         raise ValueError(f"loss must be 1-D with at least 3 values, got shape {loss.shape}")
-    if not np.isfinite(loss).all():
-        bad = np.flatnonzero(~np.isfinite(loss))
-        raise ValueError(f"loss has {bad.size} non-finite values (first at index {bad[0]})")
     steps = np.arange(loss.size, dtype=np.int64) if steps is None else np.asarray(steps, dtype=np.int64)
     if steps.shape != loss.shape:
         raise ValueError(f"steps must have the shape of loss {loss.shape}, got {steps.shape}")
-    plan = plan_msd(loss.size, steps, window, t_w, None, "window")
+    return loss_stats_in(make_plan(steps, window, t_w=t_w), loss, var_window)
+
+
+def loss_stats_in(plan: WindowPlan, loss: np.ndarray, var_window: int | None = None) -> LossStats:
+    """:func:`loss_stats` on the windows of a plan (``pe.analyze`` and ``pe.loss_stats`` end here)."""
+    loss = np.asarray(loss, dtype=np.float64)
+    if loss.shape != (plan.n_rows,):
+        raise ValueError(f"loss: expected shape ({plan.n_rows},) (one value per snapshot), got {loss.shape}")
+    if not np.isfinite(loss).all():
+        bad = np.flatnonzero(~np.isfinite(loss))
+        raise ValueError(f"loss has {bad.size} non-finite values (first at index {bad[0]})")
+    var_window = min(VAR_WINDOW, max(2, loss.size // 2)) if var_window is None else var_window
     moving_var = moving_variance(loss, var_window)
     dloss = np.abs(np.diff(loss))
-    rows = plan.starts[:, None] + np.arange(plan.n_origins)
-    per_window = np.where(rows < dloss.size, dloss[np.minimum(rows, dloss.size - 1)], np.nan)
-    counts = np.isfinite(per_window).sum(axis=1)
-    mean = np.nansum(per_window, axis=1) / counts
-    std = np.sqrt(np.nansum((per_window - mean[:, None]) ** 2, axis=1) / np.maximum(counts - 1, 1))
-    std[counts < 2] = np.nan
-    return LossStats(steps, loss, dloss, plan.step0 + plan.starts * plan.stride, plan.n_origins * plan.stride,
-                     per_window, mean, std, steps[var_window - 1:], moving_var, int(var_window))
+    per_window = dloss[plan.starts[:, None] + np.arange(plan.length - 1)]
+    mean = per_window.mean(axis=1)
+    std = per_window.std(axis=1, ddof=1) if per_window.shape[1] > 1 else np.full(mean.shape, np.nan)
+    steps = plan.steps_of(np.arange(plan.n_rows))
+    return LossStats(steps, loss, dloss, plan.t_w, plan.window, per_window, mean, std, steps[var_window - 1:],
+                     moving_var, int(var_window))

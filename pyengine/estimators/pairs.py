@@ -1,8 +1,10 @@
 """Pairs inside windows: mean squared loss differences (MSL) and the fractal geometry of the path.
 
-Both estimators run one streaming pass with the window Gram accumulator (all pairwise
-distances of each window) and an exact lag band (step sizes, adjacent distances), then bin
-the T(T−1)/2 pairs of each window with the pair-binning kernel.
+Both estimators share one streaming pass: the window Gram accumulator (all pairwise
+distances of each window) and an exact lag band (step sizes, adjacent distances). The
+pass's conclusion, :class:`PairDistances`, turns each window's Gram matrix into its own
+array of squared distances once; the MSL and the path geometry then bin the T(T−1)/2
+pairs of each window with the pair-binning kernel, and neither writes into what it reads.
 
 Reference: Chen, Qu & Gong 2022, "Anomalous diffusion dynamics of learning in deep neural
 networks": MSL Eq. 9 (and Eq. 8, MSL ∝ Δr^{2H}); contour length Δs against end-to-end
@@ -18,14 +20,14 @@ import numpy as np
 
 from pyengine.engine.gram import GramWindow, WindowGramAccumulator, principal_coordinates, sq_distances
 from pyengine.engine.msd import LagBandAccumulator
-from pyengine.engine.runner import run_requests
-from pyengine.engine.source import Source, as_source
-from pyengine.estimators.msd import plan_msd
+from pyengine.engine.runner import prepare, run_requests
+from pyengine.fits import PowerFit, power_fit
 from pyengine.kernels.pairs import log_edges, pair_bin
+from pyengine.plan import WindowPlan, make_plan
 from pyengine.results import Result, axes_or_new, window_colors
 
-__all__ = ["MSLResult", "PathResult", "PairsRequest", "PairsPass", "msl", "msl_from", "path_geometry", "path_from",
-           "power_fit", "transverse_distances"]
+__all__ = ["MSLResult", "PathResult", "PairsRequest", "PairDistances", "msl", "msl_from", "path_geometry",
+           "path_from", "transverse_distances"]
 
 #: Bins with fewer pairs are left out of fits.
 MIN_PAIRS = 5
@@ -33,6 +35,10 @@ MIN_PAIRS = 5
 MAX_FIT_RMSE = 0.05
 #: Fewest bins in a fit range (each side of a crossover).
 MIN_FIT_BINS = 4
+
+
+def _column(fits, attr: str) -> np.ndarray:
+    return np.array([getattr(f, attr) for f in fits], dtype=np.float64)
 
 
 @dataclass
@@ -55,10 +61,8 @@ class MSLResult(Result):
         Mean over the bin's pairs of (L_a − L_b)² (the mean of squares).
     msl_se : ndarray of float64, shape (W, B)
         Standard error of that mean (pairs taken as independent: a lower bound).
-    exponent, exponent_se : ndarray of float64, shape (W,)
-        2H of the fit MSL ∝ Δr^{2H} and its standard error.
-    fit_range : ndarray of float64, shape (W, 2)
-        Δr range of the bins used in the fit.
+    fits : list of PowerFit
+        Per window, the fit MSL ∝ Δr^{2H} (slope 2H), with its SE, range and quality flag.
     n_flagged : ndarray of int64, shape (W,)
         Pairs left out because their distance was below the Gram's rounding (see docs).
     n_params : int
@@ -71,12 +75,25 @@ class MSLResult(Result):
     counts: np.ndarray
     msl: np.ndarray
     msl_se: np.ndarray
-    exponent: np.ndarray
-    exponent_se: np.ndarray
-    fit_range: np.ndarray
+    fits: list
     n_flagged: np.ndarray
     n_params: int
     settings: dict = field(default_factory=dict)
+
+    @property
+    def exponent(self) -> np.ndarray:
+        """2H per window, shape (W,)."""
+        return _column(self.fits, "slope")
+
+    @property
+    def exponent_se(self) -> np.ndarray:
+        """Standard error of 2H per window, shape (W,)."""
+        return _column(self.fits, "slope_se")
+
+    @property
+    def fit_range(self) -> np.ndarray:
+        """Δr range of each window's fit, shape (W, 2)."""
+        return np.array([f.x_range for f in self.fits], dtype=np.float64).reshape(-1, 2)
 
     @property
     def hurst(self) -> np.ndarray:
@@ -89,9 +106,10 @@ class MSLResult(Result):
         colors = window_colors(len(self.t_w))
         for i, tw in enumerate(self.t_w):
             ok = np.isfinite(self.msl[i]) & (self.msl[i] > 0)
+            fit = self.fits[i]
             ax.errorbar(self.r[i, ok], self.msl[i, ok], yerr=self.msl_se[i, ok], color=colors[i], lw=1,
-                        label=f"$t_w$={tw}, 2H={self.exponent[i]:.2f}")
-            _draw_fit(ax, self.r[i], self.msl[i], self.fit_range[i], self.exponent[i])
+                        label=f"$t_w$={tw}, 2H={_fit_label(fit)}")
+            _draw_fit(ax, fit)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("distance Δr")
@@ -117,20 +135,17 @@ class PathResult(Result):
     dr2, dr2_se : ndarray of float64, shape (W, B)
         Mean end-to-end squared distance Δr² of those pairs, and its standard error.
     counts : ndarray of int64, shape (W, B)
-    lam, lam_se : ndarray of float64, shape (W, 2)
-        λ of Δr² ∝ Δs^λ below and above the crossover, with standard errors.
-    fractal_dim : ndarray of float64, shape (W, 2)
-        D_f = 2 / λ in each range.
+    fits : list of (PowerFit, PowerFit)
+        Per window, Δr² ∝ Δs^λ below and above the crossover (the same fit twice when
+        there are too few bins to split).
     crossover : ndarray of float64, shape (W,)
         Contour length l separating the two ranges (NaN when too few bins to split).
-    fit_range : ndarray of float64, shape (W, 2, 2)
-        Δs range of each of the two fits.
     transverse_lags : ndarray of int64, shape (L,)
         Pair separations b − a (optimizer steps) of the transverse-distance sample.
     transverse_dr, transverse_h : ndarray of float64, shape (W, L)
         Mean end-to-end distance Δr and mean transverse distance h of those pairs.
-    transverse_exponent, transverse_exponent_se : ndarray of float64, shape (W,)
-        ζ of h ∝ Δr^ζ: 1 for a self-similar path, ≠ 1 for a self-affine one.
+    transverse_fits : list of PowerFit
+        Per window, h ∝ Δr^ζ: ζ = 1 for a self-similar path, ≠ 1 for a self-affine one.
     coords : ndarray of float64, shape (W, T, 2)
         The window's snapshots in their top two principal coordinates (classical MDS).
     explained : ndarray of float64, shape (W, 2)
@@ -146,21 +161,54 @@ class PathResult(Result):
     dr2: np.ndarray
     dr2_se: np.ndarray
     counts: np.ndarray
-    lam: np.ndarray
-    lam_se: np.ndarray
-    fractal_dim: np.ndarray
+    fits: list
     crossover: np.ndarray
-    fit_range: np.ndarray
     transverse_lags: np.ndarray
     transverse_dr: np.ndarray
     transverse_h: np.ndarray
-    transverse_exponent: np.ndarray
-    transverse_exponent_se: np.ndarray
+    transverse_fits: list
     coords: np.ndarray
     explained: np.ndarray
     n_flagged: np.ndarray
     n_params: int
     settings: dict = field(default_factory=dict)
+
+    @property
+    def lam(self) -> np.ndarray:
+        """λ below and above the crossover per window, shape (W, 2)."""
+        return np.array([[f.slope for f in pair] for pair in self.fits], dtype=np.float64).reshape(-1, 2)
+
+    @property
+    def lam_se(self) -> np.ndarray:
+        """Standard errors of λ, shape (W, 2)."""
+        return np.array([[f.slope_se for f in pair] for pair in self.fits], dtype=np.float64).reshape(-1, 2)
+
+    @property
+    def fractal_dim(self) -> np.ndarray:
+        """D_f = 2 / λ in each range, shape (W, 2)."""
+        with np.errstate(divide="ignore"):
+            return 2.0 / self.lam
+
+    @property
+    def fractal_dim_se(self) -> np.ndarray:
+        """Standard error of D_f (propagated from λ: 2 SE_λ / λ²), shape (W, 2)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 2.0 * self.lam_se / self.lam**2
+
+    @property
+    def fit_range(self) -> np.ndarray:
+        """Δs range of each of the two fits, shape (W, 2, 2)."""
+        return np.array([[f.x_range for f in pair] for pair in self.fits], dtype=np.float64).reshape(-1, 2, 2)
+
+    @property
+    def transverse_exponent(self) -> np.ndarray:
+        """ζ per window, shape (W,)."""
+        return _column(self.transverse_fits, "slope")
+
+    @property
+    def transverse_exponent_se(self) -> np.ndarray:
+        """Standard error of ζ per window, shape (W,)."""
+        return _column(self.transverse_fits, "slope_se")
 
     def plot(self, ax=None):
         """Log-log Δr² against Δs per window with the two fitted ranges; returns the axes."""
@@ -168,10 +216,11 @@ class PathResult(Result):
         colors = window_colors(len(self.t_w))
         for i, tw in enumerate(self.t_w):
             ok = np.isfinite(self.dr2[i]) & (self.dr2[i] > 0)
+            low, high = self.fits[i]
             ax.loglog(self.ds[i, ok], self.dr2[i, ok], "o-", ms=3, color=colors[i], lw=1,
-                      label=f"$t_w$={tw}, $D_f$={self.fractal_dim[i, 0]:.2f}/{self.fractal_dim[i, 1]:.2f}")
-            for j in range(2):
-                _draw_fit(ax, self.ds[i], self.dr2[i], self.fit_range[i, j], self.lam[i, j])
+                      label=f"$t_w$={tw}, λ={_fit_label(low)}/{_fit_label(high)}")
+            for fit in (low, high):
+                _draw_fit(ax, fit)
             if np.isfinite(self.crossover[i]):
                 ax.axvline(self.crossover[i], color=colors[i], ls=":", lw=1)
         ax.set_xlabel("contour length Δs")
@@ -181,38 +230,18 @@ class PathResult(Result):
         return ax
 
 
-def _draw_fit(ax, x, y, fit_range, slope) -> None:
-    inside = np.isfinite(x) & np.isfinite(y) & (y > 0) & (x >= fit_range[0]) & (x <= fit_range[1])
-    if not np.isfinite(slope) or inside.sum() < 2:
+def _fit_label(fit: PowerFit) -> str:
+    """The slope ± SE, with '?' for a fit that fails the quality rule."""
+    if not np.isfinite(fit.slope):
+        return "–"
+    return f"{fit.slope:.2f}±{fit.slope_se:.2f}" + ("" if fit.ok else "?")
+
+
+def _draw_fit(ax, fit: PowerFit) -> None:
+    if not np.isfinite(fit.slope):
         return
-    xs, ys = x[inside], y[inside]
-    icpt = np.mean(np.log10(ys) - slope * np.log10(xs))
-    ax.plot(xs, 10**icpt * xs**slope, "k--", lw=0.8)
-
-
-def power_fit(x, y, lo: float = -np.inf, hi: float = np.inf) -> tuple[float, float, float]:
-    """Least-squares line through (log10 x, log10 y) for lo ≤ x ≤ hi.
-
-    Returns
-    -------
-    slope, slope_se, rmse : float
-        The exponent, its standard error (from the residuals), and the RMS of the log10
-        residuals; NaN when fewer than 2 points are usable (3 for the standard error).
-    """
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0) & (x >= lo) & (x <= hi)
-    if ok.sum() < 2:
-        return np.nan, np.nan, np.nan
-    lx, ly = np.log10(x[ok]), np.log10(y[ok])
-    dx = lx - lx.mean()
-    sxx = dx @ dx
-    if sxx == 0:
-        return np.nan, np.nan, np.nan
-    slope = (dx @ (ly - ly.mean())) / sxx
-    resid = ly - ly.mean() - slope * dx
-    n = lx.size
-    se = np.sqrt(resid @ resid / (n - 2) / sxx) if n > 2 else np.nan
-    return float(slope), float(se), float(np.sqrt(resid @ resid / n))
+    xs = np.geomspace(*fit.x_range, 20)
+    ax.plot(xs, fit.line(xs), "k--" if fit.ok else "k:", lw=0.8)
 
 
 def _auto_range(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -222,29 +251,27 @@ def _auto_range(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     for i in range(ok.size):
         for j in range(i + MIN_FIT_BINS - 1, ok.size):
             lo, hi = x[ok[i]], x[ok[j]]
-            _, _, rmse = power_fit(x, y, lo, hi)
+            rmse = power_fit(x, y, lo, hi).rmse
             key = (np.log10(hi / lo), -rmse)
             if rmse <= MAX_FIT_RMSE and (best_key is None or key > best_key):
                 best, best_key = (lo, hi), key
     return best
 
 
-def _two_ranges(x: np.ndarray, y: np.ndarray):
+def _two_ranges(x: np.ndarray, y: np.ndarray) -> tuple[tuple[PowerFit, PowerFit], float]:
     """Two power laws split at the bin boundary that minimises the total squared log residual."""
     ok = np.flatnonzero(np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0))
     if ok.size < 2 * MIN_FIT_BINS:
-        s, se, _ = power_fit(x, y)
-        lo, hi = (x[ok[0]], x[ok[-1]]) if ok.size else (np.nan, np.nan)
-        return (s, s), (se, se), np.nan, ((lo, hi), (lo, hi))
+        fit = power_fit(x, y)
+        return (fit, fit), np.nan
     best = None
     for k in range(MIN_FIT_BINS, ok.size - MIN_FIT_BINS + 1):
         left, right = (x[ok[0]], x[ok[k - 1]]), (x[ok[k]], x[ok[-1]])
-        fits = [power_fit(x, y, *r) for r in (left, right)]
-        sse = sum(f[2] ** 2 * n for f, n in zip(fits, (k, ok.size - k)))
+        fits = (power_fit(x, y, *left), power_fit(x, y, *right))
+        sse = fits[0].rmse ** 2 * k + fits[1].rmse ** 2 * (ok.size - k)
         if best is None or sse < best[0]:
-            best = (sse, fits, np.sqrt(left[1] * right[0]), (left, right))
-    _, fits, crossover, ranges = best
-    return (fits[0][0], fits[1][0]), (fits[0][1], fits[1][1]), crossover, ranges
+            best = (sse, fits, np.sqrt(left[1] * right[0]))
+    return best[1], best[2]
 
 
 def _bin_stats(hist: np.ndarray):
@@ -294,50 +321,85 @@ def transverse_distances(d2: np.ndarray, lags, max_origins: int = 256) -> tuple[
 
 
 @dataclass(frozen=True)
+class PairDistances:
+    """What the pairs pass gives both pair estimators, computed once and read-only.
+
+    Attributes
+    ----------
+    plan : WindowPlan
+    d2 : list of ndarray, shape (T, T)
+        Per window, squared distances of all pairs of its snapshots (NaN where the Gram
+        matrix cannot resolve them to ``rtol``; exact at lags ≤ ``exact_lags``).
+    n_flagged : ndarray of int64, shape (W,)
+        Pairs set to NaN per window.
+    steps : ndarray of float64, shape (N,)
+        Exact step sizes ‖w(t+1) − w(t)‖ (the last entry is 0).
+    coords, explained : ndarray or None
+        Principal coordinates of each window (see :class:`PathResult`), when asked for.
+    n_params : int
+    settings : dict
+        center, exact_lags, rtol.
+    """
+
+    plan: WindowPlan
+    d2: list
+    n_flagged: np.ndarray
+    steps: np.ndarray
+    coords: np.ndarray | None
+    explained: np.ndarray | None
+    n_params: int
+    settings: dict
+
+
+@dataclass(frozen=True)
 class PairsRequest:
     """The pass both pair estimators need (see :class:`pyengine.engine.Request`): the window
     Gram matrices and an exact lag band for step sizes and adjacent distances."""
 
-    plan: object  # MSDPlan with origins="within"
-    center: str
-    exact_lags: int
+    plan: WindowPlan
     n_params: int
+    center: str = "mean"
+    exact_lags: int = 1
+    rtol: float = 1e-6
+    coords: bool = True
 
-    @classmethod
-    def make(cls, src: Source, window, t_w=None, center: str = "mean", exact_lags: int = 1) -> "PairsRequest":
-        if exact_lags < 1:
-            raise ValueError(f"exact_lags must be >= 1 (the step sizes), got {exact_lags}")
-        return cls(plan_msd(src.n_rows, src.steps, window, t_w, lags=1, origins="within"), center, exact_lags,
-                   src.n_cols)
+    def __post_init__(self):
+        if int(self.exact_lags) != self.exact_lags or self.exact_lags < 1:
+            raise ValueError(f"exact_lags must be an integer >= 1 (the step sizes), got {self.exact_lags!r}")
+        if not 0 < self.rtol < 1:
+            raise ValueError(f"rtol must be in (0, 1), got {self.rtol!r}")
 
     def accumulators(self) -> list:
-        windows = tuple(GramWindow(int(s), self.plan.n_origins) for s in self.plan.starts)
+        windows = tuple(GramWindow(int(s), self.plan.length) for s in self.plan.starts)
         return [WindowGramAccumulator(windows, self.center), LagBandAccumulator(tuple(range(1, self.exact_lags + 1)))]
 
-    def conclude(self, results: list) -> "PairsPass":
-        return PairsPass(self, results[0], results[1])
+    def conclude(self, results: list) -> PairDistances:
+        grams, band = results
+        plan, t = self.plan, self.plan.length
+        d2, flagged = [], []
+        for gram, start in zip(grams, plan.starts):
+            dist, n_bad = sq_distances(gram, self.n_params, exact=band[:, start : start + t], rtol=self.rtol)
+            dist.flags.writeable = False
+            d2.append(dist)
+            flagged.append(n_bad)
+        _warn_flagged(np.array(flagged), self.rtol)
+        coords = explained = None
+        if self.coords:
+            w = len(grams)
+            coords, explained = np.zeros((w, t, 2)), np.zeros((w, 2))
+            for i, gram in enumerate(grams):
+                coords[i, :, : min(2, t)], explained[i, : min(2, t)] = principal_coordinates(
+                    gram, 2, centered=self.center == "mean")
+        return PairDistances(plan, d2, np.array(flagged, dtype=np.int64), np.sqrt(band[0]), coords, explained,
+                             self.n_params, {"center": self.center, "exact_lags": self.exact_lags, "rtol": self.rtol})
 
 
-@dataclass(frozen=True)
-class PairsPass:
-    """What the pass gave: one Gram matrix per window and the exact lag band."""
-
-    request: PairsRequest
-    grams: list
-    band: np.ndarray
-
-
-def _one_pass(x, window, t_w, center, exact_lags, block_cols, workers, backend, progress, desc) -> tuple[Source, PairsPass]:
-    src = x if isinstance(x, Source) else as_source(x)
-    request = PairsRequest.make(src, window, t_w, center, exact_lags)
-    (pairs,) = run_requests(src, [request], block_cols=block_cols, workers=workers, backend=backend,
-                            progress=progress, desc=desc)
-    return src, pairs
-
-
-def _distances(gram, band, start, n_params, rtol):
-    t = gram.shape[0]
-    return sq_distances(gram, n_params, exact=band[:, start : start + t], rtol=rtol)
+def _pairs_pass(x, window, t_w, engine: dict, coords: bool, **request):
+    """The pairs pass of a standalone pair statistic: (distances, resolved backend, source)."""
+    src, options = prepare(x, engine)
+    plan = make_plan(src.steps, window, t_w=t_w, lags=1, origins="within")
+    (pairs,) = run_requests(src, [PairsRequest(plan, src.n_cols, coords=coords, **request)], options, desc="pairs")
+    return pairs, options.backend, src
 
 
 def _binner(backend: str):
@@ -358,30 +420,43 @@ def _warn_flagged(n_flagged: np.ndarray, rtol: float) -> None:
 
 
 def _edges(bins, low: float, high: float, default: int) -> np.ndarray:
-    if bins is None or np.isscalar(bins):
+    if bins is None or (isinstance(bins, (int, np.integer)) and not isinstance(bins, bool)):
+        n = int(default if bins is None else bins)
+        if not 1 <= n <= MAX_BINS:
+            raise ValueError(f"bins must be a count in 1 … {MAX_BINS} or increasing edges, got {bins!r}")
         # A margin keeps the extreme pairs inside despite rounding (Δr edges are squared for D²).
-        return log_edges(low * (1 - 1e-9), high * (1 + 1e-9), int(default if bins is None else bins))
+        return log_edges(low * (1 - 1e-9), high * (1 + 1e-9), n)
     edges = np.asarray(bins, dtype=np.float64)
-    if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
-        raise ValueError(f"bins: expected a count or at least 2 increasing edges, got {bins!r}")
+    if edges.ndim != 1 or edges.size < 2 or edges.size > MAX_BINS + 1 or not np.all(np.diff(edges) > 0):
+        raise ValueError(f"bins: expected a count or 2 … {MAX_BINS + 1} increasing edges, got {bins!r}")
     return edges
+
+
+#: Most distance bins a pair statistic takes (a bin is four float64 sums per window).
+MAX_BINS = 10_000
+
+
+def _check_loss(loss, n_rows: int) -> np.ndarray:
+    if loss is None:
+        raise ValueError("no loss given and the input has no /loss: pass loss=array of shape (n_snapshots,)")
+    loss = np.asarray(loss, dtype=np.float64)
+    if loss.shape != (n_rows,):
+        raise ValueError(f"loss: expected shape ({n_rows},), got {loss.shape}")
+    return loss
 
 
 def msl(
     x,
     loss=None,
-    window: int | None = 1000,
+    window: int | str | None = "auto",
     bins=None,
     t_w=None,
     fit_range=None,
-    backend: str = "auto",
     *,
     center: str = "mean",
     exact_lags: int = 1,
     rtol: float = 1e-6,
-    block_cols: int | None = None,
-    workers: int = 1,
-    progress: bool | None = None,
+    **engine,
 ) -> MSLResult:
     """Mean squared loss difference of point pairs against their distance (Chen et al. Eq. 9).
 
@@ -391,11 +466,11 @@ def msl(
 
     Parameters
     ----------
-    x : path, Trajectory, h5py.Dataset, ndarray or cupy.ndarray of shape (N, P)
+    x : path, Trajectory, h5py.Dataset, array-like or cupy.ndarray of shape (N, P)
     loss : array of shape (N,), optional
         Loss at each snapshot; default: the trajectory file's ``/loss``.
-    window : int or None
-        Window length T in optimizer steps (None: the whole run).
+    window : int, "auto" or None
+        Window length T in optimizer steps (the window rule: :mod:`pyengine.plan`).
     bins : int or array of float, optional
         Number of log-spaced distance bins (default 32) spanning the smallest to the largest
         nonzero distance of all windows, or explicit edges in distance units.
@@ -404,15 +479,15 @@ def msl(
     fit_range : (float, float), optional
         Δr range of the power-law fit; default: the widest run of bins (with at least
         ``MIN_PAIRS`` pairs) that one power law fits to an RMS log10 residual ≤ 0.05.
-    backend : {"auto", "cuda", "cpp", "numba", "numpy"}
     center : {"mean", "first"}
         Reference point subtracted before the Gram product (see WindowGramAccumulator).
     exact_lags : int
         Pairs up to this separation (rows) take exact distances from the lag band.
     rtol : float
         Pairs whose distance the Gram matrix resolves worse than this are left out.
-    block_cols, workers, progress
-        Engine settings (see :func:`pyengine.engine.run`).
+    **engine
+        Engine settings: ``backend``, ``block_cols``, ``workers``, ``progress``,
+        ``scheduler``, ``nonfinite`` (see :class:`pyengine.engine.EngineOptions`).
 
     Returns
     -------
@@ -431,32 +506,14 @@ def msl(
     >>> res.msl.shape
     (2, 16)
     """
-    src = x if isinstance(x, Source) else as_source(x)
-    loss = _check_loss(src, loss)
-    src, pairs = _one_pass(src, window, t_w, center, exact_lags, block_cols, workers, backend, progress, "msl")
-    return msl_from(pairs, loss, bins, fit_range, backend, rtol)
+    pairs, backend, src = _pairs_pass(x, window, t_w, engine, False, center=center, exact_lags=exact_lags,
+                                      rtol=rtol)
+    return msl_from(pairs, _check_loss(src.loss if loss is None else loss, src.n_rows), bins, fit_range, backend)
 
 
-def _check_loss(src: Source, loss) -> np.ndarray:
-    loss = src.loss if loss is None else np.asarray(loss, dtype=np.float64)
-    if loss is None:
-        raise ValueError("no loss given and the input has no /loss: pass loss=array of shape (n_snapshots,)")
-    if loss.shape != (src.n_rows,):
-        raise ValueError(f"loss: expected shape ({src.n_rows},), got {loss.shape}")
-    return loss
-
-
-def msl_from(pairs: PairsPass, loss: np.ndarray, bins=None, fit_range=None, backend: str = "auto",
-             rtol: float = 1e-6) -> MSLResult:
+def msl_from(pairs: PairDistances, loss: np.ndarray, bins=None, fit_range=None, backend: str = "auto") -> MSLResult:
     """MSL from a finished pairs pass (``pe.msl`` and ``pe.analyze`` both end here)."""
-    plan, grams, band, n_params = pairs.request.plan, pairs.grams, pairs.band, pairs.request.n_params
-    center, exact_lags = pairs.request.center, pairs.request.exact_lags
-    d2s, flagged = [], []
-    for gram, start in zip(grams, plan.starts):
-        d2, n_bad = _distances(gram, band, start, n_params, rtol)
-        d2s.append(d2)
-        flagged.append(n_bad)
-    _warn_flagged(np.array(flagged), rtol)
+    plan, d2s = pairs.plan, pairs.d2
     positive = [d2[d2 > 0] for d2 in d2s]
     low = min((p.min() for p in positive if p.size), default=np.nan)
     high = max((p.max() for p in positive if p.size), default=np.nan)
@@ -464,40 +521,32 @@ def msl_from(pairs: PairsPass, loss: np.ndarray, bins=None, fit_range=None, back
         raise ValueError("all snapshots in the windows coincide: no distances to bin")
     edges = _edges(bins, np.sqrt(low), np.sqrt(high), 32)
     binner = _binner(backend)
-    w, nb, t = len(d2s), edges.size - 1, plan.n_origins
-    out = {k: np.full((w, nb), np.nan) for k in ("r", "msl", "se")}
+    w, nb, t = len(d2s), edges.size - 1, plan.length
+    r, mean, se = (np.full((w, nb), np.nan) for _ in range(3))
     counts = np.zeros((w, nb), np.int64)
-    exponent, exponent_se, ranges = np.full(w, np.nan), np.full(w, np.nan), np.full((w, 2), np.nan)
+    fits = []
     for i, (d2, start) in enumerate(zip(d2s, plan.starts)):
-        hist = binner(d2, loss[start : start + t], edges**2)
-        counts[i], mean_d2, out["msl"][i], out["se"][i] = _bin_stats(hist)
-        out["r"][i] = np.sqrt(mean_d2)
-        usable = np.where(counts[i] >= MIN_PAIRS, out["msl"][i], np.nan)
-        lo, hi = fit_range if fit_range is not None else _auto_range(out["r"][i], usable)
-        exponent[i], exponent_se[i], _ = power_fit(out["r"][i], usable, lo, hi)
-        ranges[i] = lo, hi
-    return MSLResult(
-        t_w=plan.step0 + plan.starts * plan.stride, window=t * plan.stride, edges=edges, r=out["r"],
-        counts=counts, msl=out["msl"], msl_se=out["se"], exponent=exponent, exponent_se=exponent_se,
-        fit_range=ranges, n_flagged=np.array(flagged, dtype=np.int64), n_params=n_params,
-        settings={"backend": backend, "center": center, "exact_lags": exact_lags, "rtol": rtol},
-    )
+        counts[i], mean_d2, mean[i], se[i] = _bin_stats(binner(d2, loss[start : start + t], edges**2))
+        r[i] = np.sqrt(mean_d2)
+        usable = np.where(counts[i] >= MIN_PAIRS, mean[i], np.nan)
+        lo, hi = fit_range if fit_range is not None else _auto_range(r[i], usable)
+        fits.append(power_fit(r[i], usable, lo, hi))
+    return MSLResult(t_w=plan.t_w, window=plan.window, edges=edges, r=r, counts=counts, msl=mean, msl_se=se,
+                     fits=fits, n_flagged=pairs.n_flagged, n_params=pairs.n_params,
+                     settings={"backend": backend, **pairs.settings})
 
 
 def path_geometry(
     x,
-    window: int | None = 1000,
+    window: int | str | None = "auto",
     t_w=None,
     bins=None,
-    backend: str = "auto",
     *,
     n_transverse: int = 16,
     center: str = "mean",
     exact_lags: int = 1,
     rtol: float = 1e-6,
-    block_cols: int | None = None,
-    workers: int = 1,
-    progress: bool | None = None,
+    **engine,
 ) -> PathResult:
     """Fractal geometry of the path: end-to-end Δr² against contour length Δs, per window.
 
@@ -510,19 +559,20 @@ def path_geometry(
 
     Parameters
     ----------
-    x : path, Trajectory, h5py.Dataset, ndarray or cupy.ndarray of shape (N, P)
-    window : int or None
-        Window length T in optimizer steps (None: the whole run).
+    x : path, Trajectory, h5py.Dataset, array-like or cupy.ndarray of shape (N, P)
+    window : int, "auto" or None
+        Window length T in optimizer steps (the window rule: :mod:`pyengine.plan`).
     t_w : sequence of int, optional
         Window starts (steps); default: consecutive windows.
     bins : int or array of float, optional
         Number of log-spaced Δs bins (default 32) from the smallest step to the longest
         contour of all windows, or explicit edges.
-    backend : {"auto", "cuda", "cpp", "numba", "numpy"}
     n_transverse : int
         Log-spaced pair separations sampled for the transverse distance.
-    center, exact_lags, rtol, block_cols, workers, progress
+    center, exact_lags, rtol
         As in :func:`msl`.
+    **engine
+        Engine settings (see :class:`pyengine.engine.EngineOptions`).
 
     Returns
     -------
@@ -540,51 +590,42 @@ def path_geometry(
     >>> bool(abs(res.fractal_dim[0, 1] - 2) < 0.2)     # a random walk: D_f = 2
     True
     """
-    src, pairs = _one_pass(x, window, t_w, center, exact_lags, block_cols, workers, backend, progress, "path")
-    return path_from(pairs, bins, n_transverse, backend, rtol)
+    pairs, backend, _ = _pairs_pass(x, window, t_w, engine, True, center=center, exact_lags=exact_lags, rtol=rtol)
+    return path_from(pairs, bins, n_transverse, backend)
 
 
-def path_from(pairs: PairsPass, bins=None, n_transverse: int = 16, backend: str = "auto",
-              rtol: float = 1e-6) -> PathResult:
+def path_from(pairs: PairDistances, bins=None, n_transverse: int = 16, backend: str = "auto") -> PathResult:
     """Path geometry from a finished pairs pass (``pe.path_geometry`` and ``pe.analyze`` end here)."""
-    plan, grams, band, n_params = pairs.request.plan, pairs.grams, pairs.band, pairs.request.n_params
-    center, exact_lags = pairs.request.center, pairs.request.exact_lags
-    t, w = plan.n_origins, len(grams)
-    steps = np.sqrt(band[0])
+    if pairs.coords is None:
+        raise ValueError("this pairs pass has no principal coordinates: make it with PairsRequest(..., coords=True)")
+    if int(n_transverse) != n_transverse or n_transverse < 1:
+        raise ValueError(f"n_transverse must be a positive integer, got {n_transverse!r}")
+    plan, steps = pairs.plan, pairs.steps
+    t, w = plan.length, len(pairs.d2)
     contours = [np.concatenate(([0.0], np.cumsum(steps[s : s + t - 1]))) for s in plan.starts]
     step_sizes = np.concatenate([steps[s : s + t - 1] for s in plan.starts])
     positive = step_sizes[step_sizes > 0]
     if positive.size == 0 and (bins is None or np.isscalar(bins)):
         raise ValueError("the path does not move inside the windows: no contour lengths to bin")
     edges = _edges(bins, positive.min() if positive.size else 1.0, max(c[-1] for c in contours), 32)
-    lags = np.unique(np.geomspace(2, max(2, t - 1), n_transverse).round().astype(np.int64)) if t > 2 else np.zeros(0, np.int64)
+    lags = (np.unique(np.geomspace(2, max(2, t - 1), int(n_transverse)).round().astype(np.int64)) if t > 2
+            else np.zeros(0, np.int64))
     binner = _binner(backend)
     nb = edges.size - 1
     ds, dr2, se = (np.full((w, nb), np.nan) for _ in range(3))
     counts = np.zeros((w, nb), np.int64)
-    lam, lam_se, crossover = np.full((w, 2), np.nan), np.full((w, 2), np.nan), np.full(w, np.nan)
-    ranges = np.full((w, 2, 2), np.nan)
+    crossover = np.full(w, np.nan)
     tr_dr, tr_h = np.full((w, lags.size), np.nan), np.full((w, lags.size), np.nan)
-    tr_exp, tr_se = np.full(w, np.nan), np.full(w, np.nan)
-    coords, explained = np.zeros((w, t, 2)), np.zeros((w, 2))
-    flagged = np.zeros(w, np.int64)
-    for i, (gram, start, contour) in enumerate(zip(grams, plan.starts, contours)):
-        coords[i, :, : min(2, t)], explained[i, : min(2, t)] = principal_coordinates(gram, 2, centered=center == "mean")
-        d2, flagged[i] = _distances(gram, band, start, n_params, rtol)
+    fits, tr_fits = [], []
+    for i, (d2, contour) in enumerate(zip(pairs.d2, contours)):
         counts[i], ds[i], dr2[i], se[i] = _bin_stats(binner(contour, d2, edges))
-        usable = np.where(counts[i] >= MIN_PAIRS, dr2[i], np.nan)
-        lam[i], lam_se[i], crossover[i], ranges[i] = _two_ranges(ds[i], usable)
+        pair, crossover[i] = _two_ranges(ds[i], np.where(counts[i] >= MIN_PAIRS, dr2[i], np.nan))
+        fits.append(pair)
         if lags.size:
             tr_dr[i], tr_h[i] = transverse_distances(d2, lags)
-            tr_exp[i], tr_se[i], _ = power_fit(tr_dr[i], tr_h[i])
-    _warn_flagged(flagged, rtol)
-    with np.errstate(divide="ignore"):
-        fractal_dim = 2.0 / lam
-    return PathResult(
-        t_w=plan.step0 + plan.starts * plan.stride, window=t * plan.stride, edges=edges, ds=ds, dr2=dr2,
-        dr2_se=se, counts=counts, lam=lam, lam_se=lam_se, fractal_dim=fractal_dim, crossover=crossover,
-        fit_range=ranges, transverse_lags=lags * plan.stride, transverse_dr=tr_dr, transverse_h=tr_h,
-        transverse_exponent=tr_exp, transverse_exponent_se=tr_se, coords=coords, explained=explained,
-        n_flagged=flagged, n_params=n_params,
-        settings={"backend": backend, "center": center, "exact_lags": exact_lags, "rtol": rtol},
-    )
+        tr_fits.append(power_fit(tr_dr[i], tr_h[i]))
+    return PathResult(t_w=plan.t_w, window=plan.window, edges=edges, ds=ds, dr2=dr2, dr2_se=se, counts=counts,
+                      fits=fits, crossover=crossover, transverse_lags=plan.steps_of(lags) - plan.step0,
+                      transverse_dr=tr_dr, transverse_h=tr_h, transverse_fits=tr_fits, coords=pairs.coords,
+                      explained=pairs.explained, n_flagged=pairs.n_flagged, n_params=pairs.n_params,
+                      settings={"backend": backend, **pairs.settings})

@@ -1,7 +1,7 @@
 """Heavy tails: Mohammadi tail index, symmetric α-stable maximum likelihood, κ of weights."""
 
 from pyengine.heavytail.kappa import fit_kappa, kappa_by_tensor
-from pyengine.heavytail.mohammadi import TailState, tail_index
+from pyengine.heavytail.mohammadi import TailIndexAccumulator, TailState, tail_index
 from pyengine.heavytail.results import KappaFit, StableFit, TailIndexResult
 from pyengine.heavytail.stable import fit_levy_stable, stable_logpdf
 
@@ -12,6 +12,7 @@ __all__ = [
     "kappa_by_tensor",
     "stable_logpdf",
     "TailState",
+    "TailIndexAccumulator",
     "TailIndexResult",
     "StableFit",
     "KappaFit",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyengine import config
-from pyengine.kernels._arrays import is_cupy
+from pyengine.kernels._arrays import is_cupy, to_host
 
 
 def as_array(x):
@@ -25,20 +24,8 @@ def as_array(x):
     return np.asarray(x)
 
 
-def to_host(x) -> np.ndarray:
-    """A NumPy copy of a CuPy array; NumPy arrays pass through."""
-    return x.get() if is_cupy(x) else np.asarray(x)
-
-
 def is_h5(x) -> bool:
     return type(x).__module__.startswith("h5py")
-
-
-def column_blocks(x):
-    """Yield column blocks of a 2-D h5py dataset ([:, j:j+B], about config.BLOCK_BYTES each)."""
-    width = max(1, config.BLOCK_BYTES // max(1, x.shape[0] * x.dtype.itemsize))
-    for j in range(0, x.shape[1], width):
-        yield x[:, j : j + width]
 
 
 def finite_values(x) -> np.ndarray:

@@ -12,7 +12,8 @@ import math
 import numpy as np
 from scipy import optimize, special
 
-from pyengine.heavytail._input import as_array, finite_values, is_h5, to_host
+from pyengine.heavytail._input import as_array, finite_values, is_h5
+from pyengine.kernels._arrays import to_host
 from pyengine.heavytail.results import KappaFit
 
 __all__ = ["fit_kappa", "kappa_by_tensor"]

@@ -7,9 +7,10 @@ n_cols) is n_cols sequences, and every K1-group lies inside one column. In the 1
 zeros and non-finite values are counted and dropped from their column's sequence before
 grouping, and a column's last incomplete group is dropped (counted in ``n_truncated``).
 In the multivariate form rows are the sample vectors, X_j is a row's norm and Y_i the norm
-of the sum of K1 consecutive rows. Either way the statistics are sums over columns, so any
-split of the columns into blocks gives the same result: the engine streams column blocks
-through :func:`update` and combines partial states with :func:`merge`.
+of the sum of K1 consecutive rows. Either way the statistics are sums over columns, so
+any split of the columns into blocks gives the same result: :class:`TailIndexAccumulator`
+is an engine accumulator, and :func:`tail_index` runs it through the engine's one pass
+(threads, prefetch, Dask) like every other streaming statistic.
 
 The mean of log|X| uses every usable sample (not only those in complete groups); with
 K = K1·K2 samples and nothing dropped this is exactly Eq. 15.
@@ -22,11 +23,15 @@ import math
 
 import numpy as np
 
-from pyengine.heavytail._input import as_array, column_blocks, is_h5, to_host
+from pyengine.engine.accumulator import RunMeta
+from pyengine.engine.runner import run
+from pyengine.engine.options import EngineOptions
+from pyengine.heavytail._input import as_array, is_h5
 from pyengine.heavytail.results import TailIndexResult
+from pyengine.kernels._arrays import to_host
 from pyengine.kernels.tail_index import HEAD, PER_K1, n_stats, tail_norms, tail_sums
 
-__all__ = ["TailState", "tail_index", "prepare", "update", "merge", "finalize", "choose_k1", "k1_grid"]
+__all__ = ["TailState", "TailIndexAccumulator", "tail_index", "finalize", "choose_k1", "k1_grid"]
 
 
 @dataclasses.dataclass
@@ -43,64 +48,60 @@ class TailState:
     stats: np.ndarray | None = None
     row_sq: np.ndarray | None = None
     group_sq: np.ndarray | None = None
+    backend: str = "auto"
 
 
-def prepare(k1, *, multivariate: bool = False, n_samples: int | None = None) -> TailState:
-    """An empty state for group sizes ``k1`` (``n_samples`` rows needed when multivariate).
+@dataclasses.dataclass(frozen=True)
+class TailIndexAccumulator:
+    """The Mohammadi estimator as an engine accumulator (see :mod:`pyengine.engine.accumulator`).
+
+    Rows of a block are samples, columns are sequences (or, ``multivariate``, the
+    coordinates of sample vectors); the state holds sums over columns.
 
     Examples
     --------
     >>> import numpy as np
+    >>> from pyengine.engine import run
     >>> x = np.random.default_rng(0).standard_cauchy((4000, 6))
-    >>> a, b = prepare([40]), prepare([40])
-    >>> r = finalize(merge(update(a, x[:, :2]), update(b, x[:, 2:])))
+    >>> (r,) = run(x, [TailIndexAccumulator((40,))], block_cols=2)
     >>> bool(abs(r.alpha - 1.0) < 0.2)
     True
     """
-    k1 = np.atleast_1d(np.asarray(k1, dtype=np.int64))
-    if k1.ndim != 1 or k1.size == 0:
-        raise ValueError("k1: expected one or more group sizes")
-    if k1.min() < 2:
-        raise ValueError(f"k1: every K1 must be >= 2 (log K1 = 0 for K1 = 1), got {k1.min()}")
-    if not multivariate:
-        return TailState(k1, False, stats=np.zeros(n_stats(k1.size)))
-    if n_samples is None or n_samples < 2:
-        raise ValueError(f"n_samples: the multivariate form needs the number of rows (>= 2), got {n_samples}")
-    n_groups = int(sum(n_samples // k for k in k1))
-    return TailState(k1, True, row_sq=np.zeros(n_samples), group_sq=np.zeros(n_groups))
 
+    k1: tuple[int, ...]
+    multivariate: bool = False
+    name: str = "tail_index"
 
-def update(state: TailState, block, backend: str = "auto") -> TailState:
-    """Add a column block (n_samples, B) — or a 1-D sequence — to ``state``; returns it."""
-    block = as_array(block)
-    if block.ndim == 1:
-        block = block[:, None]
-    if block.ndim != 2:
-        raise ValueError(f"block: expected a 1-D or 2-D array (n_samples, n_cols), got shape {block.shape}")
-    if state.multivariate:
-        if block.shape[0] != state.row_sq.size:
-            raise ValueError(f"block: expected {state.row_sq.size} rows, got {block.shape[0]}")
-        row_sq, group_sq = tail_norms(block, state.k1, backend=backend)
-        state.row_sq += to_host(row_sq)
-        state.group_sq += to_host(group_sq)
-    else:
-        state.stats += to_host(tail_sums(block, state.k1, backend=backend))
-    return state
+    def __post_init__(self):
+        if len(self.k1) == 0 or min(self.k1) < 2:
+            raise ValueError(f"k1: every K1 must be >= 2 (log K1 = 0 for K1 = 1), got {self.k1}")
 
+    def prepare(self, meta: RunMeta) -> TailState:
+        k1 = np.array(self.k1, dtype=np.int64)
+        if not self.multivariate:
+            return TailState(k1, False, stats=np.zeros(n_stats(k1.size)), backend=meta.backend)
+        n_groups = int(sum(meta.n_rows // k for k in k1))
+        return TailState(k1, True, row_sq=np.zeros(meta.n_rows), group_sq=np.zeros(n_groups), backend=meta.backend)
 
-def merge(a: TailState, b: TailState) -> TailState:
-    """A new state holding the totals of ``a`` and ``b`` (disjoint column sets)."""
-    if a.multivariate != b.multivariate or not np.array_equal(a.k1, b.k1):
-        raise ValueError("merge: states differ in form or in k1")
-    if a.multivariate:
-        if a.row_sq.size != b.row_sq.size:
-            raise ValueError("merge: multivariate states differ in the number of rows")
-        return TailState(a.k1.copy(), True, row_sq=a.row_sq + b.row_sq, group_sq=a.group_sq + b.group_sq)
-    return TailState(a.k1.copy(), False, stats=a.stats + b.stats)
+    def update(self, state: TailState, block, cols: slice) -> None:
+        if state.multivariate:
+            row_sq, group_sq = tail_norms(block, state.k1, backend=state.backend)
+            state.row_sq += to_host(row_sq)
+            state.group_sq += to_host(group_sq)
+        else:
+            state.stats += to_host(tail_sums(block, state.k1, backend=state.backend))
+
+    def merge(self, a: TailState, b: TailState) -> TailState:
+        if a.multivariate:
+            return dataclasses.replace(a, row_sq=a.row_sq + b.row_sq, group_sq=a.group_sq + b.group_sq)
+        return dataclasses.replace(a, stats=a.stats + b.stats)
+
+    def finalize(self, state: TailState) -> TailIndexResult:
+        return finalize(state)
 
 
 def finalize(state: TailState) -> TailIndexResult:
-    """The estimate from the accumulated statistics."""
+    """The estimate from accumulated statistics (also from sums stored by the recorder's noise probe)."""
     k1 = state.k1
     if state.multivariate:
         return _finalize_multivariate(state)
@@ -155,8 +156,8 @@ def _estimate(k1, sx, sx2, nx, sy, sy2, ny, n_zero, n_nonfinite, deg, trunc, *, 
     else:
         a = lo = hi = s = math.nan
     return TailIndexResult(
-        alpha=float(a), stderr=s, alpha_range=(float(lo), float(hi)), k1=k1.copy(), alpha_by_k1=alpha,
-        inv_alpha_by_k1=inv, stderr_by_k1=se, n_used=int(nx), n_zero=int(n_zero), n_nonfinite=int(n_nonfinite),
+        alpha=float(a), alpha_se=s, alpha_range=(float(lo), float(hi)), k1=k1.copy(), alpha_by_k1=alpha,
+        inv_alpha_by_k1=inv, alpha_se_by_k1=se, n_used=int(nx), n_zero=int(n_zero), n_nonfinite=int(n_nonfinite),
         n_groups=np.asarray(ny, dtype=np.int64), n_degenerate=np.asarray(deg, dtype=np.int64),
         n_truncated=np.asarray(trunc, dtype=np.int64), multivariate=multivariate, reason="; ".join(reasons))
 
@@ -189,22 +190,25 @@ def k1_grid(n: int, k_max: int = 1000, size: int = 20) -> np.ndarray:
     return np.unique(np.round(np.geomspace(2, top, size)).astype(np.int64))
 
 
-def tail_index(x, k1=None, multivariate: bool = False, backend: str = "auto") -> TailIndexResult:
+def tail_index(x, k1=None, multivariate: bool = False, **engine) -> TailIndexResult:
     """Estimate the tail index α of (symmetric) α-stable samples with the Mohammadi estimator.
 
     Parameters
     ----------
     x : array_like of shape (K,) or (n_samples, n_cols)
-        NumPy, CuPy, torch (CPU or GPU) or an h5py dataset (read in column blocks). A 1-D
-        input is one sequence; columns of a 2-D input are separate sequences (1-D form)
-        or rows are sample vectors (``multivariate=True``).
+        NumPy, CuPy, torch (CPU or GPU), anything ``np.asarray`` takes, or an h5py dataset
+        (read in column blocks by the engine). A 1-D input is one
+        sequence; columns of a 2-D input are separate sequences (1-D form) or rows are
+        sample vectors (``multivariate=True``).
     k1 : int, sequence of int, "grid" or None
         Group size(s), each >= 2. None: the divisor of n_samples closest to √K (K = all
         samples; Şimşekli et al.), or √n_samples in the multivariate form. "grid": the
         sizes of :func:`k1_grid`; α̂ is then the median and ``alpha_range`` the spread.
     multivariate : bool
         Treat rows as vectors and use norms (Mohammadi et al. 2015, multivariate form).
-    backend : {"auto", "cuda", "cpp", "numba", "numpy"}
+    **engine
+        Engine settings (``backend``, ``block_cols``, ``workers``, ``progress`` (default
+        off here), ``scheduler``, ``nonfinite``; see :class:`pyengine.engine.EngineOptions`).
 
     Returns
     -------
@@ -231,20 +235,19 @@ def tail_index(x, k1=None, multivariate: bool = False, backend: str = "auto") ->
     >>> bool(abs(r.alpha - 1.0) < 0.05), r.k1.tolist(), r.n_groups.tolist()
     (True, [100], [1000])
     """
-    h5 = is_h5(x)
-    if not h5:
+    if not is_h5(x):
         x = as_array(x)
-    if x.ndim not in (1, 2):
+    if len(x.shape) not in (1, 2):
         raise ValueError(f"x: expected a 1-D or 2-D array, got shape {x.shape}")
-    if multivariate and x.ndim != 2:
+    if multivariate and len(x.shape) != 2:
         raise ValueError("x: the multivariate form needs a 2-D array (n_samples, dim)")
-    n = x.shape[0]
-    k1 = _resolve_k1(k1, n, x.shape[1] if x.ndim == 2 else 1, multivariate)
-    state = prepare(k1, multivariate=multivariate, n_samples=n)
-    blocks = column_blocks(x) if h5 and x.ndim == 2 else [x[()] if h5 else x]
-    for block in blocks:
-        update(state, block, backend=backend)
-    return finalize(state)
+    if len(x.shape) == 1:
+        x = x[:, None] if not is_h5(x) else x[()][:, None]
+    k1 = _resolve_k1(k1, x.shape[0], x.shape[1], multivariate)
+    options = EngineOptions.from_kwargs({"progress": False, **engine})
+    (result,) = run(x, [TailIndexAccumulator(tuple(int(k) for k in k1), bool(multivariate))], options,
+                    desc="tail index")
+    return result
 
 
 def _resolve_k1(k1, n: int, n_cols: int, multivariate: bool) -> np.ndarray:

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 
+from pyengine.fits import quality_flag
 from pyengine.results import Result
 
 
@@ -18,12 +19,12 @@ class TailIndexResult(Result):
     alpha : float
         The estimate α̂ (the median over ``k1`` when several group sizes were used); NaN
         when no group size gave a positive difference (see ``reason``).
-    stderr : float
+    alpha_se : float
         Approximate standard error of α̂ (delta method, ignoring the correlation between
         the two means; the median of the per-K1 values for a grid).
     alpha_range : tuple of float
         Inter-quartile range of α̂ over ``k1`` (both ends equal α̂ for one K1).
-    k1, alpha_by_k1, inv_alpha_by_k1, stderr_by_k1 : arrays of shape (n_k1,)
+    k1, alpha_by_k1, inv_alpha_by_k1, alpha_se_by_k1 : arrays of shape (n_k1,)
         Per group size: K1, α̂, 1/α̂ and the standard error of α̂.
     n_used, n_zero, n_nonfinite : int
         Samples used, and zeros and non-finite values left out (rows in the
@@ -38,12 +39,12 @@ class TailIndexResult(Result):
     """
 
     alpha: float
-    stderr: float
+    alpha_se: float
     alpha_range: tuple
     k1: np.ndarray
     alpha_by_k1: np.ndarray
     inv_alpha_by_k1: np.ndarray
-    stderr_by_k1: np.ndarray
+    alpha_se_by_k1: np.ndarray
     n_used: int
     n_zero: int
     n_nonfinite: int
@@ -52,6 +53,15 @@ class TailIndexResult(Result):
     n_truncated: np.ndarray
     multivariate: bool
     reason: str = ""
+
+    @property
+    def flag(self) -> str | None:
+        """Why α̂ fails the quality rule of :mod:`pyengine.fits` (groups as points), or None."""
+        groups = int(np.min(self.n_groups)) if np.size(self.n_groups) else 0
+        return quality_flag(self.alpha, self.alpha_se, groups)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "flag": self.flag}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +75,7 @@ class StableFit(Result):
     ci : dict of str to (float, float)
         95 % confidence intervals from the observed information (``"alpha"``,
         ``"scale"``, ``"loc"``); the α interval is clipped to the fitted range [0.5, 2].
-    stderr : dict of str to float
+    alpha_se, scale_se, loc_se : float
         Standard errors from the observed information.
     loglik : float
         Maximised log-likelihood.
@@ -89,7 +99,9 @@ class StableFit(Result):
     scale: float
     loc: float
     ci: dict
-    stderr: dict
+    alpha_se: float
+    scale_se: float
+    loc_se: float
     loglik: float
     llr: float
     vuong_z: float

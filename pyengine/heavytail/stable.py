@@ -230,7 +230,8 @@ def fit_levy_stable(x, backend: str = "auto") -> StableFit:
     logp = np.empty(n)
     loglik = stable_loglik(x, loc, scale, density_row(alpha), logp=logp, backend=backend)[0]
     llr, z, p = _vuong(x, logp)
-    return StableFit(alpha=alpha, scale=scale, loc=loc, ci=ci, stderr=dict(zip(names, se.tolist())),
+    return StableFit(alpha=alpha, scale=scale, loc=loc, ci=ci, alpha_se=float(se[0]), scale_se=float(se[1]),
+                     loc_se=float(se[2]),
                      loglik=float(loglik), llr=llr, vuong_z=z, p_value=p, n=n, start=start, at_bound=at_bound)
 
 

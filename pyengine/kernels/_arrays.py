@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -47,3 +49,29 @@ def fft_module(on_gpu: bool):
     import scipy.fft
 
     return scipy.fft
+
+
+def to_host(x) -> np.ndarray:
+    """A NumPy copy of a CuPy array; NumPy arrays and array-likes pass through as arrays."""
+    return x.get() if is_cupy(x) else np.asarray(x)
+
+
+def freeze(value):
+    """Make every NumPy array in ``value`` (nested lists, tuples, dicts, dataclasses) read-only.
+
+    Finalized accumulator results are shared by every statistic of an analysis; a
+    statistic that needs a derived array makes its own instead of writing into them.
+    Returns ``value``.
+    """
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            freeze(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            freeze(v)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            freeze(getattr(value, f.name))
+    return value

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from pyengine.heavytail import mohammadi
+from pyengine.kernels import tail_sums
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Data = tuple[torch.Tensor, torch.Tensor]
@@ -248,9 +249,9 @@ class NoiseProbe(Probe):
         r["step"].append(step)
         r["grad_norm"].append(float(full.double().norm()))
         r["noise_norm"].append(float(np.sqrt((noise ** 2).sum() / len(grads))))
-        state = mohammadi.update(mohammadi.prepare(self.static["k1"]), noise)
-        r["alpha"].append(float(mohammadi.finalize(state).alpha))
-        r["tail_stats"].append(state.stats)
+        stats = tail_sums(noise[:, None], self.static["k1"])
+        r["alpha"].append(float(mohammadi.finalize(mohammadi.TailState(self.static["k1"], False, stats=stats)).alpha))
+        r["tail_stats"].append(stats)
         if self.n_samples:
             r["samples"].append(noise[self.static["sample_index"]].astype(np.float32))
 

@@ -372,6 +372,6 @@ def _now() -> str:
 
 
 def _producer() -> str:
-    from pyengine import __version__
+    from pyengine._version import __version__
 
     return f"pyengine {__version__}"
