@@ -15,6 +15,7 @@ import numpy as np
 from pyengine.engine.increments import IncrementsAccumulator, IncrementSampleAccumulator, IncrementWindow
 from pyengine.engine.runner import prepare, run_requests
 from pyengine.fits import PowerFit, log_spaced, power_fit
+from pyengine.heavytail.increments import check_options, increment_tail_index
 from pyengine.plan import WindowPlan, make_plan
 from pyengine.results import Result, axes_or_new, jsonable, window_colors
 
@@ -279,9 +280,13 @@ class IncrementTails(Result):
         Window length T in steps.
     columns : ndarray of int64, shape (k,)
         The sampled coordinates (every ``col_step``-th parameter).
-    tail : list of TailIndexResult
-        :func:`pyengine.heavytail.tail_index` of each window's sample (each coordinate
-        its own sequence, so coordinates of different scales do not mix).
+    tail : list of IncrementTailIndex
+        :func:`pyengine.heavytail.increment_tail_index` of each window's sample: with
+        ``grouping="permuted"`` each coordinate is centred at its median, divided by its
+        median absolute deviation, and the pooled values are permuted (seeded) before the
+        Mohammadi estimator groups them (the tail of the increments, free of drift and
+        memory); with ``"displacement"`` each K1-group is K1 consecutive increments of one
+        coordinate (the scaling of K1-step displacements).
     stable : list of StableFit or None
         :func:`pyengine.fit_levy_stable` of each window's pooled sample, each coordinate
         divided by its median |Δw| first (None when ``stable=False``).
@@ -291,6 +296,10 @@ class IncrementTails(Result):
         α of the stable fit per window (NaN when not fitted).
     samples : list of ndarray, shape (T / stride, k)
         The sampled increments (for histograms; not in :meth:`to_dict`).
+    grouping : {"permuted", "displacement"}
+        How the tail index formed its K1-groups.
+    seed : int
+        Seed of the permutation.
     """
 
     t_w: np.ndarray
@@ -299,6 +308,8 @@ class IncrementTails(Result):
     tail: list
     stable: list | None
     samples: list
+    grouping: str = "permuted"
+    seed: int = 0
 
     @property
     def alpha(self) -> np.ndarray:
@@ -319,7 +330,8 @@ class IncrementTails(Result):
         return jsonable({"t_w": self.t_w, "window": self.window, "columns": self.columns,
                           "tail": [t.to_dict() for t in self.tail],
                           "stable": None if self.stable is None else [s.to_dict() for s in self.stable],
-                          "alpha": self.alpha, "alpha_se": self.alpha_se, "stable_alpha": self.stable_alpha})
+                          "alpha": self.alpha, "alpha_se": self.alpha_se, "stable_alpha": self.stable_alpha,
+                          "grouping": self.grouping, "seed": self.seed})
 
     def plot(self, ax=None, kind: str = "alpha"):
         """Plot the tails; returns the axes.
@@ -383,16 +395,19 @@ class IncrementTailsRequest:
     columns: np.ndarray
     k1: object
     stable: bool
+    grouping: str = "permuted"
+    seed: int = 0
 
     @classmethod
-    def make(cls, plan: WindowPlan, n_params: int, n_cols: int = 256, *, k1=None,
-             stable: bool = True) -> IncrementTailsRequest:
+    def make(cls, plan: WindowPlan, n_params: int, n_cols: int = 256, *, k1=None, stable: bool = True,
+             grouping: str = "permuted", seed: int = 0) -> IncrementTailsRequest:
         if isinstance(n_cols, bool) or not isinstance(n_cols, (int, np.integer)) or n_cols < 1:
             raise ValueError(f"n_cols must be a positive integer, got {n_cols!r}")
         if plan.length < 3:
             raise ValueError(f"increment tails need windows of at least 3 snapshots, got {plan.length}")
+        grouping, seed = check_options(grouping, seed)
         col_step = max(1, -(-n_params // int(n_cols)))
-        return cls(plan, col_step, np.arange(0, n_params, col_step), k1, bool(stable))
+        return cls(plan, col_step, np.arange(0, n_params, col_step), k1, bool(stable), grouping, seed)
 
     def accumulators(self) -> list:
         windows = tuple(IncrementWindow(int(s), self.plan.length, 0) for s in self.plan.starts)
@@ -402,11 +417,12 @@ class IncrementTailsRequest:
         from pyengine import heavytail
 
         samples = results[0]
-        tails = [heavytail.tail_index(s, k1=self.k1) for s in samples]
+        tails = [increment_tail_index(s, grouping=self.grouping, k1=self.k1, seed=self.seed) for s in samples]
         fits = None
         if self.stable:
             fits = [heavytail.fit_levy_stable(_scaled(s)) for s in samples]
-        return IncrementTails(self.plan.t_w, self.plan.window, self.columns, tails, fits, samples)
+        return IncrementTails(self.plan.t_w, self.plan.window, self.columns, tails, fits, samples, self.grouping,
+                              self.seed)
 
 
 def increment_tails(
@@ -417,15 +433,20 @@ def increment_tails(
     t_w=None,
     k1=None,
     stable: bool = True,
+    grouping: str = "permuted",
+    seed: int = 0,
     **engine,
 ) -> IncrementTails:
     """Tail index and α-stable fit of the weight increments Δw, per window, on a column sample.
 
-    The increments Δw(t) = w(t+1) − w(t) inside each window [t_w, t_w + T) of every ⌈P / n_cols⌉-th
-    coordinate are collected in the pass; per window, :func:`pyengine.heavytail.tail_index`
-    (Mohammadi estimator, one sequence per coordinate) and, with ``stable=True``,
-    :func:`pyengine.fit_levy_stable` on the pooled increments (each coordinate scaled by
-    its median |Δw|) give the tail of the step distribution (Chen et al. 2022, Fig. 5d).
+    The increments Δw(t) = w(t+1) − w(t) inside each window [t_w, t_w + T) of every
+    ⌈P / n_cols⌉-th coordinate are collected in the pass; per window,
+    :func:`pyengine.heavytail.increment_tail_index` (Mohammadi estimator; by default on
+    the increments centred at each coordinate's median, scaled by its median absolute
+    deviation, pooled and permuted, so drift and memory do not bias it) and, with
+    ``stable=True``, :func:`pyengine.fit_levy_stable` on the pooled increments (each
+    coordinate scaled by its median |Δw|) give the tail of the step distribution (Chen et
+    al. 2022, Fig. 5d).
 
     Parameters
     ----------
@@ -440,6 +461,14 @@ def increment_tails(
         Group sizes of the Mohammadi estimator (see :func:`pyengine.heavytail.tail_index`).
     stable : bool
         Also fit a symmetric α-stable law per window.
+    grouping : {"permuted", "displacement"}
+        How the Mohammadi estimator forms its K1-groups: ``"permuted"`` (default) from
+        the standardised, pooled and permuted increments (their tail index);
+        ``"displacement"``: K1 consecutive raw increments of one coordinate (the scaling
+        of K1-step displacements, which drift and memory lower; the behaviour before
+        ``grouping`` existed).
+    seed : int
+        Seed (>= 0) of the permutation.
     **engine
         Engine settings (see :class:`pyengine.engine.EngineOptions`).
 
@@ -449,18 +478,20 @@ def increment_tails(
 
     References
     ----------
-    Chen, Qu & Gong 2022, Sec. III (Fig. 5); Şimşekli, Sagun & Gürbüzbalaban 2019, Eq. 15.
+    Chen, Qu & Gong 2022, Sec. III (Fig. 5); Şimşekli, Sagun & Gürbüzbalaban 2019, Eq. 15;
+    docs/heavytail.md (the protocol and its validation).
 
     Examples
     --------
     >>> import numpy as np, pyengine as pe
     >>> x = np.cumsum(np.random.default_rng(0).standard_cauchy((2001, 64)), axis=0)
     >>> res = pe.increment_tails(x, window=1000, stable=False)
-    >>> bool(np.all(np.abs(res.alpha - 1) < 0.15))
-    True
+    >>> bool(np.all(np.abs(res.alpha - 1) < 0.15)), res.grouping
+    (True, 'permuted')
     """
     src, options = prepare(x, engine)
     plan = make_plan(src.steps, window, t_w=t_w)
-    request = IncrementTailsRequest.make(plan, src.n_cols, n_cols, k1=k1, stable=stable)
+    request = IncrementTailsRequest.make(plan, src.n_cols, n_cols, k1=k1, stable=stable, grouping=grouping,
+                                         seed=seed)
     (result,) = run_requests(src, [request], options, desc="increment tails")
     return result
