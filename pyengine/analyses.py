@@ -20,7 +20,7 @@ from pyengine.engine.options import EngineOptions
 from pyengine.engine.source import Source
 from pyengine.plan import WindowPlan
 
-__all__ = ["Context", "Figure", "Statistic", "STATISTICS", "PUBLIC", "figures_for", "select", "stored"]
+__all__ = ["Context", "Figure", "Statistic", "STATISTICS", "INPUTS", "PUBLIC", "figures_for", "select", "stored"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,8 @@ class Statistic:
     summary : str
         One line for ``pyengine analyze --help`` and docs/api.md.
     needs : tuple of str
-        ``"loss"``, ``"file"`` (a trajectory file's optional groups) or earlier rows.
+        Inputs (:data:`INPUTS`: ``"loss"``, ``"file"`` for a trajectory file's optional
+        groups) or earlier rows.
     request : callable (Context) -> Request, optional
         Its share of the one pass; its conclusion reaches ``conclude`` as ``got["pass"]``.
     conclude : callable (Context, dict) -> result
@@ -251,6 +252,8 @@ STATISTICS: tuple[Statistic, ...] = (
               needs=("file",), many=True),
 )
 
+#: Needs that are inputs of the run, not rows of the table.
+INPUTS = ("loss", "file")
 #: Names a user may ask for or leave out.
 PUBLIC = tuple(s.name for s in STATISTICS if not s.internal)
 _BY_NAME = {s.name: s for s in STATISTICS}
@@ -276,7 +279,8 @@ def select(only=None, skip=()) -> list[Statistic]:
         if name in _BY_NAME and name not in closed:
             closed.add(name)
             for need in _BY_NAME[name].needs:
-                add(need)
+                if need not in INPUTS:
+                    add(need)
 
     for name in wanted:
         add(name)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyengine._version import __version__
-from pyengine.analyses import Context, Statistic, figures_for, select, stored
+from pyengine.analyses import INPUTS, Context, Statistic, figures_for, select, stored
 from pyengine.engine.runner import pass_requests, prepare
 from pyengine.estimators.diffusion import PAPER_THRESHOLD
 from pyengine.output import write_output
@@ -175,7 +175,7 @@ def _conclude(rows: list[Statistic], ctx: Context, passed: dict, skipped: dict) 
     for row in rows:
         if row.name in skipped or ("file" in row.needs and ctx.src.path is None):
             continue
-        missing = [n for n in row.needs if n not in ("loss", "file") and n not in got]
+        missing = [n for n in row.needs if n not in INPUTS and n not in got]
         if missing:
             skipped[row.name] = f"needs {', '.join(missing)}, which could not be made (see there)"
             continue

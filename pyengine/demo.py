@@ -22,7 +22,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -314,9 +313,9 @@ def run_demo(out: str | pathlib.Path, config: DemoConfig | None = None, progress
 def analyse_and_report(path: str | pathlib.Path, out: str | pathlib.Path) -> pathlib.Path:
     """Analyse a recorded run and write the results and the HTML report to the directory ``out``.
 
-    The one place where the demo calls the analysis: :func:`pyengine.analyze` (MSD per
-    window, diffusion exponents, β, increments, loss statistics) with about six windows
-    over the run, saved with figures and ``index.html``.
+    The one place where the demo calls the analysis: :func:`pyengine.analyze` with its
+    defaults (``window="auto"``: windows of 500 steps on the default 3000-step run), saved
+    with figures and ``index.html``.
 
     Parameters
     ----------
@@ -337,15 +336,7 @@ def analyse_and_report(path: str | pathlib.Path, out: str | pathlib.Path) -> pat
     """
     import pyengine as pe
 
-    with pe.open(path) as traj:
-        window = _msd_window(traj.steps)
-    return pe.analyze(path, window=window, progress=False).save(out) / "index.html"
-
-
-def _msd_window(steps: np.ndarray) -> int:
-    """About six analysis windows over the run, in whole steps."""
-    stride = int(steps[1] - steps[0]) if len(steps) > 1 else 1
-    return max(2, (len(steps) - 1) // 6) * stride
+    return pe.analyze(path, progress=False).save(out) / "index.html"
 
 
 def _accuracy(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -> float:

@@ -28,7 +28,7 @@ def test_demo_end_to_end(tmp_path, capsys):
         assert list(traj.group("eval")["step"][:]) == [50, 100]
     assert (out / "report" / "index.html").is_file()
     results = json.loads((out / "report" / "results.json").read_text())
-    assert results["settings"]["window"] == 19 and "msd" in results["results"]
+    assert results["settings"]["window"] == 20 and "msd" in results["results"]  # window="auto": N/4, rounded
     assert {"hessian", "landscape/final", "eval"} <= set(results["results"])
     assert len(results["results"]["hessian"]["steps"]) == 2
 

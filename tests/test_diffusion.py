@@ -8,7 +8,8 @@ import pytest
 
 import pyengine as pe
 from pyengine import models
-from pyengine.estimators.diffusion import fit_diffusion, log_derivative, log_spaced, regime
+from pyengine.estimators.diffusion import fit_diffusion, log_derivative
+from pyengine.fits import log_spaced, regime
 from pyengine.estimators.msd import MSDResult
 
 matplotlib.use("Agg")
@@ -39,7 +40,7 @@ def test_exponents_of_synthetic_trajectories(model, expected):
     assert np.all(np.abs(fit.alpha - expected) < 0.05), fit.alpha
     # one power law: τ0 is the first lag, α2 is the whole fit, α1 is undefined with a reason
     assert np.all(fit.tau0 == 1) and np.allclose(fit.alpha2, fit.alpha)
-    assert np.all(np.isnan(fit.alpha1)) and fit.windows[0].early.reason
+    assert np.all(np.isnan(fit.alpha1)) and fit.windows[0].early.flag
     assert fit.t0 == 0
 
 
@@ -48,9 +49,9 @@ def test_two_regime_curve_paper_threshold():
     w = fit_diffusion(curve_result(two_regime(lags))).windows[0]
     # RMSE < 0.03 tolerates a few sub-diffusive lags before the break: τ0 lands a little early
     assert 30 <= w.tau0 <= 50
-    assert abs(w.early.alpha - 0.5) < 1e-9 and abs(w.late.alpha - 1.5) < 0.05
-    assert w.late.rmse < 0.03 and w.late.lag_range == (w.tau0, 1000.0)
-    assert w.early.lag_range[1] < w.tau0
+    assert abs(w.early.slope - 0.5) < 1e-9 and abs(w.late.slope - 1.5) < 0.05
+    assert w.late.rmse < 0.03 and w.late.x_range == (w.tau0, 1000.0)
+    assert w.early.x_range[1] < w.tau0
     assert (w.regime_early, w.regime_late) == ("subdiffusive", "superdiffusive")
     assert w.whole.rmse > 0.03
 
@@ -59,7 +60,7 @@ def test_two_regime_curve_tight_threshold():
     lags = np.arange(1, 1001)
     w = fit_diffusion(curve_result(two_regime(lags)), threshold=0.005).windows[0]
     assert w.tau0 == 50
-    assert abs(w.early.alpha - 0.5) < 1e-9 and abs(w.late.alpha - 1.5) < 1e-9
+    assert abs(w.early.slope - 0.5) < 1e-9 and abs(w.late.slope - 1.5) < 1e-9
 
 
 def test_two_regime_with_noise_has_uncertainties():
@@ -67,8 +68,8 @@ def test_two_regime_with_noise_has_uncertainties():
     noisy = two_regime(lags) * np.exp(0.01 * np.random.default_rng(0).standard_normal(lags.size))
     w = fit_diffusion(curve_result(noisy)).windows[0]
     assert 30 <= w.tau0 <= 50
-    assert abs(w.early.alpha - 0.5) < 0.02 and abs(w.late.alpha - 1.5) < 0.05
-    assert 0 < w.early.stderr < 0.02 and 0 < w.late.stderr < 0.05
+    assert abs(w.early.slope - 0.5) < 0.02 and abs(w.late.slope - 1.5) < 0.05
+    assert 0 < w.early.slope_se < 0.02 and 0 < w.late.slope_se < 0.05
 
 
 def test_t0_is_first_single_power_law_window():
@@ -88,9 +89,9 @@ def test_ill_posed_windows_are_nan_with_reason():
     bad[3:] = np.nan  # only 3 valid lags
     fit = fit_diffusion(curve_result([bad, -np.ones(100), np.zeros(100)]))
     for w in fit.windows:
-        assert np.isnan(w.whole.alpha) and "min_points" in w.whole.reason
+        assert np.isnan(w.whole.slope) and "fewer than 5" in w.whole.flag
         assert np.isnan(w.tau0) and "no lag" in w.reason
-        assert np.isnan(w.late.alpha) and w.regime_late == "undetermined"
+        assert np.isnan(w.late.slope) and w.regime_late == "undetermined"
     assert fit.t0 is None
 
 
@@ -105,11 +106,12 @@ def test_log_spaced_points_and_lag_range():
     assert fit.fit_lags.min() >= 100 and abs(fit.alpha[0] - 1.5) < 1e-9 and fit.t0 == 0
 
 
-def test_regime_labels():
-    assert [regime(a) for a in (0.5, 0.95, 1.0, 1.08, 1.3)] == [
-        "subdiffusive", "normal", "normal", "normal", "superdiffusive"]
-    assert regime(1.15, tolerance=0.2) == "normal"
-    assert regime(float("nan")) == "undetermined"
+def test_regime_labels_are_decided_with_the_standard_error():
+    assert [regime(a, 0.02) for a in (0.5, 0.95, 1.0, 1.03, 1.3)] == [
+        "subdiffusive", "subdiffusive", "normal", "normal", "superdiffusive"]
+    assert regime(0.906, 0.007) == "subdiffusive" and regime(0.906, 0.05) == "normal"  # the example
+    assert regime(float("nan"), 0.1) == "undetermined" and regime(1.0, float("nan")) == "undetermined"
+    assert regime(1.3, 0.01, flag="fit range 0.40 decades < 1") == "undetermined"
 
 
 def test_beta_difference_on_power_law_is_the_exponent():
@@ -141,7 +143,7 @@ def test_beta_local_on_power_law_and_brownian():
     local = log_derivative(res, method="local")
     short = local.tau <= 300  # the last window has few origins at the longest lags
     assert np.nanmax(np.abs(local.beta[:, short] - 1)) < 0.1
-    assert np.all(local.stderr[np.isfinite(local.beta)] > 0)
+    assert np.all(local.beta_se[np.isfinite(local.beta)] > 0)
 
 
 def test_beta_difference_needs_dense_lags():
@@ -173,7 +175,7 @@ def test_to_dict_and_plots():
     res = curve_result([two_regime(lags), lags**1.0])
     fit = fit_diffusion(res)
     d = json.loads(json.dumps(fit.to_dict()))
-    assert d["t0"] == 1000 and d["windows"][1]["early"]["alpha"] is None
+    assert d["t0"] == 1000 and d["windows"][1]["early"]["slope"] is None
     assert d["windows"][0]["tau0"] == fit.tau0[0]
     beta = log_derivative(res)
     assert json.loads(beta.to_json())["dtau"] == 20

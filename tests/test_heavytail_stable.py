@@ -63,9 +63,9 @@ def test_fit_recovers_parameters(alpha):
     x = stable_samples(20_000, alpha, scale=2.0, loc=-1.0, seed=5)
     fit = fit_levy_stable(x)
     assert fit.ci["alpha"][0] - 0.01 < alpha < fit.ci["alpha"][1] + 0.01
-    assert abs(fit.alpha - alpha) < 4 * fit.stderr["alpha"]
-    assert abs(fit.scale - 2.0) < 4 * fit.stderr["scale"]
-    assert abs(fit.loc + 1.0) < 4 * fit.stderr["loc"]
+    assert abs(fit.alpha - alpha) < 4 * fit.alpha_se
+    assert abs(fit.scale - 2.0) < 4 * fit.scale_se
+    assert abs(fit.loc + 1.0) < 4 * fit.loc_se
     assert fit.llr > 0 and fit.p_value < 1e-3 and not fit.at_bound
     assert abs(fit.start[0] - alpha) < 0.15  # McCulloch start
 

@@ -27,7 +27,7 @@ def test_msd_matches_direct_reference(rng, origins, method):
     res = pe.msd(x, window=100, origins=origins, method=method)
     want = expected(x, res, origins)
     np.testing.assert_allclose(res.msd, want, rtol=1e-9, equal_nan=True)
-    assert res.msd.shape == (4 if origins == "within" else 3, res.lags.size)
+    assert res.msd.shape == (4, res.lags.size)  # one window plan: the last window is whole for both origins
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
@@ -80,7 +80,7 @@ def test_steps_every_k_and_lags_in_steps(rng):
     src = as_source(x)
     src.steps = 10 + 5 * np.arange(120)  # logged every 5 steps from step 10
     res = pe.msd(src, window=200, lags=[5, 25], method="lagband")
-    assert res.t_w.tolist() == [10, 210] and res.lags.tolist() == [5, 25] and res.window == 200
+    assert res.t_w.tolist() == [10, 210, 410] and res.lags.tolist() == [5, 25] and res.window == 200
     np.testing.assert_allclose(res.msd[1], reference.time_averaged_msd(x, 40, 40, [1, 5]), rtol=1e-10)
     with pytest.raises(ValueError, match="multiples of the snapshot interval"):
         pe.msd(src, window=200, lags=[7])
@@ -148,7 +148,7 @@ def test_fresh_state_per_part_and_merge():
 
 def test_bad_requests_are_rejected(rng):
     x = walk(rng, n=100, p=3)
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ValueError, match="needs 2 … 100 snapshots"):
         pe.msd(x, window=500)
     with pytest.raises(ValueError, match="origins must be"):
         pe.msd(x, window=10, origins="both")
@@ -160,8 +160,14 @@ def test_bad_requests_are_rejected(rng):
         pe.msd(x, window=10, lags=[10], origins="within")
     with pytest.raises(ValueError, match="2 snapshots"):
         pe.msd(x[:1], window=None)
+    with pytest.raises(ValueError, match="2 snapshots"):
+        pe.msd([[1.0, 2.0]], window=None)  # lists are arrays
     with pytest.raises(TypeError, match="trajectory"):
-        pe.msd([[1.0, 2.0]], window=None)
+        pe.msd({"w": 1}, window=None)
+    with pytest.raises(TypeError, match="integer"):
+        pe.msd(x, window=2.5)
+    with pytest.raises(TypeError, match="integers"):
+        pe.msd(x, window=10, lags=[2.5])
 
 
 def test_result_to_dict_and_plot(rng):
@@ -170,6 +176,6 @@ def test_result_to_dict_and_plot(rng):
     matplotlib.use("Agg")
     res = pe.msd(walk(rng, n=60, p=2), window=20)
     d = res.to_dict()
-    assert d["method"] in ("spectral", "lagband") and len(d["msd"]) == 2
+    assert d["method"] in ("spectral", "lagband") and len(d["msd"]) == 3
     assert res.plot() is not None
 

@@ -19,7 +19,7 @@ def small_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def analysis(small_run):
-    return pe.analyze(small_run, window=100, lags=6, pairs=False, tails=False, increments=False, progress=False)
+    return pe.analyze(small_run, window=100, lags=6, progress=False, skip=("path", "msl", "tails", "increments"))
 
 
 def _project(tmp_path, small_run):

@@ -238,7 +238,11 @@ def test_bad_input_is_rejected(rng):
         pe.msl(x, window=None)
     with pytest.raises(ValueError, match="loss: expected shape"):
         pe.msl(x, loss=np.zeros(49), window=None)
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ValueError, match="needs 2 … 50 snapshots"):
         pe.path_geometry(x, window=80)
+    with pytest.raises(ValueError, match="bins"):
+        pe.msl(x, loss=np.zeros(50), bins=10**8)
+    with pytest.raises(ValueError, match="n_transverse"):
+        pe.path_geometry(x, n_transverse=0)
     with pytest.raises(ValueError, match="center"):
         WindowGramAccumulator((GramWindow(0, 5),), center="median")

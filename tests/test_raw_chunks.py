@@ -196,7 +196,7 @@ def test_the_engine_maps_one_chunk_column_per_block_and_agrees_with_copies(tmp_p
     maps = []
     original = RawChunks.map
     monkeypatch.setattr(RawChunks, "map", lambda self, *a: maps.append(original(self, *a)) or maps[-1])
-    kwargs = dict(window=100, lags=12, pairs=False, progress=False, nonfinite="skip")
+    kwargs = dict(window=100, lags=12, skip=("path", "msl"), progress=False, nonfinite="skip")
     with pytest.warns(RuntimeWarning, match="left out 1 parameters"):
         mapped = pe.analyze(path, **kwargs)
     assert maps and all(m is not None for m in maps)

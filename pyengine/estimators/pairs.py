@@ -394,12 +394,11 @@ class PairsRequest:
                              self.n_params, {"center": self.center, "exact_lags": self.exact_lags, "rtol": self.rtol})
 
 
-def _pairs_pass(x, window, t_w, engine: dict, coords: bool, **request):
-    """The pairs pass of a standalone pair statistic: (distances, resolved backend, source)."""
-    src, options = prepare(x, engine)
+def _pairs_pass(src, options, window, t_w, coords: bool, **request) -> PairDistances:
+    """The pairs pass of a standalone pair statistic."""
     plan = make_plan(src.steps, window, t_w=t_w, lags=1, origins="within")
     (pairs,) = run_requests(src, [PairsRequest(plan, src.n_cols, coords=coords, **request)], options, desc="pairs")
-    return pairs, options.backend, src
+    return pairs
 
 
 def _binner(backend: str):
@@ -506,9 +505,11 @@ def msl(
     >>> res.msl.shape
     (2, 16)
     """
-    pairs, backend, src = _pairs_pass(x, window, t_w, engine, False, center=center, exact_lags=exact_lags,
-                                      rtol=rtol)
-    return msl_from(pairs, _check_loss(src.loss if loss is None else loss, src.n_rows), bins, fit_range, backend)
+    src, options = prepare(x, engine)
+    loss = _check_loss(src.loss if loss is None else loss, src.n_rows)
+    _edges(bins, 1.0, 2.0, 32)  # bad bins fail before the pass, not after it
+    pairs = _pairs_pass(src, options, window, t_w, False, center=center, exact_lags=exact_lags, rtol=rtol)
+    return msl_from(pairs, loss, bins, fit_range, options.backend)
 
 
 def msl_from(pairs: PairDistances, loss: np.ndarray, bins=None, fit_range=None, backend: str = "auto") -> MSLResult:
@@ -590,16 +591,18 @@ def path_geometry(
     >>> bool(abs(res.fractal_dim[0, 1] - 2) < 0.2)     # a random walk: D_f = 2
     True
     """
-    pairs, backend, _ = _pairs_pass(x, window, t_w, engine, True, center=center, exact_lags=exact_lags, rtol=rtol)
-    return path_from(pairs, bins, n_transverse, backend)
+    src, options = prepare(x, engine)
+    _edges(bins, 1.0, 2.0, 32)
+    if isinstance(n_transverse, bool) or not isinstance(n_transverse, (int, np.integer)) or n_transverse < 1:
+        raise ValueError(f"n_transverse must be a positive integer, got {n_transverse!r}")
+    pairs = _pairs_pass(src, options, window, t_w, True, center=center, exact_lags=exact_lags, rtol=rtol)
+    return path_from(pairs, bins, n_transverse, options.backend)
 
 
 def path_from(pairs: PairDistances, bins=None, n_transverse: int = 16, backend: str = "auto") -> PathResult:
     """Path geometry from a finished pairs pass (``pe.path_geometry`` and ``pe.analyze`` end here)."""
     if pairs.coords is None:
         raise ValueError("this pairs pass has no principal coordinates: make it with PairsRequest(..., coords=True)")
-    if int(n_transverse) != n_transverse or n_transverse < 1:
-        raise ValueError(f"n_transverse must be a positive integer, got {n_transverse!r}")
     plan, steps = pairs.plan, pairs.steps
     t, w = plan.length, len(pairs.d2)
     contours = [np.concatenate(([0.0], np.cumsum(steps[s : s + t - 1]))) for s in plan.starts]
