@@ -130,8 +130,67 @@ def test_level_set_of_a_plane_is_a_line():
 
 def test_constant_surface_is_flat():
     for method in ("dbc", "idbc"):
-        r = boxcount(np.full((64, 80), 3.0), method=method)
-        assert r.dimension == pytest.approx(2.0, abs=1e-12)
+        for value, dtype in [(3.0, np.float64), (0.0, np.float64), (-1e308, np.float64), (1e-310, np.float64),
+                             (3e38, np.float32)]:
+            r = boxcount(np.full((64, 80), value, dtype=dtype), method=method)
+            assert r.dimension == pytest.approx(2.0, abs=1e-12)
+            np.testing.assert_array_equal(r.counts, 64 * 80 / r.sizes**2)  # one box per block
+
+
+# ---- the dimension does not depend on the units of z ---------------------------------------
+
+@pytest.mark.parametrize("method", ["dbc", "idbc"])
+def test_power_of_two_scaling_gives_identical_counts(method):
+    # Scaling by 2**k is exact, so every count must equal the unscaled one, also where the
+    # range leaves the safe window and the surface is rescaled (|k| = 600, 1000) before counting.
+    z = fbm_surface(128, 0.4, seed=3)
+    z = z - z.min() + 1.0  # in [1, 9]: no value turns subnormal at 2**-1000
+    want = boxcount(z, method=method, sizes=[2, 3, 4, 8, 16, 32], offsets=2)
+    for k in (-1000, -600, -300, 300, 600, 1000):
+        got = boxcount(np.ldexp(z, k), method=method, sizes=[2, 3, 4, 8, 16, 32], offsets=2)
+        np.testing.assert_array_equal(got.counts, want.counts)
+    # integer heights times the smallest subnormal 2**-1074 are exact too (range ~ 1e-318)
+    heights = np.round(z * 1000)
+    want = boxcount(heights, method=method, sizes=[2, 3, 4, 8, 16, 32])
+    got = boxcount(np.ldexp(heights, -1074), method=method, sizes=[2, 3, 4, 8, 16, 32])
+    np.testing.assert_array_equal(got.counts, want.counts)
+
+
+@pytest.mark.parametrize("method", ["dbc", "idbc"])
+def test_huge_tiny_and_overflowing_ranges(method):
+    # The issue: z * 1e300 gave 2.0 (IDBC's sum of squares overflowed), z * 1e-300 a smaller
+    # IDBC dimension (it underflowed). A range above the largest float must count too.
+    z = fbm_surface(256, 0.5, seed=1)
+    want = boxcount(z, method=method)
+    assert 2.2 < want.dimension < 2.5
+    for zz in (z * 1e300, z * 1e-300, z * 1e100, z / np.abs(z).max() * 1.7e308):
+        assert np.isfinite(zz).all() and np.ptp(zz / np.abs(zz).max()) > 1.0
+        got = boxcount(zz, method=method)
+        np.testing.assert_array_equal(got.counts, want.counts)
+        assert got.dimension == want.dimension
+
+
+@pytest.mark.parametrize("method", ["dbc", "idbc"])
+def test_shifts(method):
+    # Heights on a grid of 2**-20 shifted by 2**30 stay exact (50 bits), so counts are equal.
+    z = np.round(fbm_surface(128, 0.6, seed=4) * 2**20) / 2**20
+    want = boxcount(z, method=method)
+    np.testing.assert_array_equal(boxcount(z + 2.0**30, method=method).counts, want.counts)
+    # z + 1e300 rounds every height to 1e300 (an ulp there is 1.5e284): a flat surface.
+    shifted = z + 1e300
+    assert np.ptp(shifted) == 0.0
+    assert boxcount(shifted, method=method).dimension == pytest.approx(2.0, abs=1e-12)
+
+
+def test_dbc_stack_spans_the_range_exactly():
+    # One block covering the whole square image holds side / s = 1 DBC box, whatever the
+    # scale of z; before the fix the maximum sat on the top edge and rounding added a box
+    # for z * 1e100 but not for z.
+    z = fbm_surface(64, 0.5, seed=1)
+    for c in (1.0, 1e100, 3.7, 1.0 / 3.0, 1e-200):
+        r = boxcount(z * c, method="dbc", sizes=[2, 4, 8, 16, 32, 64], fit_range=(2, 32))
+        assert r.counts[-1] == 1.0
+        assert r.counts[-2] <= 4 * 2  # 4 blocks, a stack of 2 boxes each at most
 
 
 @pytest.mark.parametrize("method", ["dbc", "idbc"])

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from pyengine.fractal import points as _points
 from pyengine.fractal.result import BoxCountResult, fit_line, select_range
+from pyengine.kernels._arrays import array_module, is_cupy
 from pyengine.kernels.boxcount import box_counts, surface_stats
 
 _METHODS = {"surface": ("idbc", "dbc"), "set": ("occupied",), "points": ("morton",)}
+#: Surfaces whose range lies outside ``2**±SAFE_EXPONENT`` are rescaled by a power of two
+#: before counting (the sums of squares of the stats pass stay finite and nonzero).
+SAFE_EXPONENT = 400
+#: Relative amount by which DBC boxes are taller than ``s * range / side``: the maximum,
+#: on the top edge of the stack, then falls inside the top box whatever the rounding.
+DBC_TOP = 2.0**-40
 
 
 def boxcount(z_or_points, kind: str = "surface", method: str | None = None, sizes=None,
@@ -68,7 +77,10 @@ def boxcount(z_or_points, kind: str = "surface", method: str | None = None, size
     Images and surfaces are cut into whole ``s x s`` blocks; where ``s`` does not divide
     the side (or the grid is offset) the count is the mean count per block times
     ``ny * nx / s**2``, so partial blocks neither vanish nor bias the slope. Heights are
-    rescaled so that their range equals ``min(ny, nx)`` pixels (the DBC convention).
+    rescaled so that their range equals ``min(ny, nx)`` pixels (the DBC convention), so the
+    dimension does not depend on the units of z: ``z * 1e300`` and ``z * 1e-300`` count like
+    ``z`` (ranges beyond ``2**±400`` are first scaled by an exact power of two), and a constant
+    surface has dimension 2.
     Spectrally synthesised surfaces are smoother at the pixel scale than their Hurst
     exponent says, which pulls counts at small boxes towards dimension 2: compare methods
     and fit ranges (docs/fractal.md).
@@ -162,24 +174,52 @@ def _count_surface(z, method, sizes, offsets, spread, backend):
         raise TypeError(f"surface: expected real heights, got dtype {z.dtype}")
     if z.dtype.kind != "f":
         z = z.astype(np.float64)
-    zmin, zmax, total, sumsq, nans = surface_stats(z, backend=backend)
-    if nans:
-        raise ValueError(f"surface: z holds {int(nans)} NaN value(s); crop or fill them before box counting")
-    if not (np.isfinite(zmin) and np.isfinite(zmax)):
+    stats = surface_stats(z, backend=backend)
+    if stats[4]:
+        raise ValueError(f"surface: z holds {int(stats[4])} NaN value(s); crop or fill them before box counting")
+    if not (np.isfinite(stats[0]) and np.isfinite(stats[1])):
         raise ValueError("surface: z holds infinite values")
+    z, stats = _unit_scaled(z, stats, backend)
     side = min(z.shape)
     sizes = _pixel_sizes(sizes, side, 2)
-    spread_z = zmax - zmin
-    if spread_z == 0.0:
-        inv_h = np.zeros(sizes.size)  # flat: one box per block
-    else:
-        inv_h = side / (sizes * spread_z)
-        if method == "idbc":
-            n = z.size
-            sigma = np.sqrt(max(sumsq / n - (total / n) ** 2, 0.0)) / spread_z
-            inv_h = inv_h * (1.0 + 2.0 * spread * sigma)
-    counts = _pooled_counts(z, sizes, inv_h, zmin, method, offsets, backend)
+    inv_h = _inverse_heights(stats, z.size, side, sizes, method, spread)
+    counts = _pooled_counts(z, sizes, inv_h, float(stats[0]), method, offsets, backend)
     return sizes.astype(np.float64), counts
+
+
+def _unit_scaled(z, stats, backend):
+    """``z * 2**-e`` with its stats when the range of z lies outside ``2**±SAFE_EXPONENT``.
+
+    The box rules only see ``(z - zmin) / range``, but the stats sum ``(z - z0)**2``, which
+    overflows (range above about 1e154) or underflows (below about 1e-154), and ``zmax - zmin``
+    itself overflows for ranges above the largest float. Scaling by a power of two is exact
+    (short of subnormal values), so the counts are those of z; inside the window z is used as is.
+    """
+    zmin, zmax = float(stats[0]), float(stats[1])
+    span = zmax - zmin
+    if span == 0.0 or 2.0**-SAFE_EXPONENT <= span <= 2.0**SAFE_EXPONENT:
+        return z, stats
+    exponent = math.frexp(span)[1] if math.isfinite(span) else math.frexp(0.5 * zmax - 0.5 * zmin)[1] + 1
+    scaled = array_module(is_cupy(z)).ldexp(z.astype(np.float64), -exponent)
+    return scaled, surface_stats(scaled, backend=backend)
+
+
+def _inverse_heights(stats, n: int, side: int, sizes, method: str, spread: float) -> np.ndarray:
+    """``1 / h`` per box size: ``h = s * range / side`` for DBC, ``h / (1 + 2 a σ)`` for IDBC.
+
+    A DBC stack of ``side / s`` boxes spans the range exactly, so zmax lies on the top edge of
+    the stack; boxes ``DBC_TOP`` (relatively) taller keep it inside the top box whatever the
+    rounding of ``(zmax - zmin) / h``, as in Sarkar & Chaudhuri's gray levels (max < G).
+    """
+    zmin, zmax, total, sumsq = (float(v) for v in stats[:4])
+    range_z = zmax - zmin
+    if range_z == 0.0:
+        return np.zeros(sizes.size)  # flat: one box per block
+    inv_h = side / (sizes * range_z)
+    if method == "dbc":
+        return inv_h * (1.0 - DBC_TOP)
+    sigma = math.sqrt(max(sumsq / n - (total / n) ** 2, 0.0)) / range_z
+    return inv_h * (1.0 + 2.0 * spread * sigma)
 
 
 def _count_set(image, sizes, offsets, level, backend):

@@ -9,10 +9,11 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
-from pyengine.fractal import BoxCountResult, boxcount, level_set
+from pyengine.fractal import BoxCountResult, VariogramResult, boxcount, level_set, variogram_dimension
 from pyengine.results import Result, axes_or_new, jsonable, window_colors
 from pyengine.store import open_trajectory
 
@@ -20,6 +21,9 @@ from pyengine.store import open_trajectory
 LEVEL_QUANTILES = (0.25, 0.5, 0.75)
 #: Fewest grid points per side to box-count (box sizes 2 … side/4 must give three sizes).
 MIN_GRID = 16
+#: Order p of the variogram estimate reported beside the box count: 1, the madogram, which
+#: Gneiting, Ševčíková & Percival (2012) recommend for its efficiency and robustness.
+VARIOGRAM_ORDER = 1
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class LevelSetCount:
 
 @dataclass(frozen=True)
 class LandscapeResult:
-    """A 2-D loss surface ``loss[y, x]`` around a centre, and its box-counting dimensions.
+    """A 2-D loss surface ``loss[y, x]`` around a centre, and its fractal dimensions.
 
     The surface is L(c + x·d1 + y·d2) for the centre c and two directions d1, d2 (see
     :func:`pyengine.landscape.loss_surface`).
@@ -63,6 +67,10 @@ class LandscapeResult:
         Dimension of level sets at quantiles of the loss (between 1 and 2).
     note : str
         Why box counting was skipped, or ``""``.
+    variogram : VariogramResult or None
+        (Property, computed from ``loss``.) The madogram estimate of the dimension of the
+        graph, ``variogram_dimension(loss, p=VARIOGRAM_ORDER)`` with lags 1 and 2, reported
+        beside :attr:`surface`; None whenever box counting was skipped.
     """
 
     name: str
@@ -85,6 +93,19 @@ class LandscapeResult:
         """Whether every grid point is evaluated."""
         return bool(self.done.all())
 
+    @cached_property
+    def variogram(self) -> VariogramResult | None:
+        """Madogram dimension of the surface (lags 1 and 2), or None when it was not box-counted.
+
+        Examples
+        --------
+        >>> landscape_results("run.h5")["final"].variogram.dimension  # doctest: +SKIP
+        2.01
+        """
+        if self.surface is None:
+            return None
+        return variogram_dimension(self.loss, p=VARIOGRAM_ORDER)
+
     def to_dict(self) -> dict:
         """Plain Python types, ready for JSON (unfinished or non-finite losses are None).
 
@@ -105,12 +126,14 @@ class LandscapeResult:
             "path": self.path,
             "path_steps": self.path_steps,
             "surface": self.surface,
+            "variogram": self.variogram,
             "level_sets": [{"quantile": s.quantile, "level": s.level, "boxcount": s.boxcount} for s in self.level_sets],
             "note": self.note,
         })
 
     def plot(self, ax=None):
-        """Contour map of the surface, and box counting of the surface and its level sets.
+        """Contour map of the surface; box counting of the surface and its level sets, with the
+        madogram dimension of the surface in the legend.
 
         Parameters
         ----------
@@ -157,6 +180,10 @@ class LandscapeResult:
             xf = np.array([x[m].min(), x[m].max()])
             ax.plot(xf, res.intercept - res.dimension * xf, "-", color=f"C{i}",
                     label=f"{label}: D = {res.dimension:.2f} ± {res.stderr:.2f}")
+        if self.variogram is not None:
+            v = self.variogram
+            ax.plot([], [], ls="none", label=f"surface, {v.method} (lags {v.lags[0]}–{v.lags[-1]}): "
+                                             f"D = {v.dimension:.2f} ± {v.dimension_se:.2f}")
         if not counts:
             ax.text(0.5, 0.5, self.note or "no box counts", ha="center", va="center", transform=ax.transAxes)
         else:
@@ -316,7 +343,8 @@ def box_count_surface(loss: np.ndarray, done: np.ndarray,
 
 def landscape_results(traj_path: str | pathlib.Path, quantiles: Sequence[float] = LEVEL_QUANTILES,
                       method: str | None = None) -> dict[str, LandscapeResult]:
-    """Every surface stored under ``/landscape`` of a trajectory file, box-counted.
+    """Every surface stored under ``/landscape`` of a trajectory file, box-counted (with the
+    madogram dimension beside: :attr:`LandscapeResult.variogram`).
 
     Parameters
     ----------
@@ -335,7 +363,7 @@ def landscape_results(traj_path: str | pathlib.Path, quantiles: Sequence[float] 
     Examples
     --------
     >>> for name, res in landscape_results("run.h5").items():  # doctest: +SKIP
-    ...     print(name, res.surface.dimension, [s.boxcount.dimension for s in res.level_sets])
+    ...     print(name, res.surface.dimension, res.variogram.dimension, [s.boxcount.dimension for s in res.level_sets])
     """
     with open_trajectory(traj_path, validate=False) as traj:
         group = traj.group("landscape")

@@ -16,6 +16,7 @@ from pyengine.models.files import GENERATORS, synthetic_loss, write_synthetic
 from pyengine.models.gaussian import fbm, ornstein_uhlenbeck
 from pyengine.models.msd import expected_msd
 from pyengine.models.stable import stable_samples
+from pyengine.models.surfaces import fbm_surface_exact
 from pyengine.models.walks import ballistic, brownian, ctrw, levy_flight
 
 __all__ = [
