@@ -8,7 +8,7 @@ run. See README.md and docs/ for a tour.
 from pyengine import _omp  # noqa: F401  (first: OpenMP's wait policy, before the extension loads)
 from pyengine import models
 from pyengine.dispatch import backends
-from pyengine.fractal import BoxCountResult, boxcount
+from pyengine.fractal import BoxCountResult, VariogramResult, boxcount, variogram_dimension
 from pyengine.store import Trajectory
 from pyengine.store import open_trajectory as open  # noqa: A001  (pe.open is the documented entry point)
 from pyengine.estimators.msd import MSDResult, msd
@@ -26,6 +26,8 @@ __all__ = [
     "backends",
     "boxcount",
     "BoxCountResult",
+    "variogram_dimension",
+    "VariogramResult",
     "open",
     "Trajectory",
     "msd",

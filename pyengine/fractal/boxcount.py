@@ -69,7 +69,7 @@ def boxcount(z_or_points, kind: str = "surface", method: str | None = None, size
     Returns
     -------
     BoxCountResult
-        Sizes, counts, fit range, ``.dimension`` and ``.stderr``; ``.label`` says which
+        Sizes, counts, fit range, ``.dimension`` and ``.dimension_se``; ``.label`` says which
         dimension it is.
 
     Notes
@@ -128,7 +128,7 @@ def boxcount(z_or_points, kind: str = "surface", method: str | None = None, size
     fit = _fit(np.log(size_arr), np.log(counts), size_arr, fit_range)
     return BoxCountResult(kind=kind, method=method, sizes=size_arr, counts=counts,
                           fit_range=(float(size_arr[fit.lo]), float(size_arr[fit.hi - 1])),
-                          dimension=-fit.slope, stderr=fit.stderr, intercept=fit.intercept,
+                          dimension=-fit.slope, dimension_se=fit.slope_se, intercept=fit.intercept,
                           settings=settings)
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pyengine.fits import quality_flag
 from pyengine.results import jsonable
 
 #: What the dimension of each kind measures, and its range.
@@ -24,7 +25,7 @@ class LineFit:
     hi: int
     slope: float
     intercept: float
-    stderr: float
+    slope_se: float
 
 
 def fit_line(x: np.ndarray, y: np.ndarray, lo: int, hi: int) -> LineFit:
@@ -36,8 +37,8 @@ def fit_line(x: np.ndarray, y: np.ndarray, lo: int, hi: int) -> LineFit:
     slope = ((xs - xm) * (ys - ym)).sum() / sxx
     intercept = ym - slope * xm
     resid = ys - intercept - slope * xs
-    stderr = float(np.sqrt((resid @ resid) / (n - 2) / sxx)) if n > 2 else float("nan")
-    return LineFit(lo, hi, float(slope), float(intercept), stderr)
+    slope_se = float(np.sqrt((resid @ resid) / (n - 2) / sxx)) if n > 2 else float("nan")
+    return LineFit(lo, hi, float(slope), float(intercept), slope_se)
 
 
 def select_range(x: np.ndarray, y: np.ndarray, min_points: int | None = None) -> LineFit:
@@ -56,7 +57,7 @@ def select_range(x: np.ndarray, y: np.ndarray, min_points: int | None = None) ->
     for length in range(n, min_points - 1, -1):
         for lo in range(0, n - length + 1):
             fit = fit_line(x, y, lo, lo + length)
-            err = 0.0 if np.isnan(fit.stderr) else fit.stderr
+            err = 0.0 if np.isnan(fit.slope_se) else fit.slope_se
             if best is None or err < best[0] * (1 - 1e-9) - 1e-12:
                 best = (err, fit)
     return best[1]
@@ -83,7 +84,7 @@ class BoxCountResult:
         Smallest and largest box size of the fit.
     dimension : float
         The box-counting dimension ``D``.
-    stderr : float
+    dimension_se : float
         Standard error of ``D`` from the least-squares fit (NaN with 2 points).
     intercept : float
         ``log N`` of the fitted line at ``log s = 0``.
@@ -95,9 +96,15 @@ class BoxCountResult:
     counts: np.ndarray
     fit_range: tuple[float, float]
     dimension: float
-    stderr: float
+    dimension_se: float
     intercept: float
     settings: dict = field(default_factory=dict)
+
+    @property
+    def flag(self) -> str | None:
+        """Why ``D`` fails the fit quality rule of :mod:`pyengine.fits` (sizes fitted as points), or None."""
+        return quality_flag(self.dimension, self.dimension_se, int(self.fitted.sum()),
+                            float(np.log10(self.fit_range[1] / self.fit_range[0])))
 
     @property
     def log_sizes(self) -> np.ndarray:
@@ -138,7 +145,8 @@ class BoxCountResult:
             "log_counts": self.log_counts.tolist(),
             "fit_range": [float(v) for v in self.fit_range],
             "dimension": self.dimension,
-            "stderr": self.stderr,
+            "dimension_se": self.dimension_se,
+            "flag": self.flag,
             "intercept": self.intercept,
             "settings": dict(self.settings),
         })
@@ -164,7 +172,7 @@ class BoxCountResult:
         ax.plot(x[m], y[m], "o", color="C0", label="fitted")
         xf = np.array([x[m].min(), x[m].max()])
         ax.plot(xf, self.intercept - self.dimension * xf, "-", color="C1",
-                label=f"D = {self.dimension:.3f} ± {self.stderr:.3f}")
+                label=f"D = {self.dimension:.3f} ± {self.dimension_se:.3f}")
         ax.set_xlabel("log box size")
         ax.set_ylabel("log box count")
         ax.set_title(f"{self.kind} ({self.method})")

@@ -179,7 +179,7 @@ class LandscapeResult:
             ax.plot(x, y, "o", mfc="none", color=f"C{i}")
             xf = np.array([x[m].min(), x[m].max()])
             ax.plot(xf, res.intercept - res.dimension * xf, "-", color=f"C{i}",
-                    label=f"{label}: D = {res.dimension:.2f} ± {res.stderr:.2f}")
+                    label=f"{label}: D = {res.dimension:.2f} ± {res.dimension_se:.2f}")
         if self.variogram is not None:
             v = self.variogram
             ax.plot([], [], ls="none", label=f"surface, {v.method} (lags {v.lags[0]}–{v.lags[-1]}): "

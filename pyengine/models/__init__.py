@@ -26,6 +26,7 @@ __all__ = [
     "ctrw",
     "expected_msd",
     "fbm",
+    "fbm_surface_exact",
     "levy_flight",
     "ornstein_uhlenbeck",
     "stable_samples",
