@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import pathlib
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ from pyengine.engine.runner import pass_requests, prepare
 from pyengine.estimators.diffusion import PAPER_THRESHOLD
 from pyengine.output import write_output
 from pyengine.plan import WindowPlan, make_plan
+from pyengine.progress import progress_bar
 
 __all__ = ["Analysis", "analyze"]
 
@@ -51,12 +53,16 @@ class Analysis:
         What could not be made on these data, with the reason: statistics (a window
         whose weights do not move has no tail index; no loss, no MSL) and snapshots after
         the last whole window (``"windows"``).
+    timings : dict of str to float
+        Seconds spent: ``"pass"`` (the one pass over the weights), then each statistic's
+        conclusion; :meth:`save` adds ``"figures"`` and ``"report"`` to what it writes.
     """
 
     results: dict
     source: dict
     settings: dict = field(default_factory=dict)
     skipped: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
 
     def __getitem__(self, key: str):
         return self.results[key]
@@ -69,9 +75,11 @@ class Analysis:
             "settings": self.settings,
             "results": {k: v.to_dict() for k, v in self.results.items()},
             "skipped": self.skipped,
+            "timings": dict(self.timings),
         }
 
-    def save(self, out: str | os.PathLike, *, figures: bool = True, report: bool = True) -> pathlib.Path:
+    def save(self, out: str | os.PathLike, *, figures: bool = True, report: bool = True,
+             progress: bool | None = None) -> pathlib.Path:
         """Write ``results.json``, the figures and the HTML report into the directory ``out``.
 
         ``out`` may be new, empty, or an earlier pyengine output; anything else (a folder
@@ -79,6 +87,8 @@ class Analysis:
         Everything is written to a temporary folder beside ``out`` and swapped in when
         complete, so an interrupted save leaves the previous output intact (see
         :mod:`pyengine.output`).
+
+        ``progress`` shows the figures being drawn (see :mod:`pyengine.progress`).
 
         Returns
         -------
@@ -88,16 +98,22 @@ class Analysis:
 
         def fill(tmp: pathlib.Path) -> None:
             doc = self.to_dict()
-            doc["figures"] = self._save_figures(tmp / "figures") if figures else []
+            start = time.perf_counter()
+            doc["figures"] = self._save_figures(tmp / "figures", progress, doc["skipped"]) if figures else []
+            doc["timings"]["figures"] = round(time.perf_counter() - start, 4)
+            start = time.perf_counter()
             (tmp / RESULTS_FILE).write_text(json.dumps(doc, indent=1, allow_nan=False, default=_json_default))
             if report:
                 from pyengine.report import render
 
                 render(tmp)
+            doc["timings"]["report"] = round(time.perf_counter() - start, 4)
+            (tmp / RESULTS_FILE).write_text(json.dumps(doc, indent=1, allow_nan=False, default=_json_default))
 
         return write_output(out, fill, inputs=[self.source.get("path")])
 
-    def _save_figures(self, folder: pathlib.Path) -> list[dict]:
+    def _save_figures(self, folder: pathlib.Path, progress: bool | None, skipped: dict) -> list[dict]:
+        """Draw every figure the results allow; one that cannot be drawn is listed in ``skipped``."""
         import matplotlib
 
         matplotlib.use("Agg", force=False)
@@ -105,20 +121,29 @@ class Analysis:
 
         folder.mkdir()
         saved = []
-        for fig_spec in figures_for(self.results):
-            fig = plt.figure(figsize=(4.2 * fig_spec.panels + 1.2, 4.2))
-            try:
-                with warnings.catch_warnings():  # degenerate data (nothing to log-scale) only draws less
-                    warnings.simplefilter("ignore", UserWarning)
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    fig_spec.draw(self.results, fig)
-                    fig.tight_layout()
-                fig.savefig(folder / f"{fig_spec.name}.png", dpi=110)
-            finally:
-                plt.close(fig)
-            saved.append({"file": f"figures/{fig_spec.name}.png", "title": fig_spec.title, "caption": fig_spec.caption,
-                          "panels": fig_spec.panels})
+        specs = figures_for(self.results)
+        with progress_bar(progress, "analyze: figures", len(specs), "figures") as bar:
+            for fig_spec in specs:
+                try:
+                    saved.append(self._save_figure(fig_spec, folder, plt))
+                except ILL_POSED as exc:  # degenerate data: this figure only
+                    skipped[f"figure {fig_spec.name}"] = f"not drawn: {exc}"
+                bar.update()
         return saved
+
+    def _save_figure(self, fig_spec, folder: pathlib.Path, plt) -> dict:
+        fig = plt.figure(figsize=(4.2 * fig_spec.panels + 1.2, 4.2))
+        try:
+            with warnings.catch_warnings():  # degenerate data (nothing to log-scale) only draws less
+                warnings.simplefilter("ignore", UserWarning)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                fig_spec.draw(self.results, fig)
+                fig.tight_layout()
+            fig.savefig(folder / f"{fig_spec.name}.png", dpi=110)
+        finally:
+            plt.close(fig)
+        return {"file": f"figures/{fig_spec.name}.png", "title": fig_spec.title, "caption": fig_spec.caption,
+                "panels": fig_spec.panels}
 
 
 def _json_default(value):
@@ -169,24 +194,32 @@ def _requests(rows: list[Statistic], ctx: Context, skipped: dict) -> dict:
     return requests
 
 
-def _conclude(rows: list[Statistic], ctx: Context, passed: dict, skipped: dict) -> dict:
+def _conclude(rows: list[Statistic], ctx: Context, passed: dict, skipped: dict, timings: dict) -> dict:
     """Every row's result in table order, from the pass and the rows before it."""
     got = {}
-    for row in rows:
-        if row.name in skipped or ("file" in row.needs and ctx.src.path is None):
-            continue
-        missing = [n for n in row.needs if n not in INPUTS and n not in got]
-        if missing:
-            skipped[row.name] = f"needs {', '.join(missing)}, which could not be made (see there)"
-            continue
-        inputs = {n: got[n] for n in row.needs if n in got}
-        try:
-            if row.request is not None:
-                inputs["pass"] = passed[row.name]()
-            got[row.name] = row.conclude(ctx, inputs)
-        except ILL_POSED as exc:  # one ill-posed estimate must not sink the others
-            skipped[row.name] = str(exc)
+    with progress_bar(ctx.options.progress, "analyze: statistics", len(rows), "statistics") as bar:
+        for row in rows:
+            start = time.perf_counter()
+            _conclude_row(row, ctx, passed, skipped, got)
+            timings[row.name] = time.perf_counter() - start
+            bar.update()
     return got
+
+
+def _conclude_row(row: Statistic, ctx: Context, passed: dict, skipped: dict, got: dict) -> None:
+    if row.name in skipped or ("file" in row.needs and ctx.src.path is None):
+        return
+    missing = [n for n in row.needs if n not in INPUTS and n not in got]
+    if missing:
+        skipped[row.name] = f"needs {', '.join(missing)}, which could not be made (see there)"
+        return
+    inputs = {n: got[n] for n in row.needs if n in got}
+    try:
+        if row.request is not None:
+            inputs["pass"] = passed[row.name]()
+        got[row.name] = row.conclude(ctx, inputs)
+    except ILL_POSED as exc:  # one ill-posed estimate must not sink the others
+        skipped[row.name] = str(exc)
 
 
 def analyze(
@@ -251,11 +284,14 @@ def analyze(
                   frozenset(r.name for r in rows))
     skipped = _leftover(plan)
     requests = _requests(rows, ctx, skipped)
+    timings = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        raw = pass_requests(src, list(requests.values()), options, desc="analyze") if requests else []
+        start = time.perf_counter()
+        raw = pass_requests(src, list(requests.values()), options, desc="analyze: pass") if requests else []
+        timings["pass"] = time.perf_counter() - start
         passed = {name: (lambda r=r, q=q: q.conclude(r)) for (name, q), r in zip(requests.items(), raw)}
-        got = _conclude(rows, ctx, passed, skipped)
+        got = _conclude(rows, ctx, passed, skipped, timings)
     for w in caught:  # pass them on, and keep them with the results
         warnings.warn(w.message, w.category, stacklevel=2)
     results = {k: v for row in rows if row.name in got for k, v in stored(row, got[row.name]).items()}
@@ -265,4 +301,4 @@ def analyze(
     settings = {"plan": plan.to_dict(), "window": plan.window, "method": method, "threshold": threshold,
                 "backend": options.backend, "nonfinite": options.nonfinite,
                 "statistics": [r.name for r in rows if not r.internal]}
-    return Analysis(results, source, settings, skipped)
+    return Analysis(results, source, settings, skipped, {k: round(v, 4) for k, v in timings.items()})

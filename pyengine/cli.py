@@ -88,9 +88,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     check_output(args.out, inputs=[args.file])  # before the work, not after it
     analysis = pe.analyze(args.file, window=args.window, lags=args.lags, origins=args.origins, method=args.method,
                           threshold=args.threshold, only=args.only, skip=args.skip or (), backend=args.backend,
-                          workers=args.workers, block_cols=args.block_cols, progress=False if args.quiet else None,
+                          workers=args.workers, block_cols=args.block_cols, progress=not args.quiet,
                           scheduler=args.dask, nonfinite=args.nonfinite)
-    out = analysis.save(args.out)
+    out = analysis.save(args.out, progress=not args.quiet)
     print(f"results: {out / 'results.json'}\nreport:  {out / 'index.html'}")
     return 0
 
@@ -162,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dask", metavar="ADDRESS", default=None, help="run on a Dask cluster (scheduler address)")
     p.add_argument("--nonfinite", choices=("raise", "skip"), default="raise",
                    help="NaN/Inf weights: stop with their location (default), or leave those parameters out")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress (default: a bar on a terminal, else a line on stderr every few seconds)")
     p.set_defaults(func=_cmd_analyze)
     p = sub.add_parser("report", help="re-render the HTML report of an analysis output directory")
     p.add_argument("dir", help="directory written by `pyengine analyze`")

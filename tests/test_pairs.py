@@ -165,6 +165,17 @@ def test_principal_coordinates_of_a_plane(rng):
     np.testing.assert_allclose(direct_sq_distances(coords), direct_sq_distances(x), atol=1e-9)
 
 
+def test_principal_coordinates_match_the_svd_of_the_centred_window(rng):
+    x = rng.standard_normal((300, 50)).cumsum(axis=0)  # large enough for the Lanczos path
+    ((gram,),) = run(x, [WindowGramAccumulator((GramWindow(0, 300),))], progress=False)
+    coords, explained = principal_coordinates(gram)
+    u, s, _ = np.linalg.svd(x - x.mean(axis=0), full_matrices=False)
+    want = u[:, :2] * s[:2]
+    want *= np.sign(want[np.abs(want).argmax(axis=0), [0, 1]])  # the documented sign: largest entry positive
+    np.testing.assert_allclose(coords, want, rtol=1e-7, atol=1e-7 * np.abs(want).max())
+    np.testing.assert_allclose(explained, s[:2] ** 2 / (s**2).sum(), rtol=1e-9)
+
+
 # ---- estimators --------------------------------------------------------------------------------
 
 

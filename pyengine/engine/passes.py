@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from pyengine import config
 from pyengine.engine.accumulator import Accumulator, RunMeta
 from pyengine.engine.source import Source
 from pyengine.kernels._arrays import array_module, to_host
+from pyengine.progress import progress_bar
 
 __all__ = ["BufferPool", "accumulate", "run_block", "show_progress", "screen_nonfinite"]
 
@@ -98,8 +98,7 @@ def _pass(read, accumulators: Sequence[Accumulator], meta: RunMeta, blocks: list
         return read(j0, j1, buffers.take((meta.n_rows, j1 - j0), meta.dtype))
     with ThreadPoolExecutor(1, thread_name_prefix="pyengine-read") as reader, \
             ThreadPoolExecutor(workers, thread_name_prefix="pyengine-compute") as pool, \
-            tqdm(total=sum(j1 - j0 for j0, j1 in blocks), unit="param", unit_scale=True, desc=desc,
-                 disable=not show_progress(progress)) as bar:
+            progress_bar(progress, desc, sum(j1 - j0 for j0, j1 in blocks), "params") as bar:
 
         def collect(limit: int) -> None:
             nonlocal total

@@ -130,7 +130,9 @@ class LossStats(Result):
                 ax.plot(tw + stride * np.arange(row.size), row, color=color, lw=0.6)
             ax.set_ylabel("|ΔL|")
         else:
-            ax.semilogy(self.var_steps, self.moving_var, lw=0.8)
+            ax.plot(self.var_steps, self.moving_var, lw=0.8)
+            if (self.moving_var > 0).any():
+                ax.set_yscale("log")
             ax.set_ylabel(f"moving variance of L ({self.var_window} records)")
         ax.set_xlabel("step")
         return ax

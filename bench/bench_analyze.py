@@ -1,0 +1,206 @@
+"""The whole job (issue "analyze at the speed of its kernels"): ``pe.analyze`` with every
+statistic and default settings against a floor measured in the same run.
+
+The floor is what no analysis of these statistics can avoid: reading the file once (h5py,
+warm), NumPy float64 DGEMM of every window's centred Gram matrix (the pair statistics need
+all pairwise distances), and ``pe.msd`` alone. Peak RSS is measured in fresh processes
+(VmHWM) at two sizes of P and of N. The 0.5 GB case runs again next to a process spinning
+on one core, against the floor measured under the same load. The table also splits the
+time of one analysis into the pass, each statistic's conclusion, the figures and the
+report, and projects a 1 TB run onto 1 … 64 machines from the per-column costs measured
+here.
+
+Run: ``python -m bench analyze`` (``--quick`` for small files).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+import pyengine as pe
+from bench.common import Row, format_table, median_time, trajectory_file
+from pyengine.plan import make_plan
+
+SUITE = "analyze"
+TARGET, TARGET_LOADED = 1.3, 1.5
+
+_CHILD = r"""
+import json, sys, time
+import pyengine as pe
+t0 = time.perf_counter()
+a = pe.analyze(sys.argv[1], progress=False)
+wall = time.perf_counter() - t0
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(json.dumps({"wall": wall, "rss_mib": peak / 1024, "timings": a.timings}))
+"""
+
+_SPIN = "import time\nt = time.time()\nwhile time.time() - t < 3600:\n    pass\n"
+
+
+def _child(path: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", _CHILD, path], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _read_time(path: str) -> float:
+    import h5py
+
+    from pyengine.engine.runner import plan_blocks
+    from pyengine.engine.source import as_source
+
+    blocks = plan_blocks(as_source(path), mapped=False)
+    with h5py.File(path, "r") as f:
+        ds = f["weights"]
+        t0 = time.perf_counter()
+        for j0, j1 in blocks:
+            ds[:, j0:j1]
+        return time.perf_counter() - t0
+
+
+def _gram_time(path: str, sample_cols: int = 8192) -> float:
+    """DGEMM of every window's centred Gram matrix, timed on ``sample_cols`` columns per
+    window (float64, centred beforehand) and scaled to P."""
+    with pe.open(path) as traj:
+        plan = make_plan(traj.steps)
+        cols = min(sample_cols, traj.n_params)
+        x = traj.read_block(0, cols)
+        scale = traj.n_params / cols
+    total = 0.0
+    for s in plan.starts:
+        y = x[s : s + plan.length].astype(np.float64)
+        y -= y.mean(axis=0)
+        total += median_time(lambda: y @ y.T, repeat=3, warmup=1)
+    return total * scale
+
+
+def floor(path: str) -> dict:
+    """The floor's three terms, in seconds (warm page cache)."""
+    _read_time(path)
+    t_msd = median_time(lambda: pe.msd(path, lags=48, progress=False), repeat=1, warmup=1)
+    return {"read": _read_time(path), "gram": _gram_time(path), "msd": t_msd}
+
+
+def _split(path: str) -> dict:
+    """One analysis in this process, saved: the time of each phase."""
+    analysis = pe.analyze(path, progress=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        analysis.save(f"{tmp}/out", progress=False)
+        return json.loads(open(f"{tmp}/out/results.json").read())["timings"]
+
+
+def bench_file(n: int, p: int, repeat: int = 3) -> tuple[list[Row], dict]:
+    path = str(trajectory_file(n, p))
+    size = n * p * 4 / 1e9
+    terms = floor(path)
+    bound = sum(terms.values())
+    runs = [_child(path) for _ in range(repeat)]
+    wall = float(np.median([r["wall"] for r in runs]))
+    walls = ", ".join(f"{r['wall']:.2f}" for r in runs)
+    split = _split(path)
+    conclusions = sum(v for k, v in split.items() if k not in ("pass", "figures", "report"))
+    top = sorted(((v, k) for k, v in split.items() if k not in ("pass", "figures", "report")), reverse=True)[:3]
+    largest = ", ".join(f"{k} {v:.2f}" for v, k in top)
+    rows = [
+        Row(SUITE, f"pe.analyze, every statistic, defaults, {size:.1f} GB (N={n}, P={p})", wall,
+            "floor: read once + DGEMM of every window's Gram + pe.msd alone", bound, f"≤ {TARGET} × floor",
+            wall <= TARGET * bound,
+            f"analyze / floor = {wall / bound:.2f} (median of {repeat} fresh processes: "
+            f"{walls} s); floor = read {terms['read']:.2f} + Gram DGEMM "
+            f"{terms['gram']:.2f} + msd {terms['msd']:.2f} s"),
+        Row(SUITE, f"time split, {size:.1f} GB", split["pass"] + conclusions,
+            note=f"pass {split['pass']:.2f} s; conclusions {conclusions:.2f} s (largest: "
+                 f"{largest}); figures {split['figures']:.2f} s; "
+                 f"report {split['report']:.2f} s"),
+    ]
+    return rows, {"wall": wall, "bound": bound, "rss_mib": max(r["rss_mib"] for r in runs), "split": split,
+                  "path": path}
+
+
+def bench_loaded(n: int, p: int) -> list[Row]:
+    """The same analysis next to a process spinning on one core, against the floor under the same load."""
+    path = str(trajectory_file(n, p))
+    spinner = subprocess.Popen([sys.executable, "-c", _SPIN])
+    try:
+        time.sleep(0.5)
+        terms = floor(path)
+        runs = [_child(path)["wall"] for _ in range(2)]
+    finally:
+        spinner.kill()
+        spinner.wait()
+    bound, wall = sum(terms.values()), float(np.median(runs))
+    return [Row(SUITE, f"pe.analyze next to a process spinning on one core, {n * p * 4 / 1e9:.1f} GB", wall,
+                "floor under the same load", bound, f"≤ {TARGET_LOADED} × floor", wall <= TARGET_LOADED * bound,
+                f"analyze / floor = {wall / bound:.2f}; floor = read {terms['read']:.2f} + Gram DGEMM "
+                f"{terms['gram']:.2f} + msd {terms['msd']:.2f} s")]
+
+
+def bench_memory(sizes: list[tuple[int, int]]) -> list[Row]:
+    """Peak RSS of pe.analyze in fresh processes: flat in P and in N."""
+    peaks = {(n, p): _child(str(trajectory_file(n, p)))["rss_mib"] for n, p in sizes}
+    (n0, p0), (n1, p1), (n2, p2) = sizes  # base, twice P, twice N
+    flat_p, flat_n = peaks[n1, p1] / peaks[n0, p0], peaks[n2, p2] / peaks[n0, p0]
+    worst = max(peaks.values())
+    return [Row(SUITE, "peak RSS of pe.analyze (VmHWM, fresh process)", 0.0, target="≤ 1 GB, flat in P and N",
+                met=worst <= 1024 and flat_p < 1.25 and flat_n < 1.25, value=worst, unit="MiB (largest)",
+                note=f"N={n0}, P={p0}: {peaks[n0, p0]:.0f} MiB; P={p1}: {peaks[n1, p1]:.0f} MiB ({flat_p:.2f}×); "
+                     f"N={n2}: {peaks[n2, p2]:.0f} MiB ({flat_n:.2f}×)")]
+
+
+def pass_costs(path: str) -> dict:
+    """Seconds of each statistic's share of the pass, each alone (less an empty pass)."""
+    from pyengine.analyses import Context, select
+    from pyengine.engine import run as engine_run
+    from pyengine.engine.runner import pass_requests, prepare
+
+    src, options = prepare(path, {"progress": False})
+    plan = make_plan(src.steps, lags=48)
+    ctx = Context(src, plan, options, src.loss, {"method": "auto", "threshold": 0.03}, frozenset({"path", "msl"}))
+    empty = median_time(lambda: engine_run(src, [], options), repeat=1)
+    costs = {"read": empty}
+    for row in select():
+        if row.request is not None:
+            request = row.request(ctx)
+            costs[row.name] = max(0.0, median_time(lambda: pass_requests(src, [request], options), repeat=1) - empty)
+    return costs
+
+
+def projection(n: int, p: int, costs: dict, conclusions: float, terabytes: float = 1.0, cores: int = 16) -> list[Row]:
+    """A 1 TB run of the same shape per parameter (N snapshots, windows of the same length),
+    from the per-column costs of this machine's pass (2 cores; each statistic alone) and its
+    conclusions (which do not grow with P), on 1 … 64 machines of ``cores`` cores each."""
+    per_col = {k: v * 2 / p for k, v in costs.items()}  # core-seconds per parameter column
+    big_p = terabytes * 1e12 / (4 * n)
+    total = sum(per_col.values())
+    shares = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in sorted(per_col.items(), key=lambda kv: -kv[1]))
+    rows = []
+    for machines in (1, 4, 16, 64):
+        t = big_p * total / (machines * cores) + conclusions
+        rows.append(Row(SUITE, f"projected: {terabytes:g} TB (N={n}, P={big_p:.3g}), {machines} machine(s) × "
+                               f"{cores} cores", t,
+                        note=f"{total * 1e6:.1f} core-µs per parameter column, measured here (shares: {shares}) "
+                             f"+ {conclusions:.1f} s of conclusions"))
+    return rows
+
+
+def run(quick: bool = False) -> list[Row]:
+    small, big = ((1000, 8192), (2000, 8192)) if quick else ((4000, 32768), (20000, 50000))
+    rows, info = bench_file(*small, repeat=1 if quick else 3)
+    big_rows, big_info = bench_file(*big, repeat=1 if quick else 2)
+    loaded = [] if quick else bench_loaded(*small)
+    memory = bench_memory([small, (small[0], 2 * small[1]), (2 * small[0], small[1])])
+    conclusions = big_info["wall"] - big_info["split"]["pass"]
+    return rows + big_rows + loaded + memory + projection(*big, pass_costs(big_info["path"]), conclusions)
+
+
+def main() -> None:
+    print(format_table(run("--quick" in sys.argv)))
+
+
+if __name__ == "__main__":
+    main()
