@@ -26,6 +26,7 @@ from pyengine.estimators.diffusion import PAPER_THRESHOLD
 from pyengine.output import write_output
 from pyengine.plan import WindowPlan, make_plan
 from pyengine.progress import progress_bar
+from pyengine.threads import blas_single_threaded
 
 __all__ = ["Analysis", "analyze"]
 
@@ -291,7 +292,8 @@ def analyze(
         raw = pass_requests(src, list(requests.values()), options, desc="analyze: pass") if requests else []
         timings["pass"] = time.perf_counter() - start
         passed = {name: (lambda r=r, q=q: q.conclude(r)) for (name, q), r in zip(requests.items(), raw)}
-        got = _conclude(rows, ctx, passed, skipped, timings)
+        with blas_single_threaded():
+            got = _conclude(rows, ctx, passed, skipped, timings)
     for w in caught:  # pass them on, and keep them with the results
         warnings.warn(w.message, w.category, stacklevel=2)
     results = {k: v for row in rows if row.name in got for k, v in stored(row, got[row.name]).items()}

@@ -13,6 +13,7 @@ worker; ``workers`` blocks in flight hold one state each.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,12 +85,26 @@ class WindowGramAccumulator:
         return GramState([xp.zeros((w.length, w.length)) for w in self.windows], meta)
 
     def update(self, state: GramState, block, cols: slice) -> None:
+        threads = 1 if state.meta.on_gpu else state.meta.threads
         for w, gram in zip(self.windows, state.grams):
-            step = max(1, GEMM_TEMP_BYTES // (8 * w.length))
-            for c0 in range(0, block.shape[1], step):
-                y = block[w.start : w.start + w.length, c0 : c0 + step].astype(np.float64)
-                y -= y.mean(axis=0) if self.center == "mean" else y[0].copy()
-                gram += y @ y.T
+            rows = block[w.start : w.start + w.length]
+            step = max(1, min(GEMM_TEMP_BYTES // (8 * w.length), -(-rows.shape[1] // threads)))
+            chunks = [rows[:, c0 : c0 + step] for c0 in range(0, rows.shape[1], step)]
+            if threads == 1 or len(chunks) == 1:
+                for chunk in chunks:
+                    gram += self._product(chunk)
+                continue
+            # The engine's threads run the GEMMs (BLAS itself runs one thread inside a pass:
+            # an idle BLAS pool spins next to the other kernels' threads); partials add in order.
+            with ThreadPoolExecutor(threads, thread_name_prefix="pyengine-gram") as pool:
+                for part in pool.map(self._product, chunks):
+                    gram += part
+
+    def _product(self, chunk):
+        """Y Yᵀ of one chunk of a window's columns, Y centred in float64."""
+        y = chunk.astype(np.float64)
+        y -= y.mean(axis=0) if self.center == "mean" else y[0].copy()
+        return y @ y.T
 
     def merge(self, a: GramState, b: GramState) -> GramState:
         for ga, gb in zip(a.grams, b.grams):

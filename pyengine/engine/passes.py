@@ -22,12 +22,14 @@ from pyengine.engine.accumulator import Accumulator, RunMeta
 from pyengine.engine.source import Source
 from pyengine.kernels._arrays import array_module, to_host
 from pyengine.progress import progress_bar
+from pyengine.threads import limit_numba
 
 __all__ = ["BufferPool", "accumulate", "run_block", "show_progress", "screen_nonfinite"]
 
 
 def run_block(accumulators: Sequence[Accumulator], meta: RunMeta, block, j0: int, j1: int) -> list:
     """Fresh states for one block, updated with it (also the unit of work of a Dask task)."""
+    limit_numba(meta.threads)
     states = [acc.prepare(meta) for acc in accumulators]
     for acc, state in zip(accumulators, states):
         acc.update(state, block, slice(j0, j1))

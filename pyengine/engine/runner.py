@@ -18,6 +18,7 @@ from pyengine.engine.options import EngineOptions, resolve
 from pyengine.engine.passes import accumulate, show_progress
 from pyengine.engine.source import Source, as_source
 from pyengine.kernels._arrays import freeze
+from pyengine.threads import blas_single_threaded
 
 __all__ = ["pass_requests", "plan_blocks", "prepare", "run", "run_requests"]
 
@@ -103,8 +104,9 @@ def run(x, accumulators: Sequence[Accumulator], options: EngineOptions | None = 
         meta = RunMeta(src.n_rows, src.n_cols, src.dtype, src.steps, options.backend,
                        max(1, cores // options.workers), src.on_gpu)
         blocks = plan_blocks(src, options.block_cols, options.workers)
-        states = accumulate(src, accumulators, meta, blocks, options.workers, options.progress, desc,
-                            options.nonfinite)
+        with blas_single_threaded():
+            states = accumulate(src, accumulators, meta, blocks, options.workers, options.progress, desc,
+                                options.nonfinite)
     return [freeze(acc.finalize(state)) for acc, state in zip(accumulators, states)]
 
 
