@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pyengine.cli import main
-from pyengine.store import TrajectoryWriter, validate, verify, write_trajectory
+from pyengine.store import FormatError, TrajectoryWriter, validate, verify, write_trajectory
 from pyengine.store.checksum import row_checksums
 
 
@@ -65,6 +65,10 @@ def test_files_without_checksums_say_so(tmp_path, x):
     path = write_trajectory(tmp_path / "plain.h5", x, checksum=False)
     report = verify(path)
     assert report.ok and not report.has_checksums and "not verified" in str(report)
+    with h5py.File(path, "r+") as f:
+        f["weights_crc32"] = np.zeros((40, 2), np.uint32)  # one chunk column of 300
+    with pytest.raises(FormatError, match=r"/weights_crc32: shape \(40, 2\), dtype uint32, expected \(N, 1\)"):
+        verify(path)
 
 
 def test_info_verify(tmp_path, x, capsys):

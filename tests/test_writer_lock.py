@@ -61,6 +61,34 @@ def test_a_killed_writer_is_resumed(tmp_path):
         np.testing.assert_array_equal(traj.read_block(0, P), np.repeat(np.arange(6.0)[:, None], P, axis=1))
 
 
+READER = textwrap.dedent("""
+    import sys
+    import pyengine as pe
+    traj = pe.open(sys.argv[1])  # holds HDF5's shared lock on the file
+    print("open", flush=True)
+    sys.stdin.readline()
+    traj.refresh()
+    print(traj.n_snapshots, flush=True)
+""")
+
+
+def test_a_reader_of_another_process_does_not_block_a_resume(tmp_path):
+    path = tmp_path / "killed.h5"
+    with _child(KILLED_WRITER, path) as child:
+        assert child.wait(60) == -signal.SIGKILL
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with subprocess.Popen([sys.executable, "-c", READER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          text=True, env=env) as reader:
+        try:
+            assert reader.stdout.readline() == "open\n"
+            with TrajectoryWriter(path, P, mode="a") as w:
+                w.append([5] * P, step=5, loss=1.0)
+            out, _ = reader.communicate("go\n", timeout=60)
+        finally:
+            reader.kill()
+    assert out == "6\n"
+
+
 def test_a_live_writer_is_never_cleared(tmp_path):
     path = tmp_path / "live.h5"
     with TrajectoryWriter(path, P) as w:

@@ -15,9 +15,10 @@ import pathlib
 import zlib
 from dataclasses import dataclass, field
 
+import h5py
 import numpy as np
 
-from pyengine.store._format import CHECKSUM_DATASET
+from pyengine.store._format import CHECKSUM_DATASET, FormatError
 from pyengine.store.reader import Trajectory
 
 #: Mismatching row segments listed by :class:`ChecksumReport` (all are counted).
@@ -130,7 +131,7 @@ def verify(path: str | pathlib.Path) -> ChecksumReport:
     FileNotFoundError
         No such file.
     FormatError
-        The file cannot be read as a trajectory.
+        The file cannot be read as a trajectory, or ``/weights_crc32`` has the wrong shape or dtype.
 
     Examples
     --------
@@ -143,10 +144,11 @@ def verify(path: str | pathlib.Path) -> ChecksumReport:
         stored = traj.file.get(CHECKSUM_DATASET)
         if stored is None:
             return report
+        chunk_cols = traj.chunk_shape[1]
+        _check_table(stored, -(-traj.n_params // chunk_cols))
         report.has_checksums = True
         report.n_rows = n = min(traj.n_snapshots, stored.shape[0])
         sums = stored[:n]
-        chunk_cols = traj.chunk_shape[1]
         bad = [_mismatches(block[:n], sums, j0 // chunk_cols, chunk_cols)
                for j0, block in traj.blocks(traj.default_block_cols())]
     found = np.concatenate(bad) if bad else np.zeros((0, 2), np.int64)
@@ -155,6 +157,14 @@ def verify(path: str | pathlib.Path) -> ChecksumReport:
     report.bad = [(int(r), int(c)) for r, c in found[:MAX_LISTED]]
     report.bad_chunks = sorted({(int(r) // report.chunk_shape[0], int(c)) for r, c in found})
     return report
+
+
+def _check_table(stored: h5py.Dataset, n_chunk_cols: int) -> None:
+    if not isinstance(stored, h5py.Dataset) or stored.ndim != 2 or stored.shape[1] != n_chunk_cols \
+            or stored.dtype != np.uint32:
+        found = f"shape {getattr(stored, 'shape', None)}, dtype {getattr(stored, 'dtype', None)}"
+        raise FormatError(f"/{CHECKSUM_DATASET}: {found}, expected (N, {n_chunk_cols}) uint32 (one CRC-32 per row "
+                          "and chunk column of /weights)")
 
 
 def _mismatches(block: np.ndarray, sums: np.ndarray, c0: int, chunk_cols: int) -> np.ndarray:
