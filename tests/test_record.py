@@ -232,6 +232,11 @@ def test_resume_extends_probe_groups_written_whole_by_older_versions(tmp_path):
         np.testing.assert_array_equal(rows["loss_test"][:2], [1.0, 0.9])
     with pytest.raises(FormatError, match="resume with the probe settings"):
         Recorder(model, path, mode="a", probes=[EvalProbe({"val": toy_data(8)}, every=2)]).open()
+    x, y = toy_data(64)
+    with Recorder(model, path, mode="a", probes=[NoiseProbe((x, y), 16, every=2, n_samples=5)]) as rec:
+        train(model, 2, rec)
+    with pytest.raises(FormatError, match="and other sample_index: resume with the probe settings"):
+        Recorder(model, path, mode="a", probes=[NoiseProbe((x, y), 16, every=2, n_samples=5, seed=1)]).open()
 
 
 def test_probes_are_checked(tmp_path):

@@ -532,10 +532,13 @@ def _resume_rows(f: h5py.File, group: RowGroup, last_step: int | None) -> None:
     columns = row_columns(group.name, group.attrs)
     static = {c.name for c in GROUPS[group.name] if c.static}
     found = {name: ds.shape[1:] for name, ds in stored.items() if isinstance(ds, h5py.Dataset) and name not in static}
-    if found != {name: shape for name, (_, shape) in columns.items()}:
+    changed = [name for name, value in group.static.items() if name in stored and
+               not np.array_equal(stored[name][()], value)]
+    if found != {name: shape for name, (_, shape) in columns.items()} or changed:
         raise FormatError(f"{f.filename}: /{group.name} holds the datasets {_shapes(found)}, but this run records "
-                          f"{_shapes({n: s for n, (_, s) in columns.items()})}: resume with the probe settings of "
-                          "the recorded run, or record to a new file")
+                          f"{_shapes({n: s for n, (_, s) in columns.items()})}"
+                          + (f" and other {', '.join(changed)}" if changed else "")
+                          + ": resume with the probe settings of the recorded run, or record to a new file")
     rows = group_rows(stored)
     keep = 0 if last_step is None else int(np.searchsorted(rows["step"], last_step, side="right"))
     if all(stored[name].maxshape[0] is None for name in columns):
