@@ -21,10 +21,14 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from pyengine.store import describe
+    from pyengine.store import describe, verify
 
     print(describe(args.file, check_values=args.check_values))
-    return 0
+    if not args.verify:
+        return 0
+    report = verify(args.file)
+    print(report, file=sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else 1
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -131,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="summarize a trajectory file and validate it (exit 1 if invalid)")
     p.add_argument("file", help="trajectory file (HDF5)")
     p.add_argument("--check-values", action="store_true", help="also scan every weight for NaN/Inf (reads the whole file)")
+    p.add_argument("--verify", action="store_true",
+                   help="also compare every weight with the checksums stored when it was written (reads the whole "
+                        "file; exit 1 on a mismatch)")
     p.set_defaults(func=_cmd_info)
     p = sub.add_parser("analyze", help="run every analysis of a trajectory in one pass; write results, figures, report",
                        description="Run the statistics of the table below in one pass over the weights; write "

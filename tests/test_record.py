@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from pyengine.record import EvalProbe, NoiseProbe, Recorder, select_params  # noqa: E402
-from pyengine.store import FormatError, open_trajectory  # noqa: E402
+from pyengine.store import FormatError, TrajectoryWriter, group_rows, open_trajectory, verify  # noqa: E402
 from pyengine.heavytail import TailState, mohammadi, tail_index  # noqa: E402
 
 
@@ -174,6 +174,79 @@ def test_probes_leave_training_unchanged(tmp_path):
         assert 0 < mohammadi.finalize(pooled).alpha < 3  # the stored sums pool across probes
 
 
+def _wait_flushed(rec, n):
+    deadline = time.monotonic() + 10
+    while rec.n_flushed < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+READER = textwrap.dedent("""
+    import sys
+    import pyengine as pe
+    traj = pe.open(sys.argv[1])  # holds HDF5's shared lock on the file until it exits
+    print(traj.n_snapshots, flush=True)
+    sys.stdin.readline()
+    traj.refresh()
+    steps = traj.group("eval")["step"]
+    steps.refresh()
+    print(traj.n_snapshots, *steps[:], flush=True)
+""")
+
+
+def test_a_reader_following_the_file_sees_probe_rows_and_never_stops_the_recorder(tmp_path):
+    path = tmp_path / "run.h5"
+    model = small_net()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with Recorder(model, path, chunk_steps=4, probes=[EvalProbe(toy_data(64, seed=3), every=2)]) as rec:
+        train(model, 4, rec)
+        _wait_flushed(rec, 4)
+        reader = subprocess.Popen([sys.executable, "-c", READER, str(path)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, env=env)
+        try:
+            assert reader.stdout.readline() == "4\n"
+            train(model, 4, rec)
+        except BaseException:
+            reader.kill()
+            raise
+    with reader:  # the recorder closed while the reader held the file; the reader sees every row
+        out, _ = reader.communicate("go\n", timeout=60)
+    assert out.split() == ["8", "2", "4", "6", "8"]
+    with open_trajectory(path) as traj:
+        rows = group_rows(traj.group("eval"))
+        np.testing.assert_array_equal(rows["step"], [2, 4, 6, 8])
+        assert rows["loss_test"].shape == (4,) and np.all(rows["accuracy_test"] <= 1)
+
+
+def test_resume_extends_probe_groups_written_whole_by_older_versions(tmp_path):
+    path = tmp_path / "run.h5"
+    model = small_net()
+    with Recorder(model, path) as rec:
+        train(model, 4, rec)
+    with TrajectoryWriter(path, rec.n_params, params=rec.table, mode="a") as w:
+        w.write_group("eval", {"step": [2, 4, 6], "loss_test": [1.0, 0.9, 0.8], "accuracy_test": [0.1, 0.2, 0.3]})
+    with Recorder(model, path, mode="a", probes=[EvalProbe(toy_data(64, seed=3), every=2)]) as rec:
+        train(model, 4, rec)
+    with open_trajectory(path) as traj:
+        rows = group_rows(traj.group("eval"))
+        np.testing.assert_array_equal(rows["step"], [2, 4, 6, 8])  # step 6 was past the last snapshot (4)
+        np.testing.assert_array_equal(rows["loss_test"][:2], [1.0, 0.9])
+    with pytest.raises(FormatError, match="resume with the probe settings"):
+        Recorder(model, path, mode="a", probes=[EvalProbe({"val": toy_data(8)}, every=2)]).open()
+    x, y = toy_data(64)
+    with Recorder(model, path, mode="a", probes=[NoiseProbe((x, y), 16, every=2, n_samples=5)]) as rec:
+        train(model, 2, rec)
+    with pytest.raises(FormatError, match="and other sample_index: resume with the probe settings"):
+        Recorder(model, path, mode="a", probes=[NoiseProbe((x, y), 16, every=2, n_samples=5, seed=1)]).open()
+
+
+def test_probes_are_checked(tmp_path):
+    probes = [EvalProbe(toy_data(8), every=2), EvalProbe(toy_data(8), every=3)]
+    with pytest.raises(ValueError, match="several probes write /eval"):
+        Recorder(small_net(), tmp_path / "run.h5", probes=probes)
+    with pytest.raises(TypeError, match="probes must be Probe objects"):
+        Recorder(small_net(), tmp_path / "run.h5", probes=["eval"])
+
+
 def test_noise_probe_protocol():
     """The noise of the minibatches of a partition sums to zero and matches a direct computation."""
     model = small_net().eval()
@@ -242,7 +315,7 @@ def _check_rows(path, at_least):
         return n
 
 
-def test_hard_kill_keeps_flushed_snapshots(tmp_path):
+def test_hard_kill_keeps_flushed_snapshots_and_resumes(tmp_path):
     path = tmp_path / "killed.h5"
     with _start_child(path) as child:
         try:
@@ -250,7 +323,17 @@ def test_hard_kill_keeps_flushed_snapshots(tmp_path):
             os.kill(child.pid, signal.SIGKILL)
         finally:
             child.kill()
-    _check_rows(path, flushed)
+    n = _check_rows(path, flushed)
+    model = torch.nn.Linear(4, 3)
+    with Recorder(model, path, mode="a", chunk_steps=4) as rec:  # the killed writer's marks are cleared
+        assert rec.global_step == n
+        for step in range(n + 1, n + 6):
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.fill_(step)
+            rec.step(float(step))
+    assert _check_rows(path, n + 5) == n + 5
+    assert verify(path).ok
 
 
 def test_sigterm_drains_and_closes(tmp_path):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyengine.results import Result, axes_or_new
+from pyengine.store._groups import group_rows, matches
 
 __all__ = ["EvalRecord", "NoiseRecord", "read_eval", "read_noise"]
 
@@ -79,18 +80,22 @@ class NoiseRecord(Result):
 
 
 def read_eval(traj) -> EvalRecord | None:
-    """The ``/eval`` group of an open Trajectory, or None when the run has none."""
+    """The ``/eval`` group of an open Trajectory (its whole rows), or None when the run has none."""
     group = traj.group("eval")
     if group is None or "step" not in group:
         return None
-    losses = {k.removeprefix("loss_"): group[k][()] for k in group if k.startswith("loss_")}
-    accuracies = {k.removeprefix("accuracy_"): group[k][()] for k in group if k.startswith("accuracy_")}
-    return EvalRecord(group["step"][()], losses, accuracies)
+    rows = group_rows(group)
+    return EvalRecord(rows["step"], _per_set(rows, "loss_{}"), _per_set(rows, "accuracy_{}"))
+
+
+def _per_set(rows: dict, template: str) -> dict:
+    return {key: values for name, values in rows.items() if (key := matches(template, name))}
 
 
 def read_noise(traj) -> NoiseRecord | None:
-    """The ``/noise`` group of an open Trajectory, or None when the run has none."""
+    """The ``/noise`` group of an open Trajectory (its whole rows), or None when the run has none."""
     group = traj.group("noise")
     if group is None or "step" not in group:
         return None
-    return NoiseRecord(group["step"][()], group["alpha"][()], group["grad_norm"][()], group["noise_norm"][()])
+    rows = group_rows(group)
+    return NoiseRecord(rows["step"], rows["alpha"], rows["grad_norm"], rows["noise_norm"])

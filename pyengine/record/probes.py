@@ -3,7 +3,9 @@
 A probe runs in eval mode on fixed data and leaves the training state exactly as it
 found it (weights, normalisation statistics, gradients, RNG): a run with probes follows
 the same trajectory as one without. Results go to an optional group of the trajectory
-file: :class:`EvalProbe` to ``/eval``, :class:`NoiseProbe` to ``/noise``.
+file: :class:`EvalProbe` to ``/eval``, :class:`NoiseProbe` to ``/noise``. The recorder
+lays the group out before the first snapshot (:meth:`Probe.layout`) and appends each run's
+row as soon as it is measured, so a hard kill keeps every row written before it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import torch.nn.functional as F
 
 from pyengine.heavytail import mohammadi
 from pyengine.kernels import tail_sums
+from pyengine.kernels.tail_index import n_stats
+from pyengine.store import RowGroup
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Data = tuple[torch.Tensor, torch.Tensor]
@@ -58,10 +62,13 @@ def preserved_training_state(model: torch.nn.Module) -> Iterator[None]:
 
 
 class Probe:
-    """Base class: when to run, what to measure, and the rows of results kept so far.
+    """Base class: when to run, what to measure, and the rows measured and not yet taken.
 
-    Subclasses set :attr:`group` and implement :meth:`measure`, appending one value per
-    key of :attr:`rows` for each run; :attr:`static` holds datasets that do not grow.
+    Subclasses set :attr:`group` (``"eval"``, ``"noise"`` or ``"hessian"``) and the
+    attributes its definition in ``pyengine.store`` needs to lay the group out (the
+    datasets' row widths, e.g. ``k`` for ``/hessian``), and implement :meth:`measure`,
+    appending one value per dataset of the group to :attr:`rows` for each run;
+    :attr:`static` holds datasets that do not grow.
 
     Parameters
     ----------
@@ -93,15 +100,14 @@ class Probe:
             model.eval()
             self.measure(model, params, step)
 
-    def datasets(self) -> dict[str, np.ndarray]:
-        """Every result so far as arrays, first axis one row per run."""
-        return {**{k: np.asarray(v) for k, v in self.rows.items()}, **self.static}
+    def layout(self, n_params: int) -> RowGroup:
+        """The group to create in the file before recording: attributes (which fix the row
+        shapes) and static datasets, for ``n_params`` recorded parameters."""
+        return RowGroup(self.group, self.describe(), dict(self.static))
 
-    def resume(self, group) -> None:
-        """Start from the rows stored in ``group`` (an h5py group of a resumed file)."""
-        for key in self.rows:
-            if key in group:
-                self.rows[key] = list(group[key][:])
+    def take_row(self) -> dict[str, object]:
+        """The row of the last run, removed from :attr:`rows` (the recorder writes it)."""
+        return {key: values.pop() for key, values in self.rows.items()}
 
     def describe(self) -> dict:
         """Settings for the run's metadata."""
@@ -123,7 +129,8 @@ class EvalProbe(Probe):
     """Loss (and accuracy) over whole fixed data sets: full-batch training loss, test loss.
 
     Stored in ``/eval``: ``step`` (M,), and per data set ``loss_<name>`` (M,) and, for
-    classification (2-D outputs, integer targets), ``accuracy_<name>`` (M,).
+    integer targets (class labels), ``accuracy_<name>`` (M,): the fraction of samples
+    whose largest output is the label (NaN if the outputs are not 2-D class scores).
 
     Parameters
     ----------
@@ -155,23 +162,30 @@ class EvalProbe(Probe):
         self.loss_fn = loss_fn
         self.batch_size = int(batch_size)
         self.attrs["sets"] = list(self.data)
+        self.attrs["accuracy_sets"] = [name for name, (_, y) in self.data.items() if not y.is_floating_point()]
         self.attrs["n_samples"] = {name: len(x) for name, (x, _) in self.data.items()}
+        self.rows.update({f"loss_{name}": [] for name in self.attrs["sets"]})
+        self.rows.update({f"accuracy_{name}": [] for name in self.attrs["accuracy_sets"]})
 
     def measure(self, model: torch.nn.Module, params: Sequence[torch.Tensor], step: int) -> None:
         device = params[0].device
         with torch.no_grad():
             for name, data in self.data.items():
-                loss, correct, classify = 0.0, 0, False
-                for x, y in _batches(_on_device(data, device), self.batch_size):
-                    out = model(x)
-                    loss += float(self.loss_fn(out, y)) * len(x)
-                    classify = out.ndim == 2 and not y.is_floating_point()
-                    correct += int((out.argmax(dim=1) == y).sum()) if classify else 0
+                loss, correct = self._evaluate(model, _on_device(data, device))
                 n = len(data[0])
-                self.rows.setdefault(f"loss_{name}", []).append(loss / n)
-                if classify:
-                    self.rows.setdefault(f"accuracy_{name}", []).append(correct / n)
+                self.rows[f"loss_{name}"].append(loss / n)
+                if f"accuracy_{name}" in self.rows:
+                    self.rows[f"accuracy_{name}"].append(correct / n)
         self.rows["step"].append(step)
+
+    def _evaluate(self, model: torch.nn.Module, data: Data) -> tuple[float, float]:
+        """Summed loss and number of correct predictions (NaN when the outputs are not class scores)."""
+        loss, correct = 0.0, 0.0
+        for x, y in _batches(data, self.batch_size):
+            out = model(x)
+            loss += float(self.loss_fn(out, y)) * len(x)
+            correct += float((out.argmax(dim=1) == y).sum()) if out.ndim == 2 else math.nan
+        return loss, correct
 
 
 class NoiseProbe(Probe):
@@ -238,6 +252,12 @@ class NoiseProbe(Probe):
         if n_samples:
             self.rows["samples"] = []
 
+    def layout(self, n_params: int) -> RowGroup:
+        """Fixes K = m·P, ``k1`` and the sample positions, so that the row widths are known
+        (``n_stats`` tail statistics, ``n_samples`` noise values) before the first probe."""
+        self._set_static(self.attrs["n_minibatches"] * n_params)
+        return super().layout(n_params)
+
     def measure(self, model: torch.nn.Module, params: Sequence[torch.Tensor], step: int) -> None:
         grads = torch.stack([self._gradient(model, params, x, y)
                              for x, y in _batches(_on_device(self.data, params[0].device), self.batch_size)])
@@ -261,6 +281,8 @@ class NoiseProbe(Probe):
 
     def _set_static(self, k: int) -> None:
         self.static["k1"] = np.array([mohammadi.choose_k1(k, math.sqrt(k))], dtype=np.int64)
+        self.attrs["n_stats"] = n_stats(self.static["k1"].size)
         if self.n_samples:
             rng = np.random.default_rng(self.seed)
             self.static["sample_index"] = np.sort(rng.choice(k, size=min(self.n_samples, k), replace=False))
+            self.attrs["n_samples"] = len(self.static["sample_index"])

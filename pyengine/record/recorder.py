@@ -33,13 +33,16 @@ class Recorder:
     asynchronous copy when they live on a GPU); full buffers of ``chunk_steps`` rows are
     written whole by a background thread and flushed. The file (see ``docs/format.md``)
     gets ``/weights``, ``/step``, ``/loss``, the parameter table and the run settings;
-    the probes' groups are written when the recorder closes.
+    each probe's group is laid out before the first snapshot, and each probe result is
+    appended (by the writer thread) right after the probe ran.
 
     Guarantees: a SWMR reader can open the file at any time and sees every flushed
-    snapshot; leaving the ``with`` block, also by an exception, Ctrl-C or SIGTERM, writes
-    every staged snapshot and closes the file; after a hard kill the file holds every
-    snapshot up to the last flush (a flush follows each chunk, and a partial chunk is
-    flushed at the first recorded step after it is ``flush_seconds`` old).
+    snapshot, and never makes the recorder fail; leaving the ``with`` block, also by an
+    exception, Ctrl-C or SIGTERM, writes every staged snapshot and closes the file; after
+    a hard kill the file holds every snapshot up to the last flush (a flush follows each
+    chunk, and a partial chunk is flushed at the first step after it is
+    ``flush_seconds`` old) and every probe row written before it, and ``mode="a"``
+    resumes it.
 
     Parameters
     ----------
@@ -64,12 +67,14 @@ class Recorder:
         merged over the automatic ones (model, optimizer, recorder, torch version).
     probes : sequence of Probe
         Measurements at chosen steps (:class:`~pyengine.record.EvalProbe`,
-        :class:`~pyengine.record.NoiseProbe`), run after the snapshot of that step.
+        :class:`~pyengine.record.NoiseProbe`), run after the snapshot of that step; at
+        most one per group.
     optimizer : torch.optim.Optimizer, optional
         Stored in the settings (class, hyper-parameters); :meth:`attach` sets it too.
     mode : {"w", "a"}
-        ``"w"`` creates the file; ``"a"`` resumes an existing one: its parameter table
-        must match and steps continue after its last one.
+        ``"w"`` creates the file; ``"a"`` resumes an existing one, also one left by a
+        killed recorder: its parameter table must match and steps continue after its last
+        one; probe rows past its last snapshot are dropped.
     overwrite : bool
         With ``mode="w"``, replace an existing file instead of refusing.
     start_step : int, optional
@@ -81,11 +86,16 @@ class Recorder:
         ``STAGING_BYTES``).
     flush_seconds : float
         Write a partial chunk once its first snapshot is this old.
+    checksum : bool
+        Store a CRC-32 of every row of every chunk column of ``/weights`` (new files;
+        a resumed file keeps its choice), checked by ``pyengine info --verify``.
 
     Raises
     ------
     FileExistsError
         ``mode="w"``, the file exists and ``overwrite`` is False.
+    BlockingIOError
+        At the first snapshot: another live process writes the file.
     FormatError
         ``mode="a"`` and the file does not match the model or the recorder's settings.
     ValueError, TypeError
@@ -120,6 +130,7 @@ class Recorder:
         start_step: int | None = None,
         chunk_steps: int | None = None,
         flush_seconds: float = 10.0,
+        checksum: bool = True,
     ) -> None:
         if int(every) < 1:
             raise ValueError(f"every must be >= 1 step, got {every}")
@@ -133,7 +144,8 @@ class Recorder:
         self.n_params = self.table[-1].offset + self.table[-1].size
         self.dtype = np.dtype(dtype or _file_dtype(self.params[0].dtype))
         self.compression, self.queue_size, self.flush_seconds = compression, queue_size, flush_seconds
-        self.probes = list(probes)
+        self.checksum = checksum
+        self.probes = _check_probes(probes)
         self.optimizer = optimizer
         self.user_settings = dict(settings or {})
         self.overwrite = overwrite
@@ -178,6 +190,10 @@ class Recorder:
         for probe in self.probes:
             if probe.due(self.global_step):
                 self._run_probe(probe)
+        # A buffer is written after the probe rows of its steps: a snapshot on disk implies its probe rows are.
+        buf = self._buf
+        if buf is not None and (buf.full or time.monotonic() - self._buf_since > self.flush_seconds):
+            self._submit(self._bg)
 
     def attach(self, optimizer: torch.optim.Optimizer) -> Recorder:
         """Call :meth:`step` after every ``optimizer.step()`` (a step post-hook).
@@ -218,10 +234,11 @@ class Recorder:
         """
         if self._bg is not None:
             return self
+        groups = [probe.layout(self.n_params) for probe in self.probes]
         writer = TrajectoryWriter(
             self.path, self.n_params, dtype=self.dtype, params=self.table, attrs=self.settings(),
             compression=self.compression, chunk_steps=self.chunk_steps, mode=self.mode if self.path.exists() else "w",
-            swmr=True, overwrite=self.overwrite,
+            swmr=True, overwrite=self.overwrite, checksum=self.checksum, groups=groups,
         )
         pin = self.params[0].is_cuda
 
@@ -251,7 +268,6 @@ class Recorder:
                 self._submit(bg)
         finally:
             bg.close()
-        self._write_probes()
 
     def settings(self) -> dict:
         """The run settings stored in the file (root attribute ``settings``).
@@ -304,8 +320,6 @@ class Recorder:
         self._flattener.copy_into(buf.weights[buf.n])
         buf.losses.append(loss)
         buf.steps.append(self.global_step)
-        if buf.full or time.monotonic() - self._buf_since > self.flush_seconds:
-            self._submit(self._bg)
 
     def _submit(self, bg: BackgroundWriter) -> None:
         buf, self._buf = self._buf, None
@@ -317,16 +331,8 @@ class Recorder:
     def _run_probe(self, probe: Probe) -> None:
         self.open()
         probe.run(self.model, self.params, self.global_step)
-
-    def _write_probes(self) -> None:
-        """Write the probes' groups, once the SWMR writer is closed (HDF5 cannot replace objects under SWMR)."""
-        probes = [p for p in self.probes if p.rows["step"]]
-        if not probes:
-            return
-        with TrajectoryWriter(self.path, self.n_params, dtype=self.dtype, params=self.table, mode="a",
-                              swmr=False) as writer:
-            for probe in probes:
-                writer.write_group(probe.group, probe.datasets(), probe.describe())
+        row, writer = probe.take_row(), self._bg.writer
+        self._bg.put(lambda: writer.append_row(probe.group, row))
 
     def _check_resumable(self) -> int | None:
         with open_trajectory(self.path) as traj:
@@ -338,10 +344,20 @@ class Recorder:
             if every != self.every:
                 raise ValueError(f"{self.path} was recorded every {every} steps; resume with every={every}, "
                                  f"got every={self.every}")
-            for probe in self.probes:
-                if traj.group(probe.group) is not None:
-                    probe.resume(traj.group(probe.group))
             return int(traj.steps[-1]) if traj.n_snapshots else None
+
+
+def _check_probes(probes: Sequence[Probe]) -> list[Probe]:
+    probes = list(probes)
+    for probe in probes:
+        if not isinstance(probe, Probe):
+            raise TypeError(f"probes must be Probe objects (EvalProbe, NoiseProbe, ...), got {type(probe).__name__}")
+    groups = [probe.group for probe in probes]
+    twice = sorted({g for g in groups if groups.count(g) > 1})
+    if twice:
+        raise ValueError(f"probes: several probes write /{twice[0]}; give one probe per group "
+                         "(an EvalProbe takes a dict of data sets)")
+    return probes
 
 
 def _detached(loss: float | torch.Tensor) -> object:

@@ -16,21 +16,29 @@ Examples
 """
 
 from pyengine.store._format import FORMAT_NAME, FORMAT_VERSION, FormatError, ParamInfo
+from pyengine.store._groups import RowGroup, group_rows
+from pyengine.store._swmr import clear_write_flags
+from pyengine.store.checksum import ChecksumReport, verify
 from pyengine.store.describe import describe
 from pyengine.store.reader import Trajectory, open_trajectory
 from pyengine.store.validation import ValidationReport, validate
 from pyengine.store.writer import TrajectoryWriter, write_trajectory
 
 __all__ = [
+    "ChecksumReport",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "FormatError",
     "ParamInfo",
+    "RowGroup",
     "Trajectory",
     "TrajectoryWriter",
     "ValidationReport",
+    "clear_write_flags",
     "describe",
+    "group_rows",
     "open_trajectory",
     "validate",
+    "verify",
     "write_trajectory",
 ]

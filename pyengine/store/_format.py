@@ -27,6 +27,8 @@ WEIGHT_DTYPES = (np.dtype("float16"), np.dtype("float32"), np.dtype("float64"))
 OPTIONAL_GROUPS = ("eval", "noise", "landscape", "hessian")
 #: Elements per chunk of the 1-D datasets ``/step`` and ``/loss``.
 CHUNK_ROWS_1D = 4096
+#: Optional dataset beside ``/weights``: CRC-32 of each row of each chunk column, (N, n_chunk_cols) uint32.
+CHECKSUM_DATASET = "weights_crc32"
 
 _PARAMS_DTYPE = np.dtype(
     [

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import pathlib
+from dataclasses import dataclass
 from types import TracebackType
 
 import h5py
@@ -13,6 +15,7 @@ import numpy as np
 
 from pyengine.store._checks import check_structure, format_errors
 from pyengine.store._format import (
+    CHECKSUM_DATASET,
     CHUNK_ROWS_1D,
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -25,6 +28,11 @@ from pyengine.store._format import (
     default_params,
     params_to_table,
 )
+from pyengine.store._groups import GROUPS, ROW_CHUNK, RowGroup, column_dtype, group_rows, row_columns
+from pyengine.store._swmr import WriterLock, clear_flags_unlocked, open_for_writing, write_flags
+from pyengine.store.checksum import row_checksums
+
+COMPRESSIONS = (None, "lz4", "gzip")
 
 COMPRESSIONS = (None, "lz4", "gzip")
 
@@ -32,10 +40,18 @@ COMPRESSIONS = (None, "lz4", "gzip")
 class TrajectoryWriter:
     """Append weight snapshots, steps and losses to a trajectory file.
 
-    Each :meth:`append` writes the rows of ``/weights`` first, then ``/step``, then
-    ``/loss``, and flushes; after a crash the reader keeps the complete snapshots. With
-    ``swmr=True`` readers may follow the file while it is written
-    (``open_trajectory`` + :meth:`Trajectory.refresh`).
+    Each :meth:`append` writes the rows of ``/weights`` and flushes, then those of
+    ``/weights_crc32`` and ``/step`` and flushes, then those of ``/loss`` and flushes: a
+    reader (also after a crash) counts the snapshots whose three parts are on disk. With
+    ``swmr=True`` the file is in SWMR write mode from the moment it is opened, and readers
+    may follow it (``open_trajectory`` + :meth:`Trajectory.refresh`).
+
+    A new file is laid out whole (datasets, attributes, the row groups of ``groups``)
+    under a temporary name beside ``path`` and renamed into place, so a crash while it is
+    created leaves either no file or a complete empty one. While the writer is open it
+    holds an advisory lock on the file (``pyengine.store._swmr.WriterLock``): a second
+    writer is refused, readers are never blocked. A file that a killed writer left marked
+    "open for writing" is made writable again in mode ``"a"`` (:func:`clear_write_flags`).
 
     Parameters
     ----------
@@ -58,16 +74,26 @@ class TrajectoryWriter:
     mode : {"w", "a"}
         ``"w"`` creates the file, ``"a"`` appends to an existing valid one (``n_params``,
         ``dtype`` and, when given, ``params`` must match; steps must continue to
-        increase). Compression and chunking of an existing file are kept.
+        increase). Compression, chunking and checksums of an existing file are kept; the
+        rows of an interrupted append are dropped.
     swmr : bool
-        Switch on single-writer/multiple-reader mode once the datasets exist.
+        Open the file in single-writer/multiple-reader mode.
     overwrite : bool
         In mode ``"w"``, replace an existing file instead of refusing.
+    checksum : bool
+        In mode ``"w"``, store a CRC-32 of every row of every chunk column of ``/weights``
+        in ``/weights_crc32`` (checked by :func:`pyengine.store.verify`).
+    groups : sequence of RowGroup, optional
+        Row groups (``/eval``, ``/noise``, ``/hessian``) grown by :meth:`append_row`,
+        laid out before the first snapshot. In mode ``"a"`` an existing group must have
+        the same datasets; its rows past the file's last snapshot step are dropped.
 
     Raises
     ------
     FileExistsError
         Mode ``"w"``, the file exists and ``overwrite`` is False.
+    BlockingIOError
+        Another live writer has the file.
     FormatError
         Mode ``"a"`` and the file is not a valid trajectory or does not match.
 
@@ -92,24 +118,33 @@ class TrajectoryWriter:
         mode: str = "w",
         swmr: bool = True,
         overwrite: bool = False,
+        checksum: bool = True,
+        groups: list[RowGroup] | tuple[RowGroup, ...] = (),
     ) -> None:
         if n_params < 1:
             raise ValueError(f"n_params must be >= 1, got {n_params}")
+        if mode not in ("w", "a"):
+            raise ValueError(f"mode must be 'w' (create) or 'a' (append), got {mode!r}")
         self.path = pathlib.Path(path)
         self.dtype = _weight_dtype(dtype)
-        if mode == "w":
-            self._file = _create(self.path, n_params, self.dtype, params, attrs, compression,
-                                 chunk_shape(n_params, chunk_steps, chunk_params), overwrite)
-        elif mode == "a":
-            self._file = _open_for_append(self.path, n_params, self.dtype, params, attrs)
-        else:
-            raise ValueError(f"mode must be 'w' (create) or 'a' (append), got {mode!r}")
         self.n_params = n_params
+        self._rows = _row_layouts(groups)
+        layout = _Layout(n_params, self.dtype, params, attrs, compression,
+                         chunk_shape(n_params, chunk_steps, chunk_params), checksum, tuple(groups))
+        if mode == "w":
+            self._lock, self._file = _create(self.path, layout, overwrite, swmr)
+        else:
+            self._lock = WriterLock(self.path)
+            try:
+                self._file = _open(self.path, swmr)
+                _prepare_append(self._file, layout)
+            except BaseException:
+                self.close()
+                raise
         self._weights, self._step, self._loss = (self._file[name] for name in ("weights", "step", "loss"))
+        self._checksums = self._file.get(CHECKSUM_DATASET)
         steps = self._step[:]
         self._last_step = int(steps[-1]) if steps.size else None
-        if swmr:
-            self._file.swmr_mode = True
 
     @property
     def n_snapshots(self) -> int:
@@ -139,10 +174,13 @@ class TrajectoryWriter:
         """
         w, s, losses = self._coerce(weights, step, loss)
         n0 = self.n_snapshots
-        n1 = n0 + len(s)
-        for dataset, rows in ((self._weights, w), (self._step, s), (self._loss, losses)):
-            dataset.resize(n1, axis=0)
-            dataset[n0:n1] = rows
+        _grow(self._weights, n0, w)
+        self._file.flush()
+        if self._checksums is not None:
+            _grow(self._checksums, n0, row_checksums(w, self._weights.chunks[1]))
+        _grow(self._step, n0, s)
+        self._file.flush()
+        _grow(self._loss, n0, losses)
         self._file.flush()
         self._last_step = int(s[-1])
 
@@ -166,12 +204,47 @@ class TrajectoryWriter:
             raise ValueError(f"steps must increase strictly: step {previous[bad[0] + 1]} after {previous[bad[0]]}")
         return w, s.astype(np.int64), losses
 
+    def append_row(self, group: str, row: dict[str, object]) -> None:
+        """Append one row to a row group given at creation (a probe's results at one step).
+
+        The other datasets are written and flushed first, ``step`` last, so a reader
+        (:func:`pyengine.store.group_rows`) never counts a row that is not whole.
+
+        Parameters
+        ----------
+        group : {"eval", "noise", "hessian"}
+            One of the ``groups`` the writer was opened with.
+        row : dict of str to array_like
+            One value (or row of the declared width) per dataset of the group.
+
+        Raises
+        ------
+        ValueError
+            An unknown group, missing or extra datasets, or a value of the wrong shape.
+
+        Examples
+        --------
+        >>> writer.append_row("eval", {"step": 100, "loss_test": 0.41})  # doctest: +SKIP
+        """
+        if group not in self._rows:
+            raise ValueError(f"group must be one of the row groups this writer was opened with "
+                             f"{sorted(self._rows)}, got {group!r}")
+        values = _row_values(group, self._rows[group], row)
+        datasets = self._file[group]
+        m = datasets["step"].shape[0]
+        for name, value in values.items():
+            if name == "step":
+                self._file.flush()
+            _grow(datasets[name], m, value[None])
+        self._file.flush()
+
     def write_group(self, name: str, datasets: dict[str, np.ndarray], attrs: dict | None = None) -> None:
         """Create or replace an optional group: ``eval``, ``noise``, ``hessian`` or ``landscape/<name>``.
 
         HDF5's SWMR protocol covers appends to existing datasets; readers following the
-        file see a group written during the run once they reopen it. Dict-valued
-        attributes are stored as JSON strings.
+        file see a group written during the run once they reopen it. Datasets the format
+        defines get its dtype (``pyengine.store._groups``); dict-valued attributes are
+        stored as JSON strings. A row group this writer grows is refused.
 
         Parameters
         ----------
@@ -184,17 +257,18 @@ class TrajectoryWriter:
 
         Examples
         --------
-        >>> writer.write_group("eval", {"step": [0, 100], "loss": [2.3, 0.4]})  # doctest: +SKIP
+        >>> writer.write_group("eval", {"step": [0, 100], "loss_test": [2.3, 0.4]})  # doctest: +SKIP
         >>> writer.write_group("landscape/pca", {"x": xs, "y": ys, "loss": z}, {"normalization": "filter"})  # doctest: +SKIP
         """
         _check_group_name(name)
+        if name in self._rows:
+            raise ValueError(f"/{name} is grown row by row by this writer (append_row); it cannot be replaced")
         if name in self._file:
             del self._file[name]
         group = self._file.create_group(name)
         for key, value in datasets.items():
-            group.create_dataset(key, data=np.asarray(value))
-        for key, value in (attrs or {}).items():
-            group.attrs[key] = json.dumps(value) if isinstance(value, dict) else value
+            group.create_dataset(key, data=np.asarray(value, dtype=column_dtype(name, key)))
+        _set_attrs(group, attrs or {})
         self._file.flush()
 
     def flush(self) -> None:
@@ -207,15 +281,17 @@ class TrajectoryWriter:
         self._file.flush()
 
     def close(self) -> None:
-        """Flush and close the file; closing twice is harmless.
+        """Flush and close the file, then drop the writer lock; closing twice is harmless.
 
         Examples
         --------
         >>> writer.close()  # doctest: +SKIP
         """
-        if self._file.id.valid:
-            self._file.flush()
-            self._file.close()
+        file = getattr(self, "_file", None)
+        if file is not None and file.id.valid:
+            file.flush()
+            file.close()
+        self._lock.release()
 
     def __enter__(self) -> TrajectoryWriter:
         return self
@@ -254,7 +330,7 @@ def write_trajectory(
         As for :class:`TrajectoryWriter`.
     **writer_kwargs
         Passed on to :class:`TrajectoryWriter` (``compression``, ``chunk_steps``,
-        ``overwrite``, ``dtype``, ...).
+        ``overwrite``, ``dtype``, ``checksum``, ...).
 
     Returns
     -------
@@ -280,6 +356,20 @@ def write_trajectory(
     return pathlib.Path(path)
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """Everything a new file is made of (and a resumed one is checked against)."""
+
+    n_params: int
+    dtype: np.dtype
+    params: list[ParamInfo] | None
+    attrs: dict | None
+    compression: str | None
+    chunks: tuple[int, int]
+    checksum: bool
+    groups: tuple[RowGroup, ...]
+
+
 def _weight_dtype(dtype: str | np.dtype) -> np.dtype:
     dt = np.dtype(dtype)
     if dt not in WEIGHT_DTYPES:
@@ -287,11 +377,42 @@ def _weight_dtype(dtype: str | np.dtype) -> np.dtype:
     return dt
 
 
+def _row_layouts(groups: list[RowGroup] | tuple[RowGroup, ...]) -> dict[str, dict[str, tuple[np.dtype, tuple]]]:
+    layouts: dict[str, dict[str, tuple[np.dtype, tuple]]] = {}
+    for group in groups:
+        if not isinstance(group, RowGroup):
+            raise TypeError(f"groups must be RowGroup objects, got {type(group).__name__}")
+        if group.name in layouts:
+            raise ValueError(f"groups: /{group.name} is given twice (one probe per group)")
+        layouts[group.name] = row_columns(group.name, group.attrs)
+    return layouts
+
+
+def _row_values(group: str, columns: dict[str, tuple[np.dtype, tuple]], row: dict) -> dict[str, np.ndarray]:
+    if set(row) != set(columns):
+        raise ValueError(f"/{group}: a row needs exactly the datasets {sorted(columns)}, got {sorted(row)}")
+    values = {name: np.asarray(row[name], dtype=dtype) for name, (dtype, _) in columns.items()}
+    for name, (_, shape) in columns.items():
+        if values[name].shape != shape:
+            raise ValueError(f"/{group}/{name}: a row has shape {shape}, got {values[name].shape}")
+    return values
+
+
+def _grow(dataset: h5py.Dataset, n0: int, rows: np.ndarray) -> None:
+    dataset.resize(n0 + len(rows), axis=0)
+    dataset[n0:n0 + len(rows)] = rows
+
+
 def _settings_json(attrs: dict | None) -> str:
     try:
         return json.dumps(attrs or {}, sort_keys=True)
     except TypeError as exc:
         raise TypeError(f"attrs must be JSON-serializable (numbers, strings, lists, dicts): {exc}") from exc
+
+
+def _set_attrs(group: h5py.Group, attrs: dict) -> None:
+    for key, value in attrs.items():
+        group.attrs[key] = json.dumps(value) if isinstance(value, dict) else value
 
 
 def _compression_kwargs(compression: str | None) -> dict:
@@ -309,42 +430,129 @@ def _compression_kwargs(compression: str | None) -> dict:
 _ALIGN_CHUNKS = {"alignment_threshold": 2**18, "alignment_interval": 4096}
 
 
-def _create(path: pathlib.Path, n_params: int, dtype: np.dtype, params: list[ParamInfo] | None,
-            attrs: dict | None, compression: str | None, chunks: tuple[int, int], overwrite: bool) -> h5py.File:
-    params = default_params(n_params) if params is None else list(params)
-    problems = check_params(params, n_params)
+def _create(path: pathlib.Path, layout: _Layout, overwrite: bool, swmr: bool) -> tuple[WriterLock, h5py.File]:
+    """Lay the file out under a temporary name beside ``path``, switch SWMR on, and rename it into place.
+
+    Returns the writer lock, taken on the temporary file and so held on ``path`` after
+    the rename, and the open file. A file being replaced must not be held by a live writer.
+    """
+    params = default_params(layout.n_params) if layout.params is None else list(layout.params)
+    problems = check_params(params, layout.n_params)
     if problems:
         raise FormatError("; ".join(problems))
-    settings = _settings_json(attrs)
-    filters = _compression_kwargs(compression)
+    settings = _settings_json(layout.attrs)
+    filters = _compression_kwargs(layout.compression)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists: pass overwrite=True to replace it, or mode='a' to append to it")
-    f = h5py.File(path, "w", libver="latest", **_ALIGN_CHUNKS)
-    f.create_dataset("weights", shape=(0, n_params), maxshape=(None, n_params), dtype=dtype, chunks=chunks, **filters)
+    replaced = WriterLock(path) if path.exists() else None
+    temporary = path.with_name(f".{path.name}.creating")
+    try:
+        lock = WriterLock(temporary, create=True)
+        f = None
+        try:
+            f = h5py.File(temporary, "w", libver="latest", **_ALIGN_CHUNKS)
+            _lay_out(f, layout, params, settings, filters)
+            f.flush()
+            if swmr:
+                f.swmr_mode = True
+            os.replace(temporary, path)
+        except BaseException:
+            if f is not None:
+                f.close()
+            lock.release()
+            temporary.unlink(missing_ok=True)
+            raise
+    finally:
+        if replaced is not None:
+            replaced.release()
+    return lock, f
+
+
+def _lay_out(f: h5py.File, layout: _Layout, params: list[ParamInfo], settings: str, filters: dict) -> None:
+    n_params, chunks = layout.n_params, layout.chunks
+    f.create_dataset("weights", shape=(0, n_params), maxshape=(None, n_params), dtype=layout.dtype, chunks=chunks,
+                     **filters)
+    if layout.checksum:
+        n_sums = -(-n_params // chunks[1])
+        f.create_dataset(CHECKSUM_DATASET, shape=(0, n_sums), maxshape=(None, n_sums), dtype=np.uint32,
+                         chunks=(max(1, CHUNK_ROWS_1D // n_sums), n_sums))
     for name, dt in (("step", np.int64), ("loss", np.float64)):
         f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(CHUNK_ROWS_1D,))
     f.create_dataset("params", data=params_to_table(params))
     f.attrs.update(format=FORMAT_NAME, format_version=np.int64(FORMAT_VERSION), created=_now(),
                    producer=_producer(), settings=settings)
-    return f
+    for group in layout.groups:
+        _lay_out_rows(f, group)
 
 
-def _open_for_append(path: pathlib.Path, n_params: int, dtype: np.dtype, params: list[ParamInfo] | None,
-                     attrs: dict | None) -> h5py.File:
-    f = h5py.File(path, "r+", libver="latest", **_ALIGN_CHUNKS)
-    try:
-        layout = check_structure(f)
-        _check_resumable(f, layout.errors, n_params, dtype, params, layout.params)
-        if layout.errors:
-            raise FormatError(format_errors(path, layout.errors) + "\n(cannot append to it)")
-    except BaseException:
-        f.close()
-        raise
-    for name in ("weights", "step"):  # drop the rows of an interrupted append
-        f[name].resize(layout.n_snapshots, axis=0)
-    if attrs:
-        f.attrs["settings"] = _settings_json({**layout.settings, **attrs})
-    return f
+def _lay_out_rows(f: h5py.File, group: RowGroup, rows: dict[str, np.ndarray] | None = None) -> None:
+    """Create a row group, empty (or holding ``rows``), its datasets resizable along the first axis."""
+    g = f.require_group(group.name)
+    for name, (dtype, shape) in row_columns(group.name, group.attrs).items():
+        data = np.empty((0, *shape), dtype) if rows is None else np.asarray(rows[name], dtype)
+        chunk_rows = max(1, min(ROW_CHUNK, 2**20 // max(1, dtype.itemsize * int(np.prod(shape)))))
+        g.create_dataset(name, data=data, maxshape=(None, *shape), chunks=(chunk_rows, *shape))
+    for name, value in group.static.items():
+        if name not in g:
+            g.create_dataset(name, data=np.asarray(value, dtype=column_dtype(group.name, name)))
+    _set_attrs(g, group.attrs)
+
+
+def _open(path: pathlib.Path, swmr: bool) -> h5py.File:
+    """Open for writing (the caller holds the writer lock), clearing the marks of a killed writer first."""
+    if write_flags(path):
+        clear_flags_unlocked(path)
+    alignment = (_ALIGN_CHUNKS["alignment_threshold"], _ALIGN_CHUNKS["alignment_interval"])
+    return open_for_writing(path, swmr=swmr, alignment=alignment)
+
+
+def _prepare_append(f: h5py.File, layout: _Layout) -> None:
+    """Check that the file continues this run; drop rows an interrupted write left; lay out row groups."""
+    structure = check_structure(f)
+    _check_resumable(f, structure.errors, layout.n_params, layout.dtype, layout.params, structure.params)
+    if structure.errors:
+        raise FormatError(format_errors(f.filename, structure.errors) + "\n(cannot append to it)")
+    n = structure.n_snapshots
+    for name in ("weights", CHECKSUM_DATASET, "step"):  # drop the rows of an interrupted append
+        if name in f:
+            f[name].resize(n, axis=0)
+    last_step = int(structure.steps[-1]) if n else None
+    for group in layout.groups:
+        _resume_rows(f, group, last_step)
+    if layout.attrs:
+        f.attrs["settings"] = _settings_json({**structure.settings, **layout.attrs})
+
+
+def _resume_rows(f: h5py.File, group: RowGroup, last_step: int | None) -> None:
+    """Keep the whole rows of a stored row group up to the file's last snapshot step (the run goes on from there)."""
+    stored = f.get(group.name)
+    if stored is None:
+        _lay_out_rows(f, group)
+        return
+    columns = row_columns(group.name, group.attrs)
+    static = {c.name for c in GROUPS[group.name] if c.static}
+    found = {name: ds.shape[1:] for name, ds in stored.items() if isinstance(ds, h5py.Dataset) and name not in static}
+    changed = [name for name, value in group.static.items() if name in stored and
+               not np.array_equal(stored[name][()], value)]
+    if found != {name: shape for name, (_, shape) in columns.items()} or changed:
+        raise FormatError(f"{f.filename}: /{group.name} holds the datasets {_shapes(found)}, but this run records "
+                          f"{_shapes({n: s for n, (_, s) in columns.items()})}"
+                          + (f" and other {', '.join(changed)}" if changed else "")
+                          + ": resume with the probe settings of the recorded run, or record to a new file")
+    rows = group_rows(stored)
+    keep = 0 if last_step is None else int(np.searchsorted(rows["step"], last_step, side="right"))
+    if all(stored[name].maxshape[0] is None for name in columns):
+        for name in columns:
+            stored[name].resize(keep, axis=0)
+        _set_attrs(stored, group.attrs)
+        return
+    for name in columns:  # written whole by an older pyengine: rewrite resizable
+        del stored[name]
+    _lay_out_rows(f, group, {name: values[:keep] for name, values in rows.items() if name in columns})
+
+
+def _shapes(columns: dict[str, tuple]) -> str:
+    return ", ".join(f"{name}{list(shape) if shape else ''}" for name, shape in sorted(columns.items()))
 
 
 def _check_resumable(f: h5py.File, errors: list[str], n_params: int, dtype: np.dtype,
