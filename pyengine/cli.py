@@ -7,6 +7,7 @@ why), 2 usage error (argparse).
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
 
 from pyengine._version import __version__
@@ -89,12 +90,13 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     import pyengine as pe
     from pyengine.output import check_output
 
-    check_output(args.out, inputs=[args.file])  # before the work, not after it
+    out = args.out or f"{pathlib.Path(args.file).stem}-analysis"
+    check_output(out, inputs=[args.file])  # before the work, not after it
     analysis = pe.analyze(args.file, window=args.window, lags=args.lags, origins=args.origins, method=args.method,
                           threshold=args.threshold, only=args.only, skip=args.skip or (), backend=args.backend,
                           workers=args.workers, block_cols=args.block_cols, progress=not args.quiet,
                           scheduler=args.dask, nonfinite=args.nonfinite)
-    out = analysis.save(args.out, progress=not args.quiet)
+    out = analysis.save(out, progress=not args.quiet)
     print(f"results: {out / 'results.json'}\nreport:  {out / 'index.html'}")
     return 0
 
@@ -106,17 +108,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    import os
+def _bench_suites() -> list[str]:
+    """The suites of the source checkout this command runs from (bench/bench_*.py), if any."""
+    return sorted(p.stem.removeprefix("bench_") for p in pathlib.Path("bench").glob("bench_*.py"))
 
-    if os.path.exists(os.path.join("bench", "__main__.py")) and "" not in sys.path:
-        sys.path.insert(0, "")  # the source checkout we are run from
-    try:
-        from bench.__main__ import main as bench_main
-    except ImportError:
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if not _bench_suites():
         print("pyengine bench: the benchmarks live in the source checkout's bench/ folder; run it from there "
               "(or `python -m bench`)", file=sys.stderr)
         return 1
+    if "" not in sys.path:
+        sys.path.insert(0, "")  # the source checkout we are run from
+    from bench.__main__ import main as bench_main
+
     return bench_main(args.suites + (["--quick"] if args.quick else []))
 
 
@@ -146,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                            f"  {s.name:<11} {s.summary}" for s in STATISTICS if not s.internal),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", help="trajectory file (HDF5)")
-    p.add_argument("--out", required=True,
-                   help="output directory: new, empty, or an earlier pyengine output (never one holding other files)")
+    p.add_argument("--out", default=None,
+                   help="output directory: new, empty, or an earlier pyengine output (never one holding other "
+                        "files); default: FILE's name without .h5, plus -analysis, in the current directory")
     p.add_argument("--window", type=_window, default="auto",
                    help="window length T in steps, 'auto' (fits the run) or 'all' (default: %(default)s)")
     p.add_argument("--lags", type=_lags, default=48,
@@ -189,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="points per side of the final loss surface, 0 for none (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)
-    p = sub.add_parser("bench", help="run the benchmarks side by side with peers (from the source checkout)")
+    p = sub.add_parser("bench", help="run the benchmarks side by side with peers (from the source checkout)",
+                       epilog="suites here: " + (", ".join(_bench_suites()) or "none (run from the source checkout)")
+                              + ". The peers need the bench extra: pip install 'pyengine[bench]'.")
     p.add_argument("suites", nargs="*", help="suites to run (default: all)")
     p.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
     p.set_defaults(func=_cmd_bench)
@@ -203,3 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, OSError) as exc:
         print(f"pyengine {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except ImportError as exc:  # an optional dependency: say which extra brings it
+        extra = _EXTRAS.get((exc.name or "").split(".")[0], "")
+        hint = f"; install it with: pip install 'pyengine[{extra}]'" if extra else ""
+        print(f"pyengine {args.command}: error: {exc}{hint}", file=sys.stderr)
+        return 1
+
+
+#: Optional modules and the extra of pyproject.toml that installs them.
+_EXTRAS = {"distributed": "dask", "dask": "dask", "tidynamics": "bench", "torch": "torch", "sklearn": "demo",
+           "numba": "numba", "cupy": "cuda", "pandas": "test", "xarray": "test"}

@@ -59,7 +59,7 @@ def _probe_cuda() -> tuple[bool, str]:
         return False, f"pyengine was built without CUDA kernels ({exc})"
     n, why = _cuda.device_count()
     if n == 0:
-        return False, f"no usable GPU: {why}"
+        return False, f"no NVIDIA GPU with a working driver on this machine (the CUDA runtime says: {why})"
     try:
         import cupy
     except ImportError:

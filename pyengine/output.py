@@ -99,9 +99,18 @@ def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | No
     existing = next(p for p in (target, *target.parents) if p.exists())
     if not existing.is_dir():
         raise FileExistsError(f"cannot create {target}: {existing} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot write to {existing}: choose an output directory you can write to")
+    _probe_writable(existing)
     return target
+
+
+def _probe_writable(folder: pathlib.Path) -> None:
+    """Create and remove a folder in ``folder``: the only sure test that the output can be
+    written there (permission bits do not tell about /proc, read-only mounts or quotas)."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".pyengine-probe-", dir=folder))
+    except OSError as exc:
+        raise PermissionError(f"cannot write to {folder} ({exc.strerror}): choose an output directory you can "
+                              "write to") from None
 
 
 def _write_manifest(folder: pathlib.Path) -> None:

@@ -25,3 +25,11 @@ def test_readme_gives_the_ci_test_command():
     readme = (ROOT / "README.md").read_text()
     command = readme.split("<!-- test-command -->", 1)[1].split("```bash", 1)[1].split("```", 1)[0].strip()
     assert "pytest" in command and "pip install" in command
+
+
+def test_the_readme_tour_runs_as_it_stands(tmp_path, monkeypatch):
+    readme = (ROOT / "README.md").read_text()
+    tour = readme.split("<!-- tour -->", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(tour, "README.md (tour)", "exec"), {"__name__": "tour"})
+    assert (tmp_path / "tour-out" / "index.html").is_file()
