@@ -114,7 +114,7 @@ def _beta(ctx: Context, got: dict):
 def _pairs_request(ctx: Context):
     from pyengine.estimators.pairs import PairsRequest
 
-    return PairsRequest(ctx.plan, ctx.src.n_cols, coords="path" in ctx.selected)
+    return PairsRequest.make(ctx.plan, ctx.src.n_cols, coords="path" in ctx.selected)
 
 
 def _path(ctx: Context, got: dict):

@@ -31,3 +31,7 @@ CHUNK_CACHE_BYTES = 0
 #: the engine then reads one chunk column per block. Measured on a 4.3 GB file, warm: the
 #: read's CPU time drops from ≈ 0.85 s to ≈ 0.15 s. Turn off to copy every block instead.
 MAP_FILES = True
+#: Column groups of the delete-one-group jackknife (the standard errors of every curve and
+#: fit; docs/estimators.md, "Uncertainty"). 0 (or 1) turns it off: SEs then come from fit
+#: residuals only.
+JACKKNIFE_GROUPS = 32

@@ -20,6 +20,7 @@ and prints the reason; ``regime`` calls it undetermined.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from pyengine.results import Result
 
-__all__ = ["PowerFit", "power_fit", "log_spaced", "quality_flag", "regime", "MIN_POINTS", "MIN_DECADES", "MAX_SE", "REGIMES"]
+__all__ = ["PowerFit", "power_fit", "log_spaced", "jackknife_se", "with_se", "quality_flag", "regime", "MIN_POINTS", "MIN_DECADES", "MAX_SE", "REGIMES"]
 
 MIN_POINTS = 5
 MIN_DECADES = 1.0
@@ -90,7 +91,10 @@ class PowerFit(Result):
     Attributes
     ----------
     slope, slope_se : float
-        The exponent and its standard error (from the residuals, n − 2 degrees of freedom).
+        The exponent and its standard error: the delete-one-group jackknife over parameter
+        groups where the curve's replicates are known (``se_method="jackknife"``), else
+        from the residuals with n − 2 degrees of freedom (``"residuals"``, too small when
+        the points are correlated, as the lags of one MSD are).
     intercept : float
         log10 of the prefactor.
     rmse : float
@@ -101,6 +105,7 @@ class PowerFit(Result):
         (first, last) x of the fit (NaN when there is no fit).
     flag : str or None
         None when the fit passes the quality rule, else why not (also why there is no fit).
+    se_method : {"jackknife", "residuals"}
     """
 
     slope: float
@@ -110,6 +115,7 @@ class PowerFit(Result):
     n_points: int
     x_range: tuple[float, float]
     flag: str | None = None
+    se_method: str = "residuals"
 
     @property
     def decades(self) -> float:
@@ -138,12 +144,15 @@ class PowerFit(Result):
         return 10**self.intercept * np.asarray(x, dtype=np.float64) ** self.slope
 
 
-def power_fit(x, y, lo: float = -np.inf, hi: float = np.inf, *, min_points: int = 3) -> PowerFit:
+def power_fit(x, y, lo: float = -np.inf, hi: float = np.inf, *, min_points: int = 3, replicates=None) -> PowerFit:
     """Fit y ∝ x^slope by least squares in log10–log10 over lo ≤ x ≤ hi, and judge it.
 
-    Points with a non-finite or non-positive x or y are left out. The fit is flagged by
-    :func:`quality_flag`; with fewer than ``min_points`` usable points (at least 3, for a
-    standard error) there is no fit.
+    Points with a non-finite or non-positive x or y are left out. With ``replicates``
+    (shape (g, len(y)): the curve with one parameter group deleted, see
+    :func:`pyengine.engine.groups.replicates`) the same points of every replicate are
+    fitted and the slope's SE is their jackknife SE; otherwise it comes from the
+    residuals. The fit is flagged by :func:`quality_flag`; with fewer than ``min_points``
+    usable points (at least 3) there is no fit.
 
     Examples
     --------
@@ -167,10 +176,22 @@ def power_fit(x, y, lo: float = -np.inf, hi: float = np.inf, *, min_points: int 
     intercept = float(ly.mean() - slope * lx.mean())
     resid = ly - intercept - slope * lx
     ssr = float(resid @ resid)
-    se = math.sqrt(ssr / (n - 2) / sxx)
+    se, method = math.sqrt(ssr / (n - 2) / sxx), "residuals"
+    if replicates is not None:
+        jack = float(jackknife_se(_replicate_slopes(np.asarray(replicates, dtype=np.float64)[:, ok], dx, sxx)))
+        if math.isfinite(jack):
+            se, method = jack, "jackknife"
     x_range = (float(x[ok].min()), float(x[ok].max()))
     flag = quality_flag(slope, se, n, math.log10(x_range[1] / x_range[0]))
-    return PowerFit(slope, se, intercept, math.sqrt(ssr / n), n, x_range, flag)
+    return PowerFit(slope, se, intercept, math.sqrt(ssr / n), n, x_range, flag, method)
+
+
+def _replicate_slopes(values: np.ndarray, dx: np.ndarray, sxx: float) -> np.ndarray:
+    """Least-squares log-log slopes of replicate curves (rows) at the same points; NaN for a
+    replicate with a non-positive value there."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ly = np.where(values > 0, np.log10(np.where(values > 0, values, 1.0)), np.nan)
+    return (ly - ly.mean(axis=1, keepdims=True)) @ dx / sxx
 
 
 def log_spaced(x: np.ndarray, points_per_decade: float) -> np.ndarray:
@@ -186,3 +207,32 @@ def log_spaced(x: np.ndarray, points_per_decade: float) -> np.ndarray:
     left = right - 1
     nearest = np.where(grid - log_x[left] <= log_x[right] - grid, left, right)
     return np.unique(nearest)
+
+
+def jackknife_se(replicates) -> np.ndarray:
+    """Delete-one-group jackknife standard error from replicates of shape (g, ...).
+
+    SE² = (g − 1)/g · Σ_k (θ_(k) − θ̄)², θ̄ the mean of the finite replicates (Efron &
+    Tibshirani 1993, Eq. 11.5); NaN where fewer than 2 are finite.
+
+    Examples
+    --------
+    >>> float(jackknife_se(np.array([1.0, 2.0, 3.0])))  # sqrt(2/3 · 2)
+    1.1547005383792515
+    """
+    replicates = np.asarray(replicates, dtype=np.float64)
+    ok = np.isfinite(replicates)
+    n = ok.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(ok, replicates, 0.0).sum(axis=0) / n
+        dev = np.where(ok, replicates - mean, 0.0)
+        se = np.sqrt((n - 1) / n * (dev * dev).sum(axis=0))
+    return np.where(n >= 2, se, np.nan)
+
+
+def with_se(fit: PowerFit, se: float, method: str = "jackknife") -> PowerFit:
+    """``fit`` with another standard error (and the quality flag judged again with it)."""
+    if not math.isfinite(se):
+        return fit
+    flag = quality_flag(fit.slope, se, fit.n_points, fit.decades)
+    return dataclasses.replace(fit, slope_se=float(se), flag=flag, se_method=method)

@@ -21,7 +21,8 @@ def curve_result(curves, lags=None, t_w=None) -> MSDResult:
     w, n = curves.shape
     lags = np.arange(1, n + 1) if lags is None else np.asarray(lags)
     t_w = np.arange(w) * n if t_w is None else np.asarray(t_w)
-    return MSDResult(t_w, lags, curves, np.ones(curves.shape, np.int64), curves.copy(), int(lags[-1]),
+    return MSDResult(t_w, lags, curves, np.full(curves.shape, np.nan), np.ones(curves.shape, np.int64), curves.copy(),
+                     int(lags[-1]),
                      "window", "spectral", 1)
 
 

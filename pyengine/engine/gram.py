@@ -14,11 +14,12 @@ worker; ``workers`` blocks in flight hold one state each.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from pyengine.engine.accumulator import RunMeta
+from pyengine.engine.groups import ColumnGroups, Grouped
 from pyengine.kernels._arrays import array_module, to_host
 
 __all__ = ["GramWindow", "WindowGramAccumulator", "sq_distances", "principal_coordinates", "CENTERS"]
@@ -42,6 +43,7 @@ class GramWindow:
 class GramState:
     grams: list  # per window: (T, T) float64, Σ over the columns seen so far of y_a·y_b
     meta: RunMeta
+    parts: list | None = None  # per column group: per window, D² of the sampled pairs (or None)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,12 @@ class WindowGramAccumulator:
         about log10(|y|²/D²) digits, and the mean makes |y| as small as it can be (the
         weights themselves, |w| ≫ step, never enter a product). ``"mean"`` also makes G the
         centred Gram matrix that PCA / classical MDS need.
+    groups : ColumnGroups, optional
+        Keep, per column group, the squared distances of the sampled ``pairs`` (the
+        jackknife's parts, see :mod:`pyengine.engine.groups`): each group's columns of a
+        block go through one product of their own, so this costs no extra GEMM.
+    pairs : (ndarray, ndarray), optional
+        Row indices (a, b) inside a window of the sampled pairs (with ``groups``).
 
     Examples
     --------
@@ -71,6 +79,8 @@ class WindowGramAccumulator:
 
     windows: tuple[GramWindow, ...]
     center: str = "mean"
+    groups: ColumnGroups | None = None
+    pairs: tuple | None = field(default=None, compare=False)
     name: str = "window_gram"
 
     def __post_init__(self):
@@ -82,38 +92,78 @@ class WindowGramAccumulator:
             if w.length < 1 or w.start < 0 or w.start + w.length > meta.n_rows:
                 raise ValueError(f"window {w} does not fit in rows [0, {meta.n_rows})")
         xp = array_module(meta.on_gpu)
-        return GramState([xp.zeros((w.length, w.length)) for w in self.windows], meta)
+        parts = None if self.groups is None else [None] * self.groups.count
+        return GramState([xp.zeros((w.length, w.length)) for w in self.windows], meta, parts)
 
     def update(self, state: GramState, block, cols: slice) -> None:
         threads = 1 if state.meta.on_gpu else state.meta.threads
-        for w, gram in zip(self.windows, state.grams):
-            rows = block[w.start : w.start + w.length]
-            step = max(1, min(GEMM_TEMP_BYTES // (8 * w.length), -(-rows.shape[1] // threads)))
-            chunks = [rows[:, c0 : c0 + step] for c0 in range(0, rows.shape[1], step)]
-            if threads == 1 or len(chunks) == 1:
-                for chunk in chunks:
-                    gram += self._product(chunk)
-                continue
-            # The engine's threads run the GEMMs (BLAS itself runs one thread inside a pass:
-            # an idle BLAS pool spins next to the other kernels' threads); partials add in order.
-            with ThreadPoolExecutor(threads, thread_name_prefix="pyengine-gram") as pool:
-                for part in pool.map(self._product, chunks):
-                    gram += part
+        tasks = [(i, g, pieces) for g, views in self._groups_of(block, cols)
+                 for i, w in enumerate(self.windows) for pieces in self._pieces(views, w, threads)]
+        if threads == 1 or len(tasks) == 1:
+            self._add(state, tasks, map(self._product, tasks))
+            return
+        # The engine's threads run the GEMMs (BLAS itself runs one thread inside a pass: an
+        # idle BLAS pool spins next to the other kernels' threads); products add in order.
+        with ThreadPoolExecutor(threads, thread_name_prefix="pyengine-gram") as pool:
+            self._add(state, tasks, pool.map(self._product, tasks))
 
-    def _product(self, chunk):
-        """Y Yᵀ of one chunk of a window's columns, Y centred in float64."""
-        y = chunk.astype(np.float64)
+    def _groups_of(self, block, cols: slice) -> list:
+        """(column group, column views) of the block: one entry per group present, or one for all."""
+        if self.groups is None:
+            return [(None, [block])]
+        by_group: dict[int, list] = {}
+        for g, a, b in self.groups.runs(cols.start, cols.stop):
+            by_group.setdefault(g, []).append(block[:, a - cols.start : b - cols.start])
+        return list(by_group.items())
+
+    def _pieces(self, views: list, w: GramWindow, threads: int) -> list[list]:
+        """The window's rows of the views, split into products of at most GEMM_TEMP_BYTES of
+        float64 (and into ``threads`` products when there would be fewer)."""
+        n_cols = sum(v.shape[1] for v in views)
+        step = max(1, min(GEMM_TEMP_BYTES // (8 * w.length), -(-n_cols // threads)))
+        pieces, current, size = [], [], 0
+        for v in views:
+            rows = v[w.start : w.start + w.length]
+            for c0 in range(0, rows.shape[1], step):
+                part = rows[:, c0 : c0 + step]
+                if size and size + part.shape[1] > step:
+                    pieces.append(current)
+                    current, size = [], 0
+                current.append(part)
+                size += part.shape[1]
+        return pieces + [current] if current else pieces
+
+    def _product(self, task):
+        """Y Yᵀ of some columns of a window, Y centred per column in float64."""
+        y = np.concatenate([p.astype(np.float64) for p in task[2]], axis=1) if len(task[2]) > 1 else \
+            task[2][0].astype(np.float64)
         y -= y.mean(axis=0) if self.center == "mean" else y[0].copy()
         return y @ y.T
+
+    def _add(self, state: GramState, tasks: list, products) -> None:
+        for (i, g, _), product in zip(tasks, products):
+            state.grams[i] += product
+            if g is not None:
+                ia, ib = self.pairs
+                diag = product.diagonal()
+                d2 = to_host(diag[ia] + diag[ib] - 2.0 * product[ia, ib])
+                if state.parts[g] is None:
+                    state.parts[g] = [np.zeros(ia.size) for _ in self.windows]
+                state.parts[g][i] += d2
 
     def merge(self, a: GramState, b: GramState) -> GramState:
         for ga, gb in zip(a.grams, b.grams):
             ga += gb
+        if a.parts is not None:
+            a.parts = [y if x is None else x if y is None else [u + v for u, v in zip(x, y)]
+                       for x, y in zip(a.parts, b.parts)]
         return a
 
-    def finalize(self, state: GramState) -> list[np.ndarray]:
-        """Per window, the (T, T) float64 Gram matrix on the host."""
-        return [to_host(g) for g in state.grams]
+    def finalize(self, state: GramState):
+        """Per window, the (T, T) float64 Gram matrix on the host; with ``groups``, a
+        :class:`~pyengine.engine.groups.Grouped` of them and each group's pair distances."""
+        grams = [to_host(g) for g in state.grams]
+        return grams if self.groups is None else Grouped(grams, state.parts, self.groups)
 
 
 def sq_distances(gram: np.ndarray, n_params: int, *, exact=None, rtol: float = 1e-6) -> tuple[np.ndarray, int]:

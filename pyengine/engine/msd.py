@@ -39,7 +39,8 @@ class LagBandAccumulator:
         lag_band(block, self.lags, out=state.band, backend=state.meta.backend, threads=state.meta.threads)
 
     def merge(self, a: LagBandState, b: LagBandState) -> LagBandState:
-        return LagBandState(a.band + b.band, a.meta)
+        a.band += b.band
+        return a
 
     def finalize(self, state: LagBandState) -> np.ndarray:
         return to_host(state.band)
@@ -94,8 +95,9 @@ class SpectralMSDAccumulator:
                           backend=meta.backend, threads=meta.threads)
 
     def merge(self, a: SpectralState, b: SpectralState) -> SpectralState:
-        return SpectralState([x + y for x, y in zip(a.cross, b.cross)],
-                             [x + y for x, y in zip(a.sq, b.sq)], a.meta)
+        for x, y in zip(a.cross + a.sq, b.cross + b.sq):
+            x += y
+        return a
 
     def finalize(self, state: SpectralState) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per window: (msd over lags 0..length-1, origin counts, |y(τ)|² = Eq. 4 numerator)."""

@@ -218,15 +218,21 @@ def _errorbars(ax, x, fits: list[PowerFit], color: str, label: str) -> None:
                     alpha=0.5, label=f"{label}, flagged")
 
 
-def _window_fit(t_w: int, lags: np.ndarray, values: np.ndarray, threshold: float, min_points: int) -> WindowFit:
+def _window_fit(t_w: int, lags: np.ndarray, values: np.ndarray, reps: np.ndarray | None, threshold: float,
+                min_points: int) -> WindowFit:
+    """The fits of one window; ``reps`` (g, L): the MSD with each parameter group deleted."""
     ok = np.isfinite(values) & (values > 0)
     lags, values = lags[ok], values[ok]
-    whole = power_fit(lags, values, min_points=min_points)
+    reps = None if reps is None else reps[:, ok]
+
+    def fit(sl: slice) -> PowerFit:
+        return power_fit(lags[sl], values[sl], min_points=min_points, replicates=None if reps is None else reps[:, sl])
+
+    whole = fit(slice(None))
     tau0, late, reason = float("nan"), None, None
-    for k in range(lags.size - min_points + 1):
-        fit = power_fit(lags[k:], values[k:], min_points=min_points)
-        if fit.rmse < threshold:
-            tau0, late = float(lags[k]), fit
+    for k in range(lags.size - min_points + 1):  # the scan judges RMSE only: SEs come after
+        if power_fit(lags[k:], values[k:], min_points=min_points).rmse < threshold:
+            tau0, late = float(lags[k]), fit(slice(k, None))
             break
     if late is None:
         reason = (f"no lag τ' leaves a power law on [τ', T] with RMSE < {threshold:.3g} and at least "
@@ -235,7 +241,7 @@ def _window_fit(t_w: int, lags: np.ndarray, values: np.ndarray, threshold: float
     elif k == 0:
         early = PowerFit.failed("τ0 is the first lag: one regime", 0)
     else:
-        early = power_fit(lags[:k], values[:k], min_points=min_points)
+        early = fit(slice(None, k))
     return WindowFit(int(t_w), whole, tau0, early, late, regime(early.slope, early.slope_se, early.flag),
                      regime(late.slope, late.slope_se, late.flag), reason)
 
@@ -324,7 +330,9 @@ def fit_diffusion(
         raise ValueError(f"no lag of the MSD ({msd_result.lags.min()} … {msd_result.lags.max()}) lies in {lag_range}")
     cols = np.flatnonzero(keep)[log_spaced(lags[keep], points_per_decade)]
     level, rule = _threshold(threshold, lags[cols], msd_result.msd[:, cols], int(min_points))
-    windows = [_window_fit(tw, lags[cols], msd_result.msd[i, cols], level, int(min_points))
+    reps = msd_result.replicates
+    windows = [_window_fit(tw, lags[cols], msd_result.msd[i, cols], None if reps is None else reps[:, i, cols],
+                           level, int(min_points))
                for i, tw in enumerate(msd_result.t_w)]
     below = [w.t_w for w in windows if w.whole.rmse < level]
     t0 = int(below[0]) if below else None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pyengine.engine.increments import IncrementsAccumulator, IncrementSampleAccumulator, IncrementWindow
+from pyengine.engine.groups import ColumnGroups, column_groups
 from pyengine.engine.runner import prepare, run_requests
 from pyengine.fits import PowerFit, log_spaced, power_fit
 from pyengine.heavytail.increments import check_options, increment_tail_index
@@ -411,6 +412,7 @@ class IncrementTailsRequest:
     stable: bool
     grouping: str = "permuted"
     seed: int = 0
+    groups: ColumnGroups | None = None
 
     @classmethod
     def make(cls, plan: WindowPlan, n_params: int, n_cols: int = 256, *, k1=None, stable: bool = True,
@@ -421,7 +423,8 @@ class IncrementTailsRequest:
             raise ValueError(f"increment tails need windows of at least 3 snapshots, got {plan.length}")
         grouping, seed = check_options(grouping, seed)
         col_step = max(1, -(-n_params // int(n_cols)))
-        return cls(plan, col_step, np.arange(0, n_params, col_step), k1, bool(stable), grouping, seed)
+        return cls(plan, col_step, np.arange(0, n_params, col_step), k1, bool(stable), grouping, seed,
+                   column_groups(n_params))
 
     def accumulators(self) -> list:
         windows = tuple(IncrementWindow(int(s), self.plan.length, 0) for s in self.plan.starts)
@@ -429,7 +432,9 @@ class IncrementTailsRequest:
 
     def conclude(self, results: list) -> IncrementTails:
         samples = results[0]
-        tails = [increment_tail_index(s, grouping=self.grouping, k1=self.k1, seed=self.seed) for s in samples]
+        labels = None if self.groups is None else self.groups.of(self.columns)
+        tails = [increment_tail_index(s, grouping=self.grouping, k1=self.k1, seed=self.seed, column_groups=labels)
+                 for s in samples]
         fits = [_stable_fit(s, self.seed) for s in samples] if self.stable else None
         return IncrementTails(self.plan.t_w, self.plan.window, self.columns, tails, fits, samples, self.grouping,
                               self.seed)

@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pyengine.engine.groups import ColumnGroups, Grouped, GroupedAccumulator, column_groups, replicates
 from pyengine.engine.msd import LagBandAccumulator, SpectralMSDAccumulator, SpectralWindow
 from pyengine.engine.runner import prepare, run_requests
+from pyengine.fits import jackknife_se
 from pyengine.plan import WindowPlan, make_plan
 from pyengine.results import Result, axes_or_new, window_colors
 
@@ -29,6 +31,10 @@ class MSDResult(Result):
     msd : ndarray of float64, shape (W, L)
         Δr²(t_w, τ): mean over the window's origins of ‖w(t+τ) − w(t)‖² (summed over
         parameters, Eq. 3). NaN where no origin is left (lag past the end of the run).
+    msd_se : ndarray of float64, shape (W, L)
+        Standard error of ``msd``: the delete-one-group jackknife over parameter groups
+        (docs/estimators.md, "Uncertainty"); NaN when the jackknife is off
+        (``config.JACKKNIFE_GROUPS``) or P is too small for two groups.
     counts : ndarray of int64, shape (W, L)
         Number of origins averaged.
     nonaveraged : ndarray of float64, shape (W, L)
@@ -38,11 +44,15 @@ class MSDResult(Result):
     origins : {"window", "within"}
     method : {"spectral", "lagband"}
     n_params : int
+    replicates : ndarray of float64, shape (G, W, L) or None
+        ``msd`` with each parameter group deleted (rescaled to all P), from which
+        ``msd_se`` and the SEs of every fit to it come (not in :meth:`to_dict`).
     """
 
     t_w: np.ndarray
     lags: np.ndarray
     msd: np.ndarray
+    msd_se: np.ndarray
     counts: np.ndarray
     nonaveraged: np.ndarray
     window: int
@@ -50,6 +60,9 @@ class MSDResult(Result):
     method: str
     n_params: int
     settings: dict = field(default_factory=dict)
+    replicates: np.ndarray | None = field(default=None, repr=False)
+
+    _exclude = ("replicates",)
 
     def plot(self, ax=None):
         """Log-log MSD curves coloured by waiting time; returns the axes."""
@@ -177,24 +190,37 @@ class MSDRequest:
     plan: WindowPlan
     method: str
     n_params: int
+    groups: ColumnGroups | None = None
 
     @classmethod
     def make(cls, plan: WindowPlan, n_params: int, method: str = "auto") -> "MSDRequest":
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        return cls(plan, choose_method(plan) if method == "auto" else method, n_params)
+        return cls(plan, choose_method(plan) if method == "auto" else method, n_params, column_groups(n_params))
 
     def accumulators(self) -> list:
         plan = self.plan
         if self.method == "spectral":
             windows = tuple(SpectralWindow(int(s), plan.length, plan.msd_span(int(s))) for s in plan.starts)
-            return [SpectralMSDAccumulator(windows)]
-        return [LagBandAccumulator(tuple(int(l) for l in plan.lags))]
+            inner = SpectralMSDAccumulator(windows)
+        else:
+            inner = LagBandAccumulator(tuple(int(l) for l in plan.lags))
+        if self.groups is None:
+            return [inner]
+        return [GroupedAccumulator(inner, self.groups, lambda state: self._values(inner.finalize(state)))]
+
+    def _values(self, raw) -> np.ndarray:
+        """The (W, L) MSD of a finalized state (linear in it: MSDs of column sets add)."""
+        convert = _from_spectral if self.method == "spectral" else _from_band
+        return convert(self.plan, raw, self.n_params)[0]
 
     def conclude(self, results: list) -> MSDResult:
-        plan = self.plan
+        plan, raw = self.plan, results[0]
+        grouped = raw if isinstance(raw, Grouped) else None
         convert = _from_spectral if self.method == "spectral" else _from_band
-        values, counts, single = convert(plan, results[0], self.n_params)
-        return MSDResult(t_w=plan.t_w, lags=plan.lag_steps, msd=values, counts=counts, nonaveraged=single,
-                         window=plan.window, origins=plan.origins, method=self.method, n_params=self.n_params,
-                         settings={"stride": plan.stride})
+        values, counts, single = convert(plan, grouped.total if grouped else raw, self.n_params)
+        reps = replicates(values, grouped, lambda part: part) if grouped else None
+        se = jackknife_se(reps) if reps is not None else np.full(values.shape, np.nan)
+        return MSDResult(t_w=plan.t_w, lags=plan.lag_steps, msd=values, msd_se=se, counts=counts,
+                         nonaveraged=single, window=plan.window, origins=plan.origins, method=self.method,
+                         n_params=self.n_params, settings={"stride": plan.stride}, replicates=reps)

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from pyengine.engine.gram import GramWindow, WindowGramAccumulator, principal_coordinates, sq_distances
+from pyengine.engine.groups import ColumnGroups, Grouped, GroupedAccumulator, column_groups, replicates
 from pyengine.engine.msd import LagBandAccumulator
 from pyengine.engine.runner import prepare, run_requests
-from pyengine.fits import PowerFit, power_fit
+from pyengine.fits import PowerFit, jackknife_se, power_fit, with_se
+from pyengine.kernels._arrays import to_host
 from pyengine.kernels.pairs import log_edges, pair_bin
 from pyengine.plan import WindowPlan, make_plan
 from pyengine.results import Result, axes_or_new, window_colors
@@ -35,6 +38,11 @@ MIN_PAIRS = 5
 MAX_FIT_RMSE = 0.05
 #: Fewest bins in a fit range (each side of a crossover).
 MIN_FIT_BINS = 4
+#: Pairs per window whose distances each column group keeps for the jackknife (of
+#: T(T−1)/2: 499,500 at T = 1000). The parameter-sampling noise of the distances is shared
+#: by all pairs, so the replicates of a statistic binned from this sample spread as those of
+#: the statistic from all pairs do; the sample keeps the groups' state at 10⁴ numbers per window.
+PAIR_SAMPLE = 10_000
 
 
 def _column(fits, attr: str) -> np.ndarray:
@@ -274,6 +282,46 @@ def _two_ranges(x: np.ndarray, y: np.ndarray) -> tuple[tuple[PowerFit, PowerFit]
     return best[1], best[2]
 
 
+def _binned_means(key: np.ndarray, value: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per bin of ``key`` (edges, right edge included): mean key and mean value, NaN where a
+    bin has fewer than MIN_PAIRS entries (for the jackknife's sampled pairs)."""
+    bins = np.clip(np.searchsorted(edges, key, side="right") - 1, 0, edges.size - 2)
+    inside = (key >= edges[0]) & (key <= edges[-1]) & np.isfinite(value)
+    count = np.bincount(bins[inside], minlength=edges.size - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        keys = np.bincount(bins[inside], key[inside], edges.size - 1) / count
+        values = np.bincount(bins[inside], value[inside], edges.size - 1) / count
+    few = count < MIN_PAIRS
+    keys[few], values[few] = np.nan, np.nan
+    return keys, values
+
+
+def _msl_replicate_slopes(pairs: PairDistances, i: int, loss: np.ndarray, edges: np.ndarray,
+                          fit: PowerFit) -> np.ndarray:
+    """2H of window i from the sampled pairs, with each parameter group deleted."""
+    a, b = pairs.sample
+    dl2 = (loss[a] - loss[b]) ** 2
+    slopes = []
+    for d2 in pairs.replicates[0][:, i]:
+        mean_d2, msl = _binned_means(d2, dl2, edges**2)
+        slopes.append(power_fit(np.sqrt(mean_d2), msl, *fit.x_range).slope)
+    return np.array(slopes)
+
+
+def _path_replicate_slopes(pairs: PairDistances, i: int, edges: np.ndarray, fits) -> np.ndarray:
+    """λ below and above the crossover of window i from the sampled pairs, shape (G, 2),
+    with each parameter group deleted (contour lengths too)."""
+    a, b = pairs.sample
+    start, t = int(pairs.plan.starts[i]), pairs.plan.length
+    steps = np.sqrt(pairs.replicates[1][:, start : start + t - 1])
+    contour = np.concatenate((np.zeros((steps.shape[0], 1)), np.cumsum(steps, axis=1)), axis=1)
+    slopes = []
+    for c, d2 in zip(contour, pairs.replicates[0][:, i]):
+        ds, dr2 = _binned_means(c[b] - c[a], d2, edges)
+        slopes.append([power_fit(ds, dr2, *fit.x_range).slope for fit in fits])
+    return np.array(slopes)
+
+
 def _bin_stats(hist: np.ndarray):
     """(count, mean key, mean value, standard error of the mean value) from pair_bin sums."""
     count, key_sum, total, total_sq = hist
@@ -339,6 +387,12 @@ class PairDistances:
     n_params : int
     settings : dict
         center, exact_lags, rtol.
+    sample : (ndarray, ndarray) or None
+        Rows (a, b) of the pairs sampled in every window for the jackknife.
+    replicates : (ndarray, ndarray) or None
+        The sampled pairs' D², shape (G, W, S), and the squared step sizes, shape (G, N),
+        with each parameter group deleted (rescaled to all P): the jackknife replicates
+        the pair statistics' standard errors come from.
     """
 
     plan: WindowPlan
@@ -349,6 +403,8 @@ class PairDistances:
     explained: np.ndarray | None
     n_params: int
     settings: dict
+    sample: tuple | None = None
+    replicates: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -362,6 +418,7 @@ class PairsRequest:
     exact_lags: int = 1
     rtol: float = 1e-6
     coords: bool = True
+    groups: ColumnGroups | None = field(default=None)
 
     def __post_init__(self):
         if int(self.exact_lags) != self.exact_lags or self.exact_lags < 1:
@@ -369,12 +426,34 @@ class PairsRequest:
         if not 0 < self.rtol < 1:
             raise ValueError(f"rtol must be in (0, 1), got {self.rtol!r}")
 
+    @classmethod
+    def make(cls, plan: WindowPlan, n_params: int, **settings) -> "PairsRequest":
+        """The request with the jackknife's column groups (``config.JACKKNIFE_GROUPS``)."""
+        return cls(plan, n_params, groups=column_groups(n_params), **settings)
+
+    @cached_property
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs (a < b) of a window whose distances each column group keeps: all of
+        them, or PAIR_SAMPLE drawn without replacement (fixed seed)."""
+        a, b = np.triu_indices(self.plan.length, 1)
+        if a.size > PAIR_SAMPLE:
+            keep = np.sort(np.random.default_rng(0).choice(a.size, PAIR_SAMPLE, replace=False))
+            a, b = a[keep], b[keep]
+        return a, b
+
     def accumulators(self) -> list:
         windows = tuple(GramWindow(int(s), self.plan.length) for s in self.plan.starts)
-        return [WindowGramAccumulator(windows, self.center), LagBandAccumulator(tuple(range(1, self.exact_lags + 1)))]
+        band = LagBandAccumulator(tuple(range(1, self.exact_lags + 1)))
+        if self.groups is None:
+            return [WindowGramAccumulator(windows, self.center), band]
+        return [WindowGramAccumulator(windows, self.center, self.groups, self.sample),
+                GroupedAccumulator(band, self.groups, lambda state: to_host(state.band[0]).copy())]
 
     def conclude(self, results: list) -> PairDistances:
         grams, band = results
+        reps = None
+        if self.groups is not None:
+            (grams, band), reps = (grams.total, band.total), self._replicates(*results)
         plan, t = self.plan, self.plan.length
         d2, flagged = [], []
         for gram, start in zip(grams, plan.starts):
@@ -391,13 +470,23 @@ class PairsRequest:
                 coords[i, :, : min(2, t)], explained[i, : min(2, t)] = principal_coordinates(
                     gram, 2, centered=self.center == "mean")
         return PairDistances(plan, d2, np.array(flagged, dtype=np.int64), np.sqrt(band[0]), coords, explained,
-                             self.n_params, {"center": self.center, "exact_lags": self.exact_lags, "rtol": self.rtol})
+                             self.n_params, {"center": self.center, "exact_lags": self.exact_lags, "rtol": self.rtol},
+                             self.sample if reps else None, reps)
+
+    def _replicates(self, grams: Grouped, band: Grouped) -> tuple | None:
+        """Jackknife replicates of the sampled pairs' D² and of the squared step sizes."""
+        a, b = self.sample
+        total = np.stack([np.diag(g)[a] + np.diag(g)[b] - 2.0 * g[a, b] for g in grams.total])
+        d2 = replicates(total, grams, np.stack)
+        steps = replicates(band.total[0], band, lambda part: part)
+        return None if d2 is None or steps is None else (np.maximum(d2, 0.0), np.maximum(steps, 0.0))
 
 
 def _pairs_pass(src, options, window, t_w, coords: bool, **request) -> PairDistances:
     """The pairs pass of a standalone pair statistic."""
     plan = make_plan(src.steps, window, t_w=t_w, lags=1, origins="within")
-    (pairs,) = run_requests(src, [PairsRequest(plan, src.n_cols, coords=coords, **request)], options, desc="pairs")
+    (pairs,) = run_requests(src, [PairsRequest.make(plan, src.n_cols, coords=coords, **request)], options,
+                            desc="pairs")
     return pairs
 
 
@@ -531,7 +620,10 @@ def msl_from(pairs: PairDistances, loss: np.ndarray, bins=None, fit_range=None, 
         r[i] = np.sqrt(mean_d2)
         usable = np.where(counts[i] >= MIN_PAIRS, mean[i], np.nan)
         lo, hi = fit_range if fit_range is not None else _auto_range(r[i], usable)
-        fits.append(power_fit(r[i], usable, lo, hi))
+        fit = power_fit(r[i], usable, lo, hi)
+        if pairs.replicates is not None:
+            fit = with_se(fit, jackknife_se(_msl_replicate_slopes(pairs, i, loss[start : start + t], edges, fit)))
+        fits.append(fit)
     return MSLResult(t_w=plan.t_w, window=plan.window, edges=edges, r=r, counts=counts, msl=mean, msl_se=se,
                      fits=fits, n_flagged=pairs.n_flagged, n_params=pairs.n_params,
                      settings={"backend": backend, **pairs.settings})
@@ -623,6 +715,9 @@ def path_from(pairs: PairDistances, bins=None, n_transverse: int = 16, backend: 
     for i, (d2, contour) in enumerate(zip(pairs.d2, contours)):
         counts[i], ds[i], dr2[i], se[i] = _bin_stats(binner(contour, d2, edges))
         pair, crossover[i] = _two_ranges(ds[i], np.where(counts[i] >= MIN_PAIRS, dr2[i], np.nan))
+        if pairs.replicates is not None:
+            slopes = _path_replicate_slopes(pairs, i, edges, pair)
+            pair = tuple(with_se(fit, jackknife_se(slopes[:, k])) for k, fit in enumerate(pair))
         fits.append(pair)
         if lags.size:
             tr_dr[i], tr_h[i] = transverse_distances(d2, lags)

@@ -41,7 +41,9 @@ import numbers
 import numpy as np
 
 from pyengine.heavytail._input import as_array, to_host
-from pyengine.heavytail.mohammadi import tail_index
+from pyengine.fits import jackknife_se
+from pyengine.heavytail.mohammadi import TailState, finalize, resolve_k1, tail_index
+from pyengine.kernels.tail_index import tail_sums
 from pyengine.heavytail.results import TailIndexResult
 
 __all__ = ["GROUPINGS", "IncrementTailIndex", "increment_tail_index", "standardise", "check_options"]
@@ -118,17 +120,18 @@ def standardise(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ([-1.0, 0.0, 2.0], [True, False])
     """
     x = np.where(np.isfinite(sample), sample, np.nan)
+    median = np.median if np.isfinite(sample).all() else np.nanmedian  # np.median: 5× faster
     some = ~np.isnan(x).all(axis=0)
     centre = np.zeros(x.shape[1])
     scale = np.zeros(x.shape[1])
-    centre[some] = np.nanmedian(x[:, some], axis=0)
-    scale[some] = np.nanmedian(np.abs(x[:, some] - centre[some]), axis=0)
+    centre[some] = median(x[:, some], axis=0)
+    scale[some] = median(np.abs(x[:, some] - centre[some]), axis=0)
     kept = scale > 0
     return (x[:, kept] - centre[kept]) / scale[kept], kept
 
 
 def increment_tail_index(sample, *, grouping: str = "permuted", k1=None, seed: int = 0,
-                         backend: str = "auto") -> IncrementTailIndex:
+                         backend: str = "auto", column_groups=None) -> IncrementTailIndex:
     """Mohammadi tail index of a window's increments, by the protocol of this module.
 
     Parameters
@@ -148,6 +151,10 @@ def increment_tail_index(sample, *, grouping: str = "permuted", k1=None, seed: i
         Seed (>= 0) of the permutation.
     backend : {"auto", "cuda", "cpp", "numba", "numpy"}
         Backend of the estimator's kernel.
+    column_groups : array of int, shape (k,), optional
+        The parameter group of each coordinate: ``alpha_se`` is then the delete-one-group
+        jackknife SE (the same protocol on the sample without each group's coordinates,
+        in the same permuted order; ``se_method="jackknife"``).
 
     Returns
     -------
@@ -184,17 +191,42 @@ def increment_tail_index(sample, *, grouping: str = "permuted", k1=None, seed: i
     if x.ndim != 2:
         raise ValueError(f"sample: expected a 2-D array (T increments, k coordinates), got shape {x.shape}")
     grouping, seed = check_options(grouping, seed)
+    labels = None if column_groups is None else np.asarray(column_groups)
+    if labels is not None and labels.shape != (x.shape[1],):
+        raise ValueError(f"column_groups: expected one group per coordinate, shape ({x.shape[1]},), got {labels.shape}")
     if grouping == "displacement":
-        return _labelled(tail_index(x, k1=k1, backend=backend), grouping, seed, x.shape[1], 0)
-    z, kept = standardise(x)
-    values = z[~np.isnan(z)]
-    if values.size < 2:
-        raise ValueError(f"sample: {values.size} usable values after standardising; {int((~kept).sum())} of "
-                         f"{kept.size} coordinates have zero median absolute deviation or no finite increment")
-    shuffled = np.random.default_rng(seed).permutation(values)
-    result = _labelled(tail_index(shuffled, k1=k1, backend=backend), grouping, seed, int(kept.sum()),
-                       int((~kept).sum()))
-    return dataclasses.replace(result, n_nonfinite=int(x.size - np.isfinite(x).sum()))
+        result = _labelled(tail_index(x, k1=k1, backend=backend), grouping, seed, x.shape[1], 0)
+        sequences = None if labels is None else (x, labels)
+    else:
+        z, kept = standardise(x)
+        finite = ~np.isnan(z)
+        values = z[finite]
+        if values.size < 2:
+            raise ValueError(f"sample: {values.size} usable values after standardising; {int((~kept).sum())} of "
+                             f"{kept.size} coordinates have zero median absolute deviation or no finite increment")
+        order = np.random.default_rng(seed).permutation(values.size)
+        result = _labelled(tail_index(values[order], k1=k1, backend=backend), grouping, seed, int(kept.sum()),
+                           int((~kept).sum()))
+        result = dataclasses.replace(result, n_nonfinite=int(x.size - np.isfinite(x).sum()))
+        sequences = None if labels is None else (
+            values[order][:, None], np.broadcast_to(labels[kept], z.shape)[finite][order])
+    if sequences is None:
+        return result
+    se = _jackknife_se(*sequences, k1, backend, by_row=grouping == "permuted")
+    return dataclasses.replace(result, alpha_se=se, se_method="jackknife") if np.isfinite(se) else result
+
+
+def _jackknife_se(x: np.ndarray, labels: np.ndarray, k1, backend: str, by_row: bool) -> float:
+    """Jackknife SE of the Mohammadi α̂ over the groups in ``labels``: each replicate drops
+    one group's values (rows of a permuted column, ``by_row``) or coordinates (columns)."""
+    alphas = []
+    for g in np.unique(labels):
+        part = x[labels != g] if by_row else x[:, labels != g]
+        if part.shape[0] >= 2 and part.size:
+            k = resolve_k1(k1, part.shape[0], part.shape[1], False)
+            stats = tail_sums(part, k, backend=backend)
+            alphas.append(finalize(TailState(k, False, stats=to_host(stats))).alpha)
+    return float(jackknife_se(np.array(alphas))) if len(alphas) >= 2 else float("nan")
 
 
 def _labelled(result: TailIndexResult, grouping: str, seed: int, n_coords: int, n_flat: int) -> IncrementTailIndex:

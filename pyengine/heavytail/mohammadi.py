@@ -31,7 +31,7 @@ from pyengine.heavytail.results import TailIndexResult
 from pyengine.kernels._arrays import to_host
 from pyengine.kernels.tail_index import HEAD, PER_K1, n_stats, tail_norms, tail_sums
 
-__all__ = ["TailState", "TailIndexAccumulator", "tail_index", "finalize", "choose_k1", "k1_grid"]
+__all__ = ["TailState", "TailIndexAccumulator", "tail_index", "finalize", "choose_k1", "k1_grid", "resolve_k1"]
 
 
 @dataclasses.dataclass
@@ -243,14 +243,15 @@ def tail_index(x, k1=None, multivariate: bool = False, **engine) -> TailIndexRes
         raise ValueError("x: the multivariate form needs a 2-D array (n_samples, dim)")
     if len(x.shape) == 1:
         x = x[:, None] if not is_h5(x) else x[()][:, None]
-    k1 = _resolve_k1(k1, x.shape[0], x.shape[1], multivariate)
+    k1 = resolve_k1(k1, x.shape[0], x.shape[1], multivariate)
     options = EngineOptions.from_kwargs({"progress": False, **engine})
     (result,) = run(x, [TailIndexAccumulator(tuple(int(k) for k in k1), bool(multivariate))], options,
                     desc="tail index")
     return result
 
 
-def _resolve_k1(k1, n: int, n_cols: int, multivariate: bool) -> np.ndarray:
+def resolve_k1(k1, n: int, n_cols: int, multivariate: bool) -> np.ndarray:
+    """The group sizes :func:`tail_index` uses for ``k1`` on n samples of ``n_cols`` sequences."""
     if n < 2:
         raise ValueError(f"x: need at least 2 samples along axis 0, got {n}")
     if k1 is None:

@@ -20,8 +20,9 @@ class TailIndexResult(Result):
         The estimate α̂ (the median over ``k1`` when several group sizes were used); NaN
         when no group size gave a positive difference (see ``reason``).
     alpha_se : float
-        Approximate standard error of α̂ (delta method, ignoring the correlation between
-        the two means; the median of the per-K1 values for a grid).
+        Standard error of α̂: by the delta method (ignoring the correlation between the
+        two means; the median of the per-K1 values for a grid), or, for the increments of
+        a trajectory, the jackknife over parameter groups (``se_method``).
     alpha_range : tuple of float
         Inter-quartile range of α̂ over ``k1`` (both ends equal α̂ for one K1).
     k1, alpha_by_k1, inv_alpha_by_k1, alpha_se_by_k1 : arrays of shape (n_k1,)
@@ -53,6 +54,7 @@ class TailIndexResult(Result):
     n_truncated: np.ndarray
     multivariate: bool
     reason: str = ""
+    se_method: str = "delta"
 
     @property
     def flag(self) -> str | None:
