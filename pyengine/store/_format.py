@@ -29,6 +29,9 @@ OPTIONAL_GROUPS = ("eval", "noise", "landscape", "hessian")
 CHUNK_ROWS_1D = 4096
 #: Optional dataset beside ``/weights``: CRC-32 of each row of each chunk column, (N, n_chunk_cols) uint32.
 CHECKSUM_DATASET = "weights_crc32"
+#: Largest chunk a reader accepts, in bytes: a larger one is rejected before any read (the
+#: default chunk of ``/weights`` is 64 x 16384 x 8 B = 8 MiB).
+MAX_CHUNK_BYTES = 2**30
 
 _PARAMS_DTYPE = np.dtype(
     [
@@ -109,8 +112,10 @@ def default_params(n_params: int) -> list[ParamInfo]:
 def check_params(params: list[ParamInfo], n_params: int) -> list[str]:
     """Problems with a parameter table: it must tile ``[0, n_params)`` exactly.
 
-    Entries must be in offset order, contiguous, non-overlapping, with ``size`` equal to
-    the product of ``shape``, a known ``kind`` and unique names.
+    Entries must be in offset order, contiguous, non-overlapping, with ``size`` >= 1 equal
+    to the product of ``shape`` (no negative dimension), a known ``kind`` and unique names.
+    The first offset is 0 and each next offset is the previous end, so offsets are
+    non-negative and the entries cover ``[0, P)`` once.
 
     Parameters
     ----------
@@ -135,7 +140,11 @@ def check_params(params: list[ParamInfo], n_params: int) -> list[str]:
         where = f"/params[{i}] ({p.name!r})"
         if p.offset != end:
             problems.append(f"{where}: offset {p.offset}, expected {end} (entries must tile [0, P) in order)")
-        if p.size != math.prod(p.shape):
+        if p.size < 1:
+            problems.append(f"{where}: size {p.size}, expected >= 1 (a tensor holds at least one column)")
+        if any(n < 0 for n in p.shape):
+            problems.append(f"{where}: shape {p.shape} has a negative dimension")
+        elif p.size != math.prod(p.shape):
             problems.append(f"{where}: size {p.size} is not the product of shape {p.shape}")
         if p.kind not in PARAM_KINDS:
             problems.append(f"{where}: kind {p.kind!r}, expected one of {PARAM_KINDS}")
@@ -178,11 +187,15 @@ def params_from_table(table: np.ndarray) -> list[ParamInfo]:
     missing = [name for name in _PARAMS_DTYPE.names if name not in (table.dtype.names or ())]
     if missing:
         raise FormatError(f"/params: missing fields {missing}; expected {list(_PARAMS_DTYPE.names)}")
+    for name in ("offset", "size"):
+        if table.dtype[name].kind not in "iu":
+            raise FormatError(f"/params: field {name!r} has dtype {table.dtype[name]}, expected int64")
     return [_param_from_row(i, row) for i, row in enumerate(table)]
 
 
 def _param_from_row(i: int, row: np.void) -> ParamInfo:
-    name, shape_text, kind = (as_text(row[f]) for f in ("name", "shape", "kind"))
+    name = checked_text(row["name"], f"/params[{i}]: field 'name'")
+    shape_text, kind = (checked_text(row[f], f"/params[{i}] ({name!r}): field {f!r}") for f in ("shape", "kind"))
     try:
         shape = tuple(int(s) for s in json.loads(shape_text))
     except (ValueError, TypeError, OverflowError) as exc:  # OverflowError: "[1e400]" parses as inf
@@ -199,6 +212,38 @@ def as_text(value: bytes | str) -> str:
     'pyengine-trajectory'
     """
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def checked_text(value: object, where: str) -> str:
+    """A string read from a file, as str; FormatError naming ``where`` unless it is UTF-8 text.
+
+    h5py returns variable-length strings as ``str`` (bytes that are not UTF-8 become lone
+    surrogates) and fixed-length ones as ``bytes``; both are accepted when they are UTF-8.
+
+    Raises
+    ------
+    FormatError
+        If ``value`` is not a string, or not valid UTF-8.
+
+    Examples
+    --------
+    >>> checked_text(b"run", "root attribute 'created'")
+    'run'
+    >>> checked_text(b"\\xff", "root attribute 'created'")
+    Traceback (most recent call last):
+    ...
+    pyengine.store._format.FormatError: root attribute 'created' is not valid UTF-8 (b'\\xff')
+    """
+    if not isinstance(value, (bytes, str)):
+        raise FormatError(f"{where} is {type(value).__name__}, expected a string")
+    try:
+        if isinstance(value, bytes):
+            return value.decode("utf-8")
+        value.encode("utf-8")  # fails on the lone surrogates h5py puts for bytes that are not UTF-8
+        return value
+    except UnicodeError:
+        raw = value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+        raise FormatError(f"{where} is not valid UTF-8 ({raw[:40]!r})") from None
 
 
 def chunk_shape(n_params: int, chunk_steps: int | None, chunk_params: int | None) -> tuple[int, int]:

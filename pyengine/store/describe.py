@@ -10,7 +10,7 @@ from collections import Counter
 import h5py
 import numpy as np
 
-from pyengine.store._format import FormatError, as_text
+from pyengine.store._format import OPTIONAL_GROUPS, FormatError, as_text
 from pyengine.store.reader import Trajectory
 from pyengine.store.validation import validate
 
@@ -72,7 +72,7 @@ def _summary(traj: Trajectory) -> list[str]:
         f"loss        {_loss_text(traj.loss)}",
         f"storage     chunks {traj.chunk_shape[0]} x {traj.chunk_shape[1]}, compression {_filters_text(traj.weights)}",
         f"params      {_params_text(traj)}",
-        f"groups      {_groups_text(traj.file)}",
+        f"groups      {_groups_text(traj)}",
         *_settings_lines(traj.attrs),
     ]
 
@@ -128,7 +128,7 @@ def _filters_text(dataset: h5py.Dataset) -> str:
 def _filter_name(code: int, flags: int, values: tuple[int, ...], name: bytes) -> str:
     if code == 32001 and len(values) > 6:
         return f"blosc {_BLOSC_CODECS.get(values[6], values[6])}"
-    return as_text(name)
+    return name.decode("utf-8", "backslashreplace")  # the file's own text: shown, not trusted
 
 
 def _params_text(traj: Trajectory) -> str:
@@ -142,9 +142,14 @@ def _params_text(traj: Trajectory) -> str:
     return "\n            ".join([head, *listed] + ([f"... {more} more"] if more > 0 else []))
 
 
-def _groups_text(f: h5py.File) -> str:
+def _groups_text(traj: Trajectory) -> str:
+    """The optional groups holding datasets (validation checked their links and names)."""
     found: list[str] = []
-    f.visititems(lambda name, obj: _note_group(found, name, obj))
+    for name in OPTIONAL_GROUPS:
+        group = traj.group(name)
+        if group is not None:
+            _note_group(found, name, group)
+            group.visititems(lambda sub, obj: _note_group(found, f"{name}/{sub}", obj))
     return ", ".join(found) if found else "none"
 
 

@@ -21,6 +21,7 @@ from pyengine.store._checks import (
 )
 from pyengine.store._format import FormatError, ParamInfo
 from pyengine.store._raw_chunks import RawChunks
+from pyengine.store._watchdog import probe_metadata
 
 #: Upper bound on the hash-table slots of the chunk cache of ``/weights``.
 MAX_CACHE_SLOTS = 100_000
@@ -68,9 +69,11 @@ class Trajectory:
     16384 (100, 3616)
     """
 
-    def __init__(self, path: str | pathlib.Path, *, validate: bool = True) -> None:
+    def __init__(self, path: str | pathlib.Path, *, validate: bool = True, watchdog: bool = True) -> None:
         self.path = pathlib.Path(path)
         self._validate = validate
+        if watchdog:
+            probe_metadata(self.path)
         self.file = open_h5(self.path)
         try:
             self._load(check_structure(self.file))
@@ -121,9 +124,11 @@ class Trajectory:
         elif out.shape != (self.n_snapshots, j1 - j0) or not out.flags.c_contiguous:
             raise ValueError(f"out: expected a C-contiguous array of shape {(self.n_snapshots, j1 - j0)}, "
                              f"got shape {out.shape}")
+        if not self.n_snapshots:
+            return out
         if self._raw is not None and out.dtype == self.dtype:
             self._raw.read(self.n_snapshots, j0, j1, out)
-        elif self.n_snapshots:
+        else:
             self.weights.read_direct(out, np.s_[: self.n_snapshots, j0:j1])
         return out
 
@@ -191,19 +196,30 @@ class Trajectory:
         >>> traj.default_block_cols() % traj.chunk_shape[1]  # doctest: +SKIP
         0
         """
+        if not self.n_snapshots:
+            return max(self.n_params, 1)  # empty blocks: one is enough, however many columns are declared
         chunk_cols = self.chunk_shape[1]
-        fit = config.BLOCK_BYTES // (max(self.n_snapshots, 1) * self.dtype.itemsize)
+        fit = config.BLOCK_BYTES // (self.n_snapshots * self.dtype.itemsize)
         return max(chunk_cols, fit // chunk_cols * chunk_cols)
 
     def group(self, name: str) -> h5py.Group | None:
         """An optional group (``"eval"``, ``"noise"``, ``"hessian"``, ``"landscape/<name>"``), or None.
+
+        Raises
+        ------
+        FormatError
+            If the path cannot be followed (a soft-link cycle, a dangling or external link,
+            damaged metadata); a validated file has none of these.
 
         Examples
         --------
         >>> traj.group("eval")["loss"][:]  # doctest: +SKIP
         array([2.3, 0.4])
         """
-        obj = self.file.get(name)
+        try:
+            obj = self.file.get(name)
+        except (KeyError, RuntimeError, OSError) as exc:  # how h5py reports links it cannot follow
+            raise FormatError(f"{self.path}: /{name} cannot be read ({exc})") from exc
         return obj if isinstance(obj, h5py.Group) else None
 
     def refresh(self) -> None:
@@ -250,7 +266,8 @@ class Trajectory:
         return f"<Trajectory {str(self.path)!r}: N={self.n_snapshots} x P={self.n_params} {self.dtype}{span}>"
 
 
-def open_trajectory(path: str | pathlib.Path, *, validate: bool = True, check_values: bool = False) -> Trajectory:
+def open_trajectory(path: str | pathlib.Path, *, validate: bool = True, check_values: bool = False,
+                    watchdog: bool = True) -> Trajectory:
     """Open a trajectory file read-only (``pyengine.open``).
 
     Parameters
@@ -263,6 +280,13 @@ def open_trajectory(path: str | pathlib.Path, *, validate: bool = True, check_va
         (missing or ill-typed ``/weights``, ``/step``, ``/loss``) is rejected.
     check_values : bool
         Also scan every weight for NaN/Inf (reads the whole matrix once).
+    watchdog : bool
+        Read the metadata first in a forked child process that is killed after
+        ``pyengine.store._watchdog.METADATA_TIMEOUT`` seconds, so that a corrupted file on
+        which HDF5 loops forever (or crashes) is reported instead of hanging this process.
+        Costs one fork and a second metadata read (25-35 ms measured), once per unchanged
+        file per process; turn it off only for a file already opened with it, e.g. in a
+        worker reopening it.
 
     Returns
     -------
@@ -273,7 +297,9 @@ def open_trajectory(path: str | pathlib.Path, *, validate: bool = True, check_va
     FileNotFoundError
         No such file.
     FormatError
-        The file is not a valid trajectory; the message names each field at fault.
+        The file is not a valid trajectory; the message names each field at fault. Also
+        when the file declares more data than it stores (checked whatever ``validate``
+        says, before anything is read) or its metadata cannot be read (watchdog).
 
     Examples
     --------
@@ -282,7 +308,7 @@ def open_trajectory(path: str | pathlib.Path, *, validate: bool = True, check_va
     >>> traj.n_snapshots, traj.n_params  # doctest: +SKIP
     (100, 20000)
     """
-    traj = Trajectory(path, validate=validate)
+    traj = Trajectory(path, validate=validate, watchdog=watchdog)
     if check_values:
         count, first = find_nonfinite(traj.blocks())
         if count:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from pyengine.store._checks import check_structure, find_nonfinite, nonfinite_message, open_h5
 from pyengine.store._format import FormatError
+from pyengine.store._watchdog import probe_metadata
 from pyengine.store.reader import Trajectory
 
 
@@ -55,7 +56,7 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def validate(path: str | pathlib.Path, *, check_values: bool = True) -> ValidationReport:
+def validate(path: str | pathlib.Path, *, check_values: bool = True, watchdog: bool = True) -> ValidationReport:
     """Check a file against the trajectory format v1 and report every problem.
 
     Parameters
@@ -65,12 +66,16 @@ def validate(path: str | pathlib.Path, *, check_values: bool = True) -> Validati
     check_values : bool
         Scan every weight for NaN/Inf (reads the whole matrix once, in column blocks).
         Steps and losses are always checked.
+    watchdog : bool
+        Read the metadata in a child process first, killed after a timeout, so that a
+        corrupted file on which HDF5 loops forever is reported, not waited for (see
+        :func:`pyengine.store.open_trajectory`).
 
     Returns
     -------
     ValidationReport
         ``.ok`` is False when the file violates the format; a file that is not HDF5 at
-        all gives a report with that error.
+        all, or whose metadata is damaged, gives a report with that error.
 
     Raises
     ------
@@ -84,6 +89,8 @@ def validate(path: str | pathlib.Path, *, check_values: bool = True) -> Validati
     """
     report = ValidationReport(pathlib.Path(path))
     try:
+        if watchdog:
+            probe_metadata(path)
         with open_h5(path) as f:
             layout = check_structure(f)
     except FormatError as exc:
@@ -92,12 +99,12 @@ def validate(path: str | pathlib.Path, *, check_values: bool = True) -> Validati
     report.errors.extend(layout.errors)
     report.warnings.extend(layout.warnings)
     if check_values and layout.readable:
-        _scan_weights(report)
+        _scan_weights(report, watchdog)
     return report
 
 
-def _scan_weights(report: ValidationReport) -> None:
-    with Trajectory(report.path, validate=False) as traj:
+def _scan_weights(report: ValidationReport, watchdog: bool) -> None:
+    with Trajectory(report.path, validate=False, watchdog=watchdog) as traj:
         report.n_nonfinite, report.nonfinite = find_nonfinite(traj.blocks())
     report.values_checked = True
     if report.n_nonfinite:
