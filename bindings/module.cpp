@@ -10,6 +10,7 @@ void register_boxcount(py::module_& m);
 void register_pairs(py::module_& m);
 void register_tail(py::module_& m);
 void register_spectral(py::module_& m);
+void register_increments(py::module_& m);
 void register_files(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
@@ -22,5 +23,6 @@ PYBIND11_MODULE(_core, m) {
   register_pairs(m);
   register_tail(m);
   register_spectral(m);
+  register_increments(m);
   register_files(m);
 }

@@ -20,6 +20,16 @@ def spectral_sums(
     n_threads: int = 0,
     lanes: int = 0,
 ) -> None: ...
+def increment_sums(
+    x: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    max_lag: int,
+    power: npt.NDArray[np.float64],
+    power_sq: npt.NDArray[np.float64],
+    acf: npt.NDArray[np.float64],
+    acf_sq: npt.NDArray[np.float64],
+    n_threads: int = 0,
+    lanes: int = 0,
+) -> int: ...
 def map_chunks(fd: int, offsets: npt.NDArray[np.int64], chunk_bytes: int) -> npt.NDArray[np.uint8]: ...
 def box_counts(
     z: npt.NDArray[np.float32] | npt.NDArray[np.float64] | npt.NDArray[np.uint8] | npt.NDArray[np.bool_],

@@ -4,15 +4,17 @@ For each coordinate i of a column block and each window (Chaudhari 2018, Sec. 6.
 Fig. 6.3):
 
 - the periodogram of its n = T − 1 increments inside the window, Δw_i(t) = w_i(t+1) − w_i(t),
-  t ∈ [t_w, t_w + T − 1), after subtracting their mean:
-  P_i(f_k) = |Σ_t Δw_i(t) e^{−2πi k t / n}|² / n;
+  t ∈ [t_w, t_w + T − 1), after subtracting their mean, zero-padded to nfft points (the
+  power of two >= max(8, n)): P_i(f_k) = |Σ_t Δw_i(t) e^{−2πi k t / nfft}|² / n,
+  k = 0 … nfft/2;
 - the autocorrelation of its weights over the window's T snapshots,
   r_i(k) = Σ_t y_i(t) y_i(t+k) / Σ_t y_i(t)², y_i = w_i − mean(w_i) (coordinates that do
   not move are left out and counted apart).
 
-The state keeps, per window, the number of coordinates and the sums of P_i, P_i², r_i and
-r_i² over coordinates, so blocks merge by addition and finalize gives mean ± sd across
-coordinates.
+Both come from one call of :func:`pyengine.kernels.increment_sums` per window and block (the
+C++ kernel shares the SIMD FFT of the spectral MSD). The state keeps, per window, the number
+of coordinates and the sums of P_i, P_i², r_i and r_i² over coordinates, so blocks merge by
+addition and finalize gives mean ± sd across coordinates.
 """
 
 from __future__ import annotations
@@ -21,17 +23,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pyengine import config
 from pyengine.engine.accumulator import RunMeta
-from pyengine.kernels._arrays import array_module, fft_module, to_host
+from pyengine.kernels import increment_sums
+from pyengine.kernels._arrays import array_module, to_host
+from pyengine.kernels.spectral import fft_length
 
 __all__ = ["IncrementWindow", "IncrementState", "IncrementsAccumulator", "WindowSums", "IncrementSampleAccumulator",
            "SampleState"]
 
-
-def _workers(meta: RunMeta) -> dict:
-    """scipy.fft's thread count (CuPy takes none)."""
-    return {} if meta.on_gpu else {"workers": meta.threads}
 
 @dataclass(frozen=True)
 class IncrementWindow:
@@ -43,16 +42,14 @@ class IncrementWindow:
 
     @property
     def nfft(self) -> int:
-        """FFT size for the autocorrelation: >= 2T − 1 so that it does not wrap around."""
-        import scipy.fft
-
-        return scipy.fft.next_fast_len(2 * self.length - 1, real=True)
+        """Points of the increments' FFT: the power of two >= max(8, T − 1) (``fft_length``)."""
+        return fft_length(self.length - 1)
 
 
 @dataclass
 class IncrementState:
     n_cols: int  # coordinates seen
-    power: list  # per window: sums over coordinates of P_i(f), ((T - 1) // 2 + 1,)
+    power: list  # per window: sums over coordinates of P_i(f_k), (nfft // 2 + 1,)
     power_sq: list  # per window: sums of P_i(f)^2
     n_moving: list  # per window: coordinates with non-zero variance (int)
     acf: list  # per window: sums of r_i(k), (max_lag + 1,)
@@ -93,8 +90,8 @@ class IncrementsAccumulator:
         xp = array_module(meta.on_gpu)
         return IncrementState(
             0,
-            [xp.zeros((w.length - 1) // 2 + 1) for w in self.windows],
-            [xp.zeros((w.length - 1) // 2 + 1) for w in self.windows],
+            [xp.zeros(w.nfft // 2 + 1) for w in self.windows],
+            [xp.zeros(w.nfft // 2 + 1) for w in self.windows],
             [0 for _ in self.windows],
             [xp.zeros(w.max_lag + 1) for w in self.windows],
             [xp.zeros(w.max_lag + 1) for w in self.windows],
@@ -102,31 +99,13 @@ class IncrementsAccumulator:
         )
 
     def update(self, state: IncrementState, block, cols: slice) -> None:
-        fft, kw = fft_module(state.meta.on_gpu), _workers(state.meta)
-        xp = array_module(state.meta.on_gpu)
+        meta = state.meta
         state.n_cols += block.shape[1]
         for i, w in enumerate(self.windows):
-            batch = max(1, config.FFT_BATCH_BYTES // (16 * (2 * w.length + 1)))  # bounds the FFT temporaries
-            for c0 in range(0, block.shape[1], batch):
-                seg = block[w.start : w.start + w.length, c0 : c0 + batch].astype(np.float64)
-                d = xp.diff(seg, axis=0)
-                d -= d.mean(axis=0)
-                f = fft.rfft(d, axis=0, **kw)
-                p = (f.real * f.real + f.imag * f.imag) / (w.length - 1)
-                state.power[i] += p.sum(axis=1)
-                state.power_sq[i] += (p * p).sum(axis=1)
-                y = seg - seg.mean(axis=0)
-                var = (y * y).sum(axis=0)
-                moving = var > 0
-                if not bool(moving.any()):
-                    continue
-                y = y[:, moving]
-                g = fft.rfft(y, n=w.nfft, axis=0, **kw)
-                r = fft.irfft(g.real * g.real + g.imag * g.imag, n=w.nfft, axis=0, **kw)[: w.max_lag + 1]
-                r /= var[moving]
-                state.n_moving[i] += int(moving.sum())
-                state.acf[i] += r.sum(axis=1)
-                state.acf_sq[i] += (r * r).sum(axis=1)
+            *_, n_moving = increment_sums(block[w.start : w.start + w.length], w.max_lag, state.power[i],
+                                          state.power_sq[i], state.acf[i], state.acf_sq[i], backend=meta.backend,
+                                          threads=meta.threads)
+            state.n_moving[i] += n_moving
 
     def merge(self, a: IncrementState, b: IncrementState) -> IncrementState:
         return IncrementState(

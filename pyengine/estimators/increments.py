@@ -18,6 +18,7 @@ from pyengine.engine.groups import ColumnGroups, column_groups
 from pyengine.engine.runner import prepare, run_requests
 from pyengine.fits import PowerFit, log_spaced, power_fit
 from pyengine.heavytail.increments import check_options, increment_tail_index
+from pyengine.kernels.spectral import fft_length
 from pyengine.plan import WindowPlan, make_plan
 from pyengine.results import Result, axes_or_new, jsonable, window_colors
 
@@ -40,13 +41,13 @@ class IncrementsResult(Result):
     window : int
         Window length T in steps: T / stride weights and one increment fewer per window.
     freqs : ndarray of float64, shape (F,)
-        Frequencies f_k = k / (n·stride) in cycles per step, k = 1 … n/2, for the
-        n = T/stride − 1 increments of a window (f = 0 is left out: their mean is
-        subtracted).
+        Frequencies f_k = k / (nfft·stride) in cycles per step, k = 1 … nfft/2, for the
+        n = T/stride − 1 increments of a window zero-padded to nfft points, the power of
+        two >= max(8, n) (f = 0 is left out: their mean is subtracted).
     power_mean, power_sd : ndarray of float64, shape (W, F)
         Mean and standard deviation across coordinates of the periodogram
-        P_i(f_k) = |Σ_t Δw_i(t) e^{−2πi k t/n}|² / n of the mean-subtracted increments;
-        white increments of variance σ² give P = σ² at every f.
+        P_i(f_k) = |Σ_t Δw_i(t) e^{−2πi k t/nfft}|² / n of the mean-subtracted increments;
+        white increments of variance σ² give E P = σ² at every f.
     slope_fits : list of PowerFit
         Per window, the power law power_mean ∝ f^slope on log-spaced frequencies in
         ``f_range``: slope 0 for white increments, −2 when the increments are a random
@@ -194,9 +195,10 @@ class IncrementsRequest:
 
 
 def _freqs(plan: WindowPlan) -> np.ndarray:
-    """Frequencies k / (n·stride) (cycles per step) of n = T − 1 increments, k = 1 … n/2."""
-    n = plan.length - 1
-    return np.arange(1, n // 2 + 1) / (n * plan.stride)
+    """Frequencies k / (nfft·stride) (cycles per step), k = 1 … nfft/2, of the T − 1 increments
+    zero-padded to nfft = fft_length(T − 1) points (the power of two >= max(8, T − 1))."""
+    nfft = fft_length(plan.length - 1)
+    return np.arange(1, nfft // 2 + 1) / (nfft * plan.stride)
 
 
 def _slopes(freqs: np.ndarray, power: np.ndarray, f_range) -> list[PowerFit]:
