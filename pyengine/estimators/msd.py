@@ -16,7 +16,7 @@ __all__ = ["MSDResult", "MSDRequest", "msd", "choose_method"]
 METHODS = ("auto", "spectral", "lagband")
 
 
-@dataclass
+@dataclass(repr=False)
 class MSDResult(Result):
     """Time-averaged mean squared displacement per window.
 
@@ -50,6 +50,10 @@ class MSDResult(Result):
     method: str
     n_params: int
     settings: dict = field(default_factory=dict)
+
+    _curves = {"msd": ("t_w", "lag"), "nonaveraged": ("t_w", "lag")}
+    _coords = {"lag": "lags"}
+    _n = {"msd": "counts"}
 
     def plot(self, ax=None):
         """Log-log MSD curves coloured by waiting time; returns the axes."""
