@@ -10,6 +10,7 @@ in ``Analysis.skipped`` with its reason.
 from __future__ import annotations
 
 import datetime
+import html
 import json
 import os
 import pathlib
@@ -26,16 +27,19 @@ from pyengine.estimators.diffusion import PAPER_THRESHOLD
 from pyengine.output import write_output
 from pyengine.plan import WindowPlan, make_plan
 from pyengine.progress import progress_bar
+from pyengine.results import TIDY_COLUMNS, import_optional
 from pyengine.threads import blas_single_threaded
 
 __all__ = ["Analysis", "analyze"]
 
 RESULTS_FILE = "results.json"
+#: repr(Analysis): widest line, most result lines and skipped lines.
+REPR_WIDTH, REPR_ROWS, REPR_SKIPPED = 110, 24, 6
 #: What a failing conclusion may raise without sinking the other statistics.
 ILL_POSED = (ValueError, ArithmeticError, np.linalg.LinAlgError)
 
 
-@dataclass
+@dataclass(repr=False)
 class Analysis:
     """All results of one run, as returned by :func:`analyze`.
 
@@ -67,6 +71,84 @@ class Analysis:
 
     def __getitem__(self, key: str):
         return self.results[key]
+
+    def _overview(self) -> tuple[str, list[tuple[str, str]], list[tuple[str, str]]]:
+        """The title line, (name, headline) per result and (name, reason) per skipped item."""
+        src, plan = self.source, self.settings.get("plan", {})
+        where = pathlib.Path(src["path"]).name if src.get("path") else "an array"
+        title = (f"Analysis of {where}: {src.get('n_snapshots', '?')} snapshots × {src.get('n_params', '?')} "
+                 f"parameters, backend {self.settings.get('backend', '?')}")
+        t_w = plan.get("t_w", [])
+        if t_w:
+            title += f"\n  windows: {len(t_w)} × {plan.get('window')} steps, t_w {t_w[0]} … {t_w[-1]}"
+        rows = [(k, v.headline() if hasattr(v, "headline") else type(v).__name__) for k, v in self.results.items()]
+        return title, rows, list(self.skipped.items())
+
+    def __repr__(self) -> str:
+        title, rows, skipped = self._overview()
+        lines = [title]
+        width = max((len(k) for k, _ in rows), default=0)
+        lines += [_cut(f"  {k:<{width}}  {text}") for k, text in rows[:REPR_ROWS]]
+        if len(rows) > REPR_ROWS:
+            lines.append(f"  … and {len(rows) - REPR_ROWS} more results")
+        lines += [_cut(f"  skipped {k}: {why}") for k, why in skipped[:REPR_SKIPPED]]
+        if len(skipped) > REPR_SKIPPED:
+            lines.append(f"  … and {len(skipped) - REPR_SKIPPED} more skipped")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        title, rows, skipped = self._overview()
+        head, _, windows = title.partition("\n")
+        parts = [f"<div class='pyengine-analysis'><p><b>{esc(head)}</b><br>{esc(windows.strip())}</p><table>"]
+        parts += [f"<tr><td>{esc(k)}</td><td>{esc(text)}</td></tr>" for k, text in rows]
+        parts.append("</table>")
+        if skipped:
+            parts.append("<p><b>skipped</b></p><ul>" + "".join(f"<li>{esc(k)}: {esc(why)}</li>" for k, why in skipped)
+                         + "</ul>")
+        return "".join(parts) + "</div>"
+
+    def summary(self):
+        """Every result's headline table (:meth:`pyengine.results.Result.summary`) in one pandas
+        DataFrame, with a first column ``statistic`` (the result's name); results without
+        headline numbers (the MSD, β, loss curves of the probes) are left out.
+
+        Examples
+        --------
+        >>> import pyengine as pe
+        >>> res = pe.analyze(pe.models.brownian(2000, 32, seed=0), window=500, progress=False)
+        >>> sorted(set(res.summary().statistic))
+        ['diffusion', 'increments', 'path', 'tails']
+        """
+        pd = import_optional("pandas")
+        frames = []
+        for key, result in self.results.items():
+            table = result.summary()
+            if set(table.columns) - {"t_w", "step"}:  # headline numbers, not only the rows
+                table.insert(0, "statistic", key)
+                frames.append(table)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"statistic": []})
+
+    def to_pandas(self):
+        """Every number of every result as one tidy pandas DataFrame: the results'
+        :meth:`pyengine.results.Result.to_pandas` tables concatenated, ``statistic`` naming
+        the result (``"msd"``, ``"diffusion"``, ``"landscape/final"``, …).
+
+        Examples
+        --------
+        >>> import pyengine as pe
+        >>> res = pe.analyze(pe.models.brownian(2000, 32, seed=0), window=500, progress=False)
+        >>> table = res.to_pandas()
+        >>> len(table.query("statistic == 'msd' and quantity == 'msd'")) == res["msd"].msd.size
+        True
+        """
+        pd = import_optional("pandas")
+        frames = []
+        for key, result in self.results.items():
+            table = result.to_pandas()
+            table["statistic"] = key
+            frames.append(table)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(TIDY_COLUMNS))
 
     def to_dict(self) -> dict:
         return {
@@ -145,6 +227,11 @@ class Analysis:
             plt.close(fig)
         return {"file": f"figures/{fig_spec.name}.png", "title": fig_spec.title, "caption": fig_spec.caption,
                 "panels": fig_spec.panels}
+
+
+def _cut(line: str) -> str:
+    """A repr line cut to REPR_WIDTH characters, with … where it was cut."""
+    return line if len(line) <= REPR_WIDTH else line[: REPR_WIDTH - 1] + "…"
 
 
 def _json_default(value):

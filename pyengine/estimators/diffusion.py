@@ -72,7 +72,7 @@ class WindowFit(Result):
     reason: str | None = None
 
 
-@dataclass
+@dataclass(repr=False)
 class DiffusionFit(Result):
     """Diffusion exponents per window with the τ0 and t0 rules of Chen et al. (2022).
 
@@ -113,6 +113,10 @@ class DiffusionFit(Result):
     msd_result: MSDResult = field(repr=False)
 
     _exclude = ("msd_result",)
+    _headline = {"alpha": "alpha_se", "alpha1": "alpha1_se", "alpha2": "alpha2_se", "tau0": None, "rmse": None}
+    _flags = {"alpha": "windows[].whole.flag", "alpha1": "windows[].early.flag", "alpha2": "windows[].late.flag",
+              "tau0": "windows[].reason"}
+    _text = {"regime1": "windows[].regime_early", "regime2": "windows[].regime_late"}
 
     def _column(self, get) -> np.ndarray:
         return np.array([get(w) for w in self.windows], dtype=np.float64)
@@ -341,7 +345,7 @@ def fit_diffusion(
                         float(points_per_decade), int(msd_result.window), msd_result)
 
 
-@dataclass
+@dataclass(repr=False)
 class LogDerivative(Result):
     """Logarithmic derivative β(t_w, τ) = d ln Δr² / d ln τ per window.
 
@@ -373,6 +377,10 @@ class LogDerivative(Result):
     method: str
     dtau: int | None
     half_width: float | None
+
+    _curves = {"beta": ("t_w", "tau")}
+    _se = {"beta": "beta_se"}
+    _n = {"beta": "n_points"}
 
     def plot(self, ax=None):
         """β(τ) per window coloured by t_w, with β = 1 (normal diffusion) marked; returns the axes."""

@@ -30,7 +30,7 @@ __all__ = ["IncrementsResult", "IncrementsRequest", "increments", "IncrementTail
            "increment_tails"]
 
 
-@dataclass
+@dataclass(repr=False)
 class IncrementsResult(Result):
     """Increment spectra and weight autocorrelations, mean ± sd across coordinates, per window.
 
@@ -84,6 +84,12 @@ class IncrementsResult(Result):
     level: float
     n_params: int
     n_moving: np.ndarray
+
+    _headline = {"spectral_slope": "spectral_slope_se", "n_moving": None}
+    _flags = {"spectral_slope": "slope_fits[].flag"}
+    _curves = {"power_mean": ("t_w", "freq"), "power_sd": ("t_w", "freq"), "acf_mean": ("t_w", "lag"),
+               "acf_sd": ("t_w", "lag")}
+    _coords = {"freq": "freqs", "lag": "lags"}
 
     @property
     def spectral_slope(self) -> np.ndarray:
@@ -275,7 +281,7 @@ def increments(
     return result
 
 
-@dataclass
+@dataclass(repr=False)
 class IncrementTails(Result):
     """Heavy tails of weight increments per window: Mohammadi tail index and α-stable fit.
 
@@ -317,6 +323,9 @@ class IncrementTails(Result):
     samples: list
     grouping: str = "permuted"
     seed: int = 0
+
+    _headline = {"alpha": "alpha_se", "stable_alpha": "stable[].alpha_se"}
+    _flags = {"alpha": "tail[].flag"}
 
     @property
     def alpha(self) -> np.ndarray:

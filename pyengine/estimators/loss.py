@@ -61,7 +61,7 @@ def moving_variance(values: np.ndarray, width: int, ddof: int = 1) -> np.ndarray
     return out
 
 
-@dataclass
+@dataclass(repr=False)
 class LossStats(Result):
     """Loss curve, |ΔL| per window and moving variance.
 
@@ -101,6 +101,10 @@ class LossStats(Result):
     var_steps: np.ndarray
     moving_var: np.ndarray
     var_window: int
+
+    _headline = {"abs_dloss_mean": None, "abs_dloss_std": None}
+    _curves = {"loss": ("step",), "abs_dloss_windows": ("t_w", "increment"), "moving_var": ("var_step",)}
+    _coords = {"step": "steps", "var_step": "var_steps", "increment": None}
 
     def plot(self, ax=None, kind: str = "all"):
         """Plot the loss statistics; returns the axes (an array of three for ``"all"``).

@@ -18,7 +18,7 @@ __all__ = ["MSDResult", "MSDRequest", "msd", "choose_method"]
 METHODS = ("auto", "spectral", "lagband")
 
 
-@dataclass
+@dataclass(repr=False)
 class MSDResult(Result):
     """Time-averaged mean squared displacement per window.
 
@@ -63,6 +63,10 @@ class MSDResult(Result):
     replicates: np.ndarray | None = field(default=None, repr=False)
 
     _exclude = ("replicates",)
+
+    _curves = {"msd": ("t_w", "lag"), "nonaveraged": ("t_w", "lag")}
+    _coords = {"lag": "lags"}
+    _n = {"msd": "counts"}
 
     def plot(self, ax=None):
         """Log-log MSD curves coloured by waiting time; returns the axes."""

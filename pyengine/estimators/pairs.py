@@ -49,7 +49,7 @@ def _column(fits, attr: str) -> np.ndarray:
     return np.array([getattr(f, attr) for f in fits], dtype=np.float64)
 
 
-@dataclass
+@dataclass(repr=False)
 class MSLResult(Result):
     """Mean squared loss difference against distance, per window (Chen et al. Eq. 9).
 
@@ -87,6 +87,15 @@ class MSLResult(Result):
     n_flagged: np.ndarray
     n_params: int
     settings: dict = field(default_factory=dict)
+
+    _headline = {"exponent": "exponent_se"}
+    _flags = {"exponent": "fits[].flag"}
+    _curves = {"msl": ("t_w", "bin")}
+    _coords = {"bin": None}
+    _x = {"bin": "r"}
+    _edges = {"bin": "edges"}
+    _se = {"msl": "msl_se"}
+    _n = {"msl": "counts"}
 
     @property
     def exponent(self) -> np.ndarray:
@@ -127,7 +136,7 @@ class MSLResult(Result):
         return ax
 
 
-@dataclass
+@dataclass(repr=False)
 class PathResult(Result):
     """Fractal geometry of the path per window: Δr² against contour length Δs.
 
@@ -180,6 +189,17 @@ class PathResult(Result):
     n_flagged: np.ndarray
     n_params: int
     settings: dict = field(default_factory=dict)
+
+    _headline = {"lam": "lam_se", "fractal_dim": "fractal_dim_se", "transverse_exponent": "transverse_exponent_se",
+                 "crossover": None}
+    _parts = {"lam": ("range", ("below", "above")), "fractal_dim": ("range", ("below", "above"))}
+    _flags = {"lam": "fits[][].flag", "fractal_dim": "fits[][].flag", "transverse_exponent": "transverse_fits[].flag"}
+    _curves = {"dr2": ("t_w", "bin"), "transverse_h": ("t_w", "tlag"), "explained": ("t_w", "pc")}
+    _coords = {"bin": None, "tlag": "transverse_lags", "pc": None}
+    _x = {"bin": "ds", "tlag": "transverse_dr"}
+    _edges = {"bin": "edges"}
+    _se = {"dr2": "dr2_se"}
+    _n = {"dr2": "counts"}
 
     @property
     def lam(self) -> np.ndarray:

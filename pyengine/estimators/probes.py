@@ -12,7 +12,7 @@ from pyengine.store._groups import group_rows, matches
 __all__ = ["EvalRecord", "NoiseRecord", "read_eval", "read_noise"]
 
 
-@dataclass
+@dataclass(repr=False)
 class EvalRecord(Result):
     """Losses (and accuracies) over fixed data sets at probe steps (``/eval``).
 
@@ -27,6 +27,10 @@ class EvalRecord(Result):
     steps: np.ndarray
     losses: dict
     accuracies: dict = field(default_factory=dict)
+
+    _rows = "step"
+    _curves = {"losses": ("step",), "accuracies": ("step",)}
+    _coords = {"step": "steps"}
 
     def plot(self, ax=None):
         """Loss per data set against step (accuracy on a twin axis); returns the axes."""
@@ -45,7 +49,7 @@ class EvalRecord(Result):
         return ax
 
 
-@dataclass
+@dataclass(repr=False)
 class NoiseRecord(Result):
     """Gradient-noise probes (``/noise``): tail index and norms at probe steps.
 
@@ -62,6 +66,11 @@ class NoiseRecord(Result):
     alpha: np.ndarray
     grad_norm: np.ndarray
     noise_norm: np.ndarray
+
+    _rows = "step"
+    _headline = {"alpha": None}
+    _curves = {"alpha": ("step",), "grad_norm": ("step",), "noise_norm": ("step",)}
+    _coords = {"step": "steps"}
 
     def plot(self, ax=None):
         """Tail index of the gradient noise against step (α = 2: Gaussian); returns the axes."""

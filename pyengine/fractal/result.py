@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyengine.fits import quality_flag
-from pyengine.results import jsonable
+from pyengine.results import Result, jsonable
 
 #: What the dimension of each kind measures, and its range.
 KIND_LABELS = {
@@ -63,8 +63,8 @@ def select_range(x: np.ndarray, y: np.ndarray, min_points: int | None = None) ->
     return best[1]
 
 
-@dataclass(frozen=True)
-class BoxCountResult:
+@dataclass(frozen=True, repr=False)
+class BoxCountResult(Result):
     """Box counts at several box sizes and the dimension fitted to them.
 
     ``N(s) ~ s**-D``: the dimension ``D`` is minus the slope of ``log N`` against ``log s``
@@ -99,6 +99,12 @@ class BoxCountResult:
     dimension_se: float
     intercept: float
     settings: dict = field(default_factory=dict)
+
+    _rows = None
+    _headline = {"dimension": "dimension_se"}
+    _flags = {"dimension": "flag"}
+    _curves = {"counts": ("size",)}
+    _coords = {"size": "sizes"}
 
     @property
     def flag(self) -> str | None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from pyengine.fractal import fbm_variance
 from pyengine.fractal.result import fit_line
-from pyengine.results import jsonable
+from pyengine.results import Result, jsonable
 
 #: Name of the estimator of each order p.
 ORDERS = {2: "variogram", 1: "madogram"}
@@ -158,8 +158,8 @@ def _checked_lags(lags, shape) -> np.ndarray:
     return np.sort(lags).astype(np.int64)
 
 
-@dataclass(frozen=True)
-class VariogramResult:
+@dataclass(frozen=True, repr=False)
+class VariogramResult(Result):
     """A variogram or madogram fit ``log V̂_p(t) = intercept + p H log t`` and the dimension.
 
     Attributes
@@ -195,6 +195,12 @@ class VariogramResult:
     dimension_se: float
     intercept: float
     settings: dict = field(default_factory=dict)
+
+    _rows = None
+    _headline = {"dimension": "dimension_se", "hurst": "hurst_se"}
+    _curves = {"log_values": ("lag",)}
+    _coords = {"lag": "lags"}
+    _n = {"log_values": "pairs"}
 
     @property
     def method(self) -> str:

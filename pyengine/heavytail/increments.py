@@ -52,7 +52,7 @@ __all__ = ["GROUPINGS", "IncrementTailIndex", "increment_tail_index", "standardi
 GROUPINGS = ("permuted", "displacement")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class IncrementTailIndex(TailIndexResult):
     """A :class:`TailIndexResult` of a window's increments, with how its groups were formed.
 

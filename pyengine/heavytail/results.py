@@ -10,7 +10,7 @@ from pyengine.fits import quality_flag
 from pyengine.results import Result
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class TailIndexResult(Result):
     """Mohammadi tail-index estimate (Şimşekli et al. 2019, Eq. 15).
 
@@ -56,6 +56,13 @@ class TailIndexResult(Result):
     reason: str = ""
     se_method: str = "delta"
 
+    _rows = None
+    _headline = {"alpha": "alpha_se"}
+    _flags = {"alpha": "flag"}
+    _curves = {"alpha_by_k1": ("k1",), "inv_alpha_by_k1": ("k1",), "n_degenerate": ("k1",), "n_truncated": ("k1",)}
+    _se = {"alpha_by_k1": "alpha_se_by_k1"}
+    _n = {"alpha_by_k1": "n_groups"}
+
     @property
     def flag(self) -> str | None:
         """Why α̂ fails the quality rule of :mod:`pyengine.fits` (groups as points), or None."""
@@ -66,7 +73,7 @@ class TailIndexResult(Result):
         return {**super().to_dict(), "flag": self.flag}
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class StableFit(Result):
     """Maximum-likelihood fit of a symmetric α-stable law S(α, β=0, scale, loc).
 
@@ -112,8 +119,12 @@ class StableFit(Result):
     start: tuple
     at_bound: bool
 
+    _rows = None
+    _headline = {"alpha": "alpha_se", "scale": "scale_se", "loc": "loc_se", "llr": None, "vuong_z": None,
+                 "p_value": None}
 
-@dataclasses.dataclass(frozen=True)
+
+@dataclasses.dataclass(frozen=True, repr=False)
 class KappaFit(Result):
     """Student-t / power-law κ (q-Gaussian) fit of a tensor's entries.
 
@@ -140,3 +151,6 @@ class KappaFit(Result):
     loc: float
     n: int
     loglik: float
+
+    _rows = None
+    _headline = {"kappa": None, "nu": None, "scale": None, "loc": None}

@@ -35,8 +35,8 @@ class LevelSetCount:
     boxcount: BoxCountResult
 
 
-@dataclass(frozen=True)
-class LandscapeResult:
+@dataclass(frozen=True, repr=False)
+class LandscapeResult(Result):
     """A 2-D loss surface ``loss[y, x]`` around a centre, and its fractal dimensions.
 
     The surface is L(c + x·d1 + y·d2) for the centre c and two directions d1, d2 (see
@@ -87,6 +87,11 @@ class LandscapeResult:
 
     #: Panels drawn by :meth:`plot`.
     panels = 2
+    _rows = None
+    _headline = {"surface.dimension": "surface.dimension_se", "variogram.dimension": "variogram.dimension_se"}
+    _flags = {"surface.dimension": "surface.flag"}
+    _curves = {"loss": ("d2", "d1")}
+    _coords = {"d1": "x", "d2": "y"}
 
     @property
     def complete(self) -> bool:
@@ -193,7 +198,7 @@ class LandscapeResult:
         ax.set_title("box counting")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class InterpolationResult(Result):
     """Loss along the straight line (1 − α)·w_a + α·w_b between two weight vectors.
 
@@ -207,6 +212,9 @@ class InterpolationResult(Result):
     alpha: np.ndarray
     loss: np.ndarray
     settings: dict = field(default_factory=dict)
+
+    _rows = None
+    _curves = {"loss": ("alpha",)}
 
     def plot(self, ax=None):
         """Loss against α, with the two end points marked.
@@ -229,8 +237,8 @@ class InterpolationResult(Result):
         return ax
 
 
-@dataclass(frozen=True)
-class HessianResult:
+@dataclass(frozen=True, repr=False)
+class HessianResult(Result):
     """Top-k eigenvalues of the loss Hessian at several steps.
 
     Attributes
@@ -248,6 +256,10 @@ class HessianResult:
     eigenvalues: np.ndarray
     residuals: np.ndarray | None = None
     settings: dict = field(default_factory=dict)
+
+    _rows = "step"
+    _curves = {"eigenvalues": ("step", "rank"), "residuals": ("step", "rank")}
+    _coords = {"step": "steps", "rank": None}
 
     def to_dict(self) -> dict:
         """Plain Python types, ready for JSON.
