@@ -9,7 +9,7 @@ import numpy as np
 from pyengine.engine.msd import LagBandAccumulator, SpectralMSDAccumulator, SpectralWindow
 from pyengine.engine.runner import prepare, run_requests
 from pyengine.plan import WindowPlan, make_plan
-from pyengine.results import Result, axes_or_new, window_colors
+from pyengine.results import Result, axes_or_new, readable_ticks, window_colors, window_legend
 
 __all__ = ["MSDResult", "MSDRequest", "msd", "choose_method"]
 
@@ -52,7 +52,11 @@ class MSDResult(Result):
     settings: dict = field(default_factory=dict)
 
     def plot(self, ax=None):
-        """Log-log MSD curves coloured by waiting time; returns the axes."""
+        """Log-log MSD curves coloured by waiting time; returns the axes.
+
+        The key is a legend up to six windows, a colour bar of t_w above
+        (:func:`pyengine.results.window_legend`).
+        """
         ax = axes_or_new(ax)
         colors = window_colors(len(self.t_w))
         for i, tw in enumerate(self.t_w):
@@ -60,8 +64,8 @@ class MSDResult(Result):
             ax.loglog(self.lags[ok], self.msd[i, ok], color=colors[i], lw=1, label=f"$t_w$={tw}")
         ax.set_xlabel("lag τ (steps)")
         ax.set_ylabel("MSD Δr²(t_w, τ)")
-        if len(self.t_w) <= 10:
-            ax.legend(fontsize="small")
+        window_legend(ax, self.t_w)
+        readable_ticks(ax)
         return ax
 
 
