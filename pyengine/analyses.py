@@ -186,16 +186,19 @@ STATISTICS: tuple[Statistic, ...] = (
     Statistic("diffusion", "diffusion exponents α, α1, α2, τ0 per window and t0", _diffusion, needs=("msd",),
               figures=(
                   Figure("msd", "Mean squared displacement",
-                         "Time-averaged MSD Δr²(t_w, τ) per window, coloured by waiting time t_w, with the power-law "
-                         "fits (dashed; dotted when flagged by the fit quality rule) and τ0 (Chen et al. Eq. 3).",
+                         "Time-averaged MSD Δr²(t_w, τ) per window, coloured by waiting time t_w (a colour bar "
+                         "above six windows), with the power-law fits (dashed; dotted when flagged by the fit quality "
+                         "rule) and τ0 (Chen et al. Eq. 3).",
                          ("diffusion",), _plot("diffusion", kind="curves")),
                   Figure("exponents", "Diffusion exponents",
-                         "Exponents α1 (τ < τ0) and α2 (τ ≥ τ0) ± SE and the crossover τ0 against the waiting time; "
-                         "α > 1 is superdiffusive, α < 1 subdiffusive; open markers fail the fit quality rule.",
+                         "Exponents α1 (τ < τ0) and α2 (τ ≥ τ0) ± SE and the crossover τ0 (triangles, right axis) "
+                         "against the waiting time, with t0 (or why it is undefined) above; α > 1 is superdiffusive, "
+                         "α < 1 subdiffusive; open markers fail the fit quality rule.",
                          ("diffusion",), _plot("diffusion", kind="exponents")))),
     Statistic("beta", "local diffusion exponent β(τ) (Eq. 6, local fits)", _beta, needs=("msd",),
               figures=(Figure("beta", "Local exponent β(τ)",
-                              "Log-derivative β(t_w, τ) of the MSD (Eq. 6): the local diffusion exponent at each lag.",
+                              "Log-derivative β(t_w, τ) of the MSD (Eq. 6): the local diffusion exponent at each lag, "
+                              "± the SE of its local fit.",
                               ("beta",), _plot("beta")),)),
     Statistic("distances", "squared distances of all pairs in each window (shared by path and msl)", _passed,
               request=_pairs_request, internal=True),
@@ -214,20 +217,22 @@ STATISTICS: tuple[Statistic, ...] = (
     Statistic("increments", "spectra of weight increments and weight autocorrelation (Chaudhari 2018)", _passed,
               request=_increments_request,
               figures=(Figure("increments", "Increment spectra and autocorrelation",
-                              "Power spectrum of the weight increments (mean ± sd over coordinates) and the weight "
-                              "autocorrelation with its white-noise band (Chaudhari 2018, Fig. 6.3).",
+                              "Power spectrum of the weight increments (mean over coordinates, with a geometric ±1 sd "
+                              "band) and the weight autocorrelation (mean ± sd) with its white-noise band (Chaudhari "
+                              "2018, Fig. 6.3).",
                               ("increments",), _plot("increments", 2), 2),)),
     Statistic("tails", "tail index and α-stable fit of weight increments, on a sample of coordinates", _passed,
               request=_tails_request,
               figures=(
                   Figure("tails", "Tail index of increments",
-                         "Tail index α of the weight increments per window (Mohammadi estimator, Şimşekli et al. "
-                         "2019) and the α of a symmetric α-stable fit; α = 2 is Gaussian, smaller is heavier-tailed.",
+                         "Tail index α ± SE of the weight increments per window (Mohammadi estimator, Şimşekli et "
+                         "al. 2019; open markers fail the quality rule) and the α ± SE of a symmetric α-stable fit; "
+                         "α = 2 is Gaussian, smaller is heavier-tailed.",
                          ("tails",), _plot("tails", kind="alpha")),
                   Figure("distribution", "Increment distributions",
-                         "Density of the first and last windows' increments (log scale) with their α-stable (solid) "
-                         "and Gaussian (dotted) fits (Chen et al. Fig. 5).", ("tails",),
-                         _plot("tails", kind="distribution")))),
+                         "Density ± SE of the first and last windows' increments (log scale, limited to the "
+                         "densities measured) with their α-stable (solid) and Gaussian (dotted) fits (Chen et al. "
+                         "Fig. 5).", ("tails",), _plot("tails", kind="distribution")))),
     Statistic("loss", "loss curve, |ΔL| per window and moving variance", _loss, needs=("loss",),
               figures=(Figure("loss", "Loss",
                               "Minibatch loss, its per-window change |ΔL| and its moving variance (window 100).",

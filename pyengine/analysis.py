@@ -35,6 +35,10 @@ __all__ = ["Analysis", "analyze"]
 RESULTS_FILE = "results.json"
 #: repr(Analysis): widest line, most result lines and skipped lines.
 REPR_WIDTH, REPR_ROWS, REPR_SKIPPED = 110, 24, 6
+#: Figure files written by :meth:`Analysis.save` by default; PNGs at twice the screen's 110 dpi.
+FIGURE_FORMATS = ("png", "svg")
+FIGURE_DPI = 220
+_KNOWN_FORMATS = ("png", "svg", "pdf")
 #: What a failing conclusion may raise without sinking the other statistics.
 ILL_POSED = (ValueError, ArithmeticError, np.linalg.LinAlgError)
 
@@ -49,7 +53,9 @@ class Analysis:
         ``"msd"``, ``"diffusion"``, ``"beta"``, ``"loss"``, ``"increments"``, … — each
         has ``to_dict()`` and ``plot()``. Only what the data allowed is present.
     source : dict
-        Where the data came from: path, snapshots, parameters, steps.
+        Where the data came from: path, snapshots, parameters, steps, and ``"settings"``:
+        the run settings stored in the file (``Trajectory.attrs``: model, optimizer, batch
+        size, seed, …; {} for arrays).
     settings : dict
         The settings of the analysis, as used: the window plan (``settings["plan"]``:
         t_w, window, lags, origins and the rule that chose the window), the backend
@@ -162,7 +168,7 @@ class Analysis:
         }
 
     def save(self, out: str | os.PathLike, *, figures: bool = True, report: bool = True,
-             progress: bool | None = None) -> pathlib.Path:
+             progress: bool | None = None, formats=FIGURE_FORMATS, self_contained: bool = False) -> pathlib.Path:
         """Write ``results.json``, the figures and the HTML report into the directory ``out``.
 
         ``out`` may be new, empty, or an earlier pyengine output; anything else (a folder
@@ -171,31 +177,54 @@ class Analysis:
         complete, so an interrupted save leaves the previous output intact (see
         :mod:`pyengine.output`).
 
-        ``progress`` shows the figures being drawn (see :mod:`pyengine.progress`).
+        Parameters
+        ----------
+        out : path
+        figures, report : bool
+            Draw the figures; write ``index.html``.
+        progress : bool, optional
+            Show the figures being drawn (see :mod:`pyengine.progress`).
+        formats : sequence of {"png", "svg", "pdf"}
+            Files written per figure, ``figures/<name>.<format>`` (default PNG and SVG; PNG
+            at 220 dpi, twice the screen resolution). The report shows the PNG (else the
+            first format) and links the SVG.
+        self_contained : bool
+            Also write ``report-self-contained.html``: the report with its images embedded,
+            one file to mail (see :func:`pyengine.report.render`).
 
         Returns
         -------
         Path
             ``out``, absolute.
+
+        Examples
+        --------
+        >>> res.save("out", formats=("png",), self_contained=True)  # doctest: +SKIP
+        PosixPath('/home/me/out')
         """
+        formats = _check_formats(formats)
 
         def fill(tmp: pathlib.Path) -> None:
             doc = self.to_dict()
             start = time.perf_counter()
-            doc["figures"] = self._save_figures(tmp / "figures", progress, doc["skipped"]) if figures else []
+            doc["figures"] = self._save_figures(tmp / "figures", progress, doc["skipped"], formats) if figures else []
             doc["timings"]["figures"] = round(time.perf_counter() - start, 4)
             start = time.perf_counter()
             (tmp / RESULTS_FILE).write_text(json.dumps(doc, indent=1, allow_nan=False, default=_json_default))
             if report:
                 from pyengine.report import render
 
-                render(tmp)
+                if self_contained:
+                    render(tmp, self_contained=True)
+                else:
+                    render(tmp)
             doc["timings"]["report"] = round(time.perf_counter() - start, 4)
             (tmp / RESULTS_FILE).write_text(json.dumps(doc, indent=1, allow_nan=False, default=_json_default))
 
         return write_output(out, fill, inputs=[self.source.get("path")])
 
-    def _save_figures(self, folder: pathlib.Path, progress: bool | None, skipped: dict) -> list[dict]:
+    def _save_figures(self, folder: pathlib.Path, progress: bool | None, skipped: dict,
+                      formats: tuple[str, ...]) -> list[dict]:
         """Draw every figure the results allow; one that cannot be drawn is listed in ``skipped``."""
         import matplotlib
 
@@ -208,24 +237,27 @@ class Analysis:
         with progress_bar(progress, "analyze: figures", len(specs), "figures") as bar:
             for fig_spec in specs:
                 try:
-                    saved.append(self._save_figure(fig_spec, folder, plt))
+                    saved.append(self._save_figure(fig_spec, folder, plt, formats))
                 except ILL_POSED as exc:  # degenerate data: this figure only
                     skipped[f"figure {fig_spec.name}"] = f"not drawn: {exc}"
                 bar.update()
         return saved
 
-    def _save_figure(self, fig_spec, folder: pathlib.Path, plt) -> dict:
+    def _save_figure(self, fig_spec, folder: pathlib.Path, plt, formats: tuple[str, ...]) -> dict:
         fig = plt.figure(figsize=(4.2 * fig_spec.panels + 1.2, 4.2))
+        files = {fmt: f"figures/{fig_spec.name}.{fmt}" for fmt in formats}
         try:
             with warnings.catch_warnings():  # degenerate data (nothing to log-scale) only draws less
                 warnings.simplefilter("ignore", UserWarning)
                 warnings.simplefilter("ignore", RuntimeWarning)
                 fig_spec.draw(self.results, fig)
                 fig.tight_layout()
-            fig.savefig(folder / f"{fig_spec.name}.png", dpi=110)
+            for fmt in formats:
+                fig.savefig(folder / f"{fig_spec.name}.{fmt}", dpi=FIGURE_DPI)
         finally:
             plt.close(fig)
-        return {"file": f"figures/{fig_spec.name}.png", "title": fig_spec.title, "caption": fig_spec.caption,
+        shown = files.get("png", files[formats[0]])
+        return {"file": shown, "files": files, "title": fig_spec.title, "caption": fig_spec.caption,
                 "panels": fig_spec.panels}
 
 
@@ -234,12 +266,39 @@ def _cut(line: str) -> str:
     return line if len(line) <= REPR_WIDTH else line[: REPR_WIDTH - 1] + "…"
 
 
+def _check_formats(formats) -> tuple[str, ...]:
+    formats = (formats,) if isinstance(formats, str) else tuple(formats)
+    bad = [f for f in formats if f not in _KNOWN_FORMATS]
+    if not formats or bad:
+        raise ValueError(f"formats must be a non-empty sequence of {', '.join(map(repr, _KNOWN_FORMATS))}, "
+                         f"got {formats!r}")
+    return tuple(dict.fromkeys(formats))
+
+
 def _json_default(value):
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def _stored_settings(x, src) -> dict:
+    """The run settings stored in a trajectory file (``Trajectory.attrs``: model, optimizer,
+    batch size, seed, …); {} for arrays and for files that are not pyengine trajectories."""
+    from pyengine.store import open_trajectory
+
+    if type(x).__name__ == "Trajectory":
+        attrs = x.attrs
+    elif src.path is not None:
+        try:
+            with open_trajectory(src.path, validate=False) as traj:
+                attrs = traj.attrs
+        except (OSError, ValueError, KeyError):  # an h5py dataset of another file: nothing stored
+            return {}
+    else:
+        return {}
+    return dict(attrs) if isinstance(attrs, dict) else {}
 
 
 def _missing_input(row: Statistic, ctx: Context) -> str | None:
@@ -386,7 +445,7 @@ def analyze(
     results = {k: v for row in rows if row.name in got for k, v in stored(row, got[row.name]).items()}
     source = {"path": src.path, "n_snapshots": src.n_rows, "n_params": src.n_cols, "dtype": str(src.dtype),
               "first_step": int(src.steps[0]), "last_step": int(src.steps[-1]),
-              "warnings": src.warnings + [str(w.message) for w in caught]}
+              "warnings": src.warnings + [str(w.message) for w in caught], "settings": _stored_settings(x, src)}
     settings = {"plan": plan.to_dict(), "window": plan.window, "method": method, "threshold": threshold,
                 "backend": options.backend, "nonfinite": options.nonfinite,
                 "statistics": [r.name for r in rows if not r.internal]}

@@ -96,15 +96,22 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
                           threshold=args.threshold, only=args.only, skip=args.skip or (), backend=args.backend,
                           workers=args.workers, block_cols=args.block_cols, progress=not args.quiet,
                           scheduler=args.dask, nonfinite=args.nonfinite)
-    out = analysis.save(out, progress=not args.quiet)
+    out = analysis.save(out, progress=not args.quiet, self_contained=args.self_contained)
     print(f"results: {out / 'results.json'}\nreport:  {out / 'index.html'}")
+    if args.self_contained:
+        from pyengine.report import SELF_CONTAINED
+
+        print(f"mailable report: {out / SELF_CONTAINED}")
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from pyengine.report import render
+    from pyengine.report import SELF_CONTAINED, render
 
-    print(f"report: {render(args.dir)}")
+    index = render(args.dir, self_contained=args.self_contained)
+    print(f"report: {index}")
+    if args.self_contained:
+        print(f"mailable report: {index.parent / SELF_CONTAINED}")
     return 0
 
 
@@ -177,9 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NaN/Inf weights: stop with their location (default), or leave those parameters out")
     p.add_argument("--quiet", action="store_true",
                    help="no progress (default: a bar on a terminal, else a line on stderr every few seconds)")
+    p.add_argument("--self-contained", action="store_true",
+                   help="also write report-self-contained.html: the report with its figures embedded, one file to mail")
     p.set_defaults(func=_cmd_analyze)
     p = sub.add_parser("report", help="re-render the HTML report of an analysis output directory")
     p.add_argument("dir", help="directory written by `pyengine analyze`")
+    p.add_argument("--self-contained", action="store_true",
+                   help="also write report-self-contained.html: the report with its figures embedded, one file to mail")
     p.set_defaults(func=_cmd_report)
     p = sub.add_parser("demo", help="train a small ResNet on scikit-learn's digits, record every step, analyse the run")
     p.add_argument("--out", default="pyengine-demo", help="output directory (default: %(default)s)")

@@ -22,7 +22,8 @@ import numpy as np
 
 from pyengine.estimators.msd import MSDResult
 from pyengine.fits import PowerFit, log_spaced, power_fit, regime
-from pyengine.results import Result, axes_or_new, window_colors
+from pyengine.results import (Result, axes_or_new, band_alpha, legend_outside, readable_ticks, window_colors,
+                              window_legend)
 
 __all__ = ["WindowFit", "DiffusionFit", "LogDerivative", "fit_diffusion", "log_derivative"]
 
@@ -182,10 +183,8 @@ class DiffusionFit(Result):
         return ax
 
     def _plot_curves(self, ax) -> None:
-        from matplotlib import cm
-
         self.msd_result.plot(ax=ax)
-        colors = cm.viridis(np.linspace(0, 1, max(len(self.windows), 2)))
+        colors = window_colors(len(self.windows))
         for color, w in zip(colors, self.windows):
             for fit in (w.early, w.late) if math.isfinite(w.tau0) else (w.whole,):
                 if math.isfinite(fit.slope):
@@ -193,9 +192,14 @@ class DiffusionFit(Result):
                     ax.loglog(tau, fit.line(tau), "--" if fit.ok else ":", color=color, lw=1)
             if math.isfinite(w.tau0) and math.isfinite(w.late.slope):
                 ax.plot(w.tau0, w.late.line(w.tau0), "o", color=color, ms=4)
-        ax.set_title("MSD with power-law fits (dashed) and τ0 (dots)", fontsize="small")
+        ax.set_title("MSD with power-law fits (dashed; dotted: flagged) and τ0 (dots)", fontsize="small")
+        readable_ticks(ax)
 
     def _plot_exponents(self, ax) -> None:
+        """α, α1, α2 ± SE (open markers: flagged) and τ0 on a twin axis, one legend below the axes;
+        t0 as a vertical line, or its reason in the title when there is none."""
+        import textwrap
+
         t_w = self.t_w
         for fits, style, label in ((lambda w: w.whole, "k", "α (whole window)"), (lambda w: w.early, "b", "α1 (τ < τ0)"),
                                    (lambda w: w.late, "r", "α2 (τ ≥ τ0)")):
@@ -203,12 +207,24 @@ class DiffusionFit(Result):
         ax.axhline(1.0, color="gray", lw=0.8)
         if self.t0 is not None:
             ax.axvline(self.t0, color="gray", ls=":", label=f"t0 = {self.t0}")
+            ax.set_title(f"t0 = {self.t0} (first window with one power law)", fontsize="small")
+        else:
+            reason = self.t0_reason or "undefined"
+            ax.set_title(textwrap.fill(f"t0: – ({reason})", 60), fontsize="small")
         ax.set_xlabel("waiting time t_w (steps)")
         ax.set_ylabel("diffusion exponent")
         right = ax.twinx()
-        right.semilogy(t_w, self.tau0, "g^", ms=4, label="τ0")
+        tau0 = self.tau0
+        if np.isfinite(tau0).any():
+            right.semilogy(t_w, tau0, "g^", ms=5, label="τ0 (right axis)")
+            readable_ticks(right, "y")
+        else:
+            right.plot([], [], "g^", ms=5, label="τ0: undefined in every window")
         right.set_ylabel("τ0 (steps)", color="g")
-        ax.legend(fontsize="small")
+        handles, labels = ax.get_legend_handles_labels()
+        more = right.get_legend_handles_labels()
+        legend_outside(ax, handles + more[0], labels + more[1])
+        readable_ticks(ax, "x")
 
 
 def _errorbars(ax, x, fits: list[PowerFit], color: str, label: str) -> None:
@@ -383,16 +399,22 @@ class LogDerivative(Result):
     _n = {"beta": "n_points"}
 
     def plot(self, ax=None):
-        """β(τ) per window coloured by t_w, with β = 1 (normal diffusion) marked; returns the axes."""
+        """β(τ) per window coloured by t_w (± SE band for local fits), with β = 1 (normal
+        diffusion) marked; returns the axes."""
         ax = axes_or_new(ax)
         colors = window_colors(len(self.t_w))
-        for color, tw, beta in zip(colors, self.t_w, self.beta):
+        alpha = band_alpha(len(self.t_w))
+        for color, tw, beta, se in zip(colors, self.t_w, self.beta, self.beta_se):
             ax.semilogx(self.tau, beta, color=color, lw=1, label=f"$t_w$={tw}")
+            if np.isfinite(se).any():
+                ax.fill_between(self.tau, beta - se, beta + se, color=color, alpha=alpha, lw=0)
         ax.axhline(1.0, color="gray", lw=0.8, ls="--")
         ax.set_xlabel("lag τ (steps)")
         ax.set_ylabel("β(τ) = d ln Δr² / d ln τ")
-        if len(self.t_w) <= 10:
-            ax.legend(fontsize="small")
+        if np.isfinite(self.beta_se).any():
+            ax.set_title("β ± SE of the local fit (band)", fontsize="small")
+        window_legend(ax, self.t_w)
+        readable_ticks(ax)
         return ax
 
 

@@ -20,7 +20,8 @@ from pyengine.fits import PowerFit, log_spaced, power_fit
 from pyengine.heavytail.increments import check_options, increment_tail_index
 from pyengine.kernels.spectral import fft_length
 from pyengine.plan import WindowPlan, make_plan
-from pyengine.results import Result, axes_or_new, jsonable, window_colors
+from pyengine.results import (Result, axes_or_new, band_alpha, jsonable, readable_ticks, window_colors,
+                              window_legend)
 
 #: The α-stable fit of a window's increments uses at most this many values: its SE is then
 #: ≈ 0.01 (measured at α = 1.7), while fitting all 255,000 of a default sample took 4× longer.
@@ -104,8 +105,10 @@ class IncrementsResult(Result):
     def plot(self, ax=None, kind: str = "both"):
         """Plot as Chaudhari Fig. 6.3; returns the axes (two for ``"both"``).
 
-        ``kind``: ``"spectrum"`` (log-log mean power ± sd per window), ``"acf"``
-        (autocorrelation ± sd with the confidence band dotted), or ``"both"``.
+        ``kind``: ``"spectrum"`` (log-log mean power per window, with the geometric ±1 sd
+        band of :meth:`spectrum_band`), ``"acf"`` (autocorrelation ± sd with the white-noise
+        confidence band dotted), or ``"both"``. One key for the figure: a legend up to six
+        windows, a colour bar of t_w above.
         """
         import matplotlib.pyplot as plt
 
@@ -113,28 +116,53 @@ class IncrementsResult(Result):
             raise ValueError(f"kind must be 'spectrum', 'acf' or 'both', got {kind!r}")
         if kind == "both":
             axes = plt.subplots(1, 2, figsize=(10, 4))[1] if ax is None else ax
-            self.plot(axes[0], "spectrum")
-            self.plot(axes[1], "acf")
+            self._draw_spectrum(axes[0])
+            self._draw_acf(axes[1])
+            window_legend(axes, self.t_w)
             return axes
         ax = axes_or_new(ax)
-        colors = window_colors(len(self.t_w))
-        if kind == "spectrum":
-            for color, tw, m, s in zip(colors, self.t_w, self.power_mean, self.power_sd):
-                ax.loglog(self.freqs, m, color=color, lw=0.8, label=f"$t_w$={tw}")
-                ax.fill_between(self.freqs, np.maximum(m - s, m * 1e-3), m + s, color=color, alpha=0.2, lw=0)
-            ax.set_xlabel("frequency (cycles per step)")
-            ax.set_ylabel("power of increments Δw")
-        else:
-            for color, tw, m, s in zip(colors, self.t_w, self.acf_mean, self.acf_sd):
-                ax.plot(self.lags, m, color=color, lw=0.8, label=f"$t_w$={tw}")
-                ax.fill_between(self.lags, m - s, m + s, color=color, alpha=0.2, lw=0)
-            for sign in (1, -1):
-                ax.axhline(sign * self.band, color="red", ls=":", lw=1)
-            ax.set_xlabel("lag (steps)")
-            ax.set_ylabel("autocorrelation of weights")
-        if len(self.t_w) <= 10:
-            ax.legend(fontsize="small")
+        (self._draw_spectrum if kind == "spectrum" else self._draw_acf)(ax)
+        window_legend(ax, self.t_w)
         return ax
+
+    def spectrum_band(self) -> tuple[np.ndarray, np.ndarray]:
+        """Geometric ±1 sd band of the spectra across coordinates, for a log axis.
+
+        The band is m·g^±1 around the mean power m, with ln g the standard deviation of the
+        log-normal that has the mean m and standard deviation s of the coordinates' powers:
+        (ln g)² = ln(1 + s²/m²). It is positive, symmetric about the mean on a log axis and
+        widens only as √ln(s/m), where m ± s would run below zero on a log axis.
+
+        Returns
+        -------
+        low, high : ndarray of float64, shape (W, F)
+        """
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_g = np.sqrt(np.log1p((self.power_sd / self.power_mean) ** 2))
+        factor = np.exp(np.where(np.isfinite(log_g), log_g, 0.0))
+        return self.power_mean / factor, self.power_mean * factor
+
+    def _draw_spectrum(self, ax) -> None:
+        colors, alpha = window_colors(len(self.t_w)), band_alpha(len(self.t_w))
+        low, high = self.spectrum_band()
+        for color, tw, m, lo, hi in zip(colors, self.t_w, self.power_mean, low, high):
+            ax.fill_between(self.freqs, lo, hi, color=color, alpha=alpha, lw=0)
+            ax.loglog(self.freqs, m, color=color, lw=0.8, label=f"$t_w$={tw}")
+        ax.set_xlabel("frequency (cycles per step)")
+        ax.set_ylabel("power of increments Δw")
+        ax.set_title("mean over coordinates, geometric ±1 sd band", fontsize="small")
+        readable_ticks(ax)
+
+    def _draw_acf(self, ax) -> None:
+        colors, alpha = window_colors(len(self.t_w)), band_alpha(len(self.t_w))
+        for color, tw, m, s in zip(colors, self.t_w, self.acf_mean, self.acf_sd):
+            ax.fill_between(self.lags, m - s, m + s, color=color, alpha=alpha, lw=0)
+            ax.plot(self.lags, m, color=color, lw=0.8, label=f"$t_w$={tw}")
+        for sign in (1, -1):
+            ax.axhline(sign * self.band, color="red", ls=":", lw=1)
+        ax.set_xlabel("lag (steps)")
+        ax.set_ylabel("autocorrelation of weights")
+        ax.set_title(f"mean ± sd over coordinates; red: {self.level:.0%} white-noise band", fontsize="small")
 
 
 @dataclass(frozen=True)
@@ -361,36 +389,57 @@ class IncrementTails(Result):
         ax = axes_or_new(ax)
         if kind == "distribution":
             return self._plot_distribution(ax)
-        ax.errorbar(self.t_w, self.alpha, yerr=self.alpha_se, fmt="o-", ms=4, label="tail index (Mohammadi)")
+        flagged = np.array([t.flag is not None for t in self.tail], dtype=bool)
+        line, = ax.plot(self.t_w, self.alpha, "-", lw=1, color="C0")
+        ax.errorbar(self.t_w[~flagged], self.alpha[~flagged], yerr=self.alpha_se[~flagged], fmt="o", ms=4,
+                    capsize=2, color="C0", label="tail index (Mohammadi) ± SE")
+        if flagged.any():
+            ax.errorbar(self.t_w[flagged], self.alpha[flagged], yerr=self.alpha_se[flagged], fmt="o", ms=4,
+                        capsize=2, color="C0", mfc="none", alpha=0.5, label="tail index, flagged")
         if self.stable is not None:
-            ax.plot(self.t_w, self.stable_alpha, "s--", ms=4, label="α-stable fit")
+            se = np.array([s.alpha_se for s in self.stable], dtype=np.float64)
+            ax.errorbar(self.t_w, self.stable_alpha, yerr=np.where(np.isfinite(se), se, 0.0), fmt="s--", ms=4,
+                        capsize=2, color="C1", label="α-stable fit ± SE")
         ax.axhline(2.0, color="gray", lw=0.8, ls=":")
         ax.set_xlabel("waiting time t_w (steps)")
         ax.set_ylabel("α of increments Δw")
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="best")
+        readable_ticks(ax, "x")
         return ax
 
     def _plot_distribution(self, ax):
+        """Histogram densities ± Poisson SE with the fits drawn over the histogram's x range and
+        the y axis limited to the densities measured (a Gaussian's tails would pull it to 1e-20)."""
         from scipy.stats import norm
 
         from pyengine.heavytail.stable import stable_logpdf
 
+        measured = []
         for i, color in zip(sorted({0, len(self.samples) - 1}), ("C0", "C3")):
             scaled = _scaled(self.samples[i])
             lim = np.quantile(np.abs(scaled), 0.999)
             edges = np.linspace(-lim, lim, 81)
-            density, _ = np.histogram(scaled, bins=edges, density=True)
+            counts, _ = np.histogram(scaled, bins=edges)
+            width = edges[1] - edges[0]
+            density = counts / (scaled.size * width)
+            se = np.sqrt(counts) / (scaled.size * width)
             mids = 0.5 * (edges[1:] + edges[:-1])
-            ax.semilogy(mids, np.where(density > 0, density, np.nan), ".", color=color, ms=3,
-                        label=f"$t_w$={self.t_w[i]}")
+            seen = counts > 0
+            ax.errorbar(mids[seen], density[seen], yerr=np.vstack((np.minimum(se, 0.9 * density)[seen], se[seen])),
+                        fmt=".", color=color, ms=3, elinewidth=0.5, label=f"$t_w$={self.t_w[i]}")
+            measured.append(density[seen])
             grid = np.linspace(-lim, lim, 400)
-            ax.semilogy(grid, norm.pdf(grid, scaled.mean(), scaled.std()), ":", color=color, lw=1)
+            ax.plot(grid, norm.pdf(grid, scaled.mean(), scaled.std()), ":", color=color, lw=1)
             if self.stable is not None:
                 fit = self.stable[i]
-                ax.semilogy(grid, np.exp(stable_logpdf(grid, fit.alpha, fit.scale, fit.loc)), "-", color=color, lw=1,
-                            label=f"α-stable α={fit.alpha:.2f}")
+                ax.plot(grid, np.exp(stable_logpdf(grid, fit.alpha, fit.scale, fit.loc)), "-", color=color, lw=1,
+                        label=f"α-stable α={fit.alpha:.2f}")
+        ax.set_yscale("log")
+        values = np.concatenate(measured) if measured else np.array([])
+        if values.size:
+            ax.set_ylim(values.min() / 10, values.max() * 3)
         ax.set_xlabel("increment Δw / median |Δw| of its coordinate")
-        ax.set_ylabel("density (dotted: Gaussian fit)")
+        ax.set_ylabel("density ± SE (dotted: Gaussian fit)")
         ax.legend(fontsize="small")
         return ax
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pyengine.results import Result, axes_or_new, window_colors
+from pyengine.results import Result, axes_or_new, readable_ticks, window_colors, window_legend
 from pyengine.plan import WindowPlan, make_plan
 
 __all__ = ["LossStats", "loss_stats", "loss_stats_in", "moving_variance"]
@@ -131,14 +131,16 @@ class LossStats(Result):
             stride = self.window // (self.abs_dloss_windows.shape[1] + 1)
             colors = window_colors(len(self.t_w))
             for color, tw, row in zip(colors, self.t_w, self.abs_dloss_windows):
-                ax.plot(tw + stride * np.arange(row.size), row, color=color, lw=0.6)
+                ax.plot(tw + stride * np.arange(row.size), row, color=color, lw=0.6, label=f"$t_w$={tw}")
             ax.set_ylabel("|ΔL|")
+            window_legend(ax, self.t_w)
         else:
             ax.plot(self.var_steps, self.moving_var, lw=0.8)
             if (self.moving_var > 0).any():
                 ax.set_yscale("log")
             ax.set_ylabel(f"moving variance of L ({self.var_window} records)")
         ax.set_xlabel("step")
+        readable_ticks(ax)
         return ax
 
 

@@ -11,7 +11,7 @@ from pyengine.engine.msd import LagBandAccumulator, SpectralMSDAccumulator, Spec
 from pyengine.engine.runner import prepare, run_requests
 from pyengine.fits import jackknife_se
 from pyengine.plan import WindowPlan, make_plan
-from pyengine.results import Result, axes_or_new, window_colors
+from pyengine.results import Result, axes_or_new, readable_ticks, window_colors, window_legend
 
 __all__ = ["MSDResult", "MSDRequest", "msd", "choose_method"]
 
@@ -69,7 +69,11 @@ class MSDResult(Result):
     _n = {"msd": "counts"}
 
     def plot(self, ax=None):
-        """Log-log MSD curves coloured by waiting time; returns the axes."""
+        """Log-log MSD curves coloured by waiting time; returns the axes.
+
+        The key is a legend up to six windows, a colour bar of t_w above
+        (:func:`pyengine.results.window_legend`).
+        """
         ax = axes_or_new(ax)
         colors = window_colors(len(self.t_w))
         for i, tw in enumerate(self.t_w):
@@ -77,8 +81,8 @@ class MSDResult(Result):
             ax.loglog(self.lags[ok], self.msd[i, ok], color=colors[i], lw=1, label=f"$t_w$={tw}")
         ax.set_xlabel("lag τ (steps)")
         ax.set_ylabel("MSD Δr²(t_w, τ)")
-        if len(self.t_w) <= 10:
-            ax.legend(fontsize="small")
+        window_legend(ax, self.t_w)
+        readable_ticks(ax)
         return ax
 
 

@@ -27,7 +27,7 @@ from pyengine.fits import PowerFit, jackknife_se, power_fit, with_se
 from pyengine.kernels._arrays import to_host
 from pyengine.kernels.pairs import log_edges, pair_bin
 from pyengine.plan import WindowPlan, make_plan
-from pyengine.results import Result, axes_or_new, window_colors
+from pyengine.results import Result, axes_or_new, readable_ticks, window_colors, window_legend
 
 __all__ = ["MSLResult", "PathResult", "PairsRequest", "PairDistances", "msl", "msl_from", "path_geometry",
            "path_from", "transverse_distances"]
@@ -124,15 +124,16 @@ class MSLResult(Result):
         for i, tw in enumerate(self.t_w):
             ok = np.isfinite(self.msl[i]) & (self.msl[i] > 0)
             fit = self.fits[i]
-            ax.errorbar(self.r[i, ok], self.msl[i, ok], yerr=self.msl_se[i, ok], color=colors[i], lw=1,
-                        label=f"$t_w$={tw}, 2H={_fit_label(fit)}")
+            ax.errorbar(self.r[i, ok], self.msl[i, ok], yerr=_log_safe(self.msl[i, ok], self.msl_se[i, ok]),
+                        color=colors[i], lw=1, elinewidth=0.6, label=f"$t_w$={tw}, 2H={_fit_label(fit)}")
             _draw_fit(ax, fit)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("distance Δr")
         ax.set_ylabel("MSL  ⟨(L_a − L_b)²⟩")
-        if len(self.t_w) <= 10:
-            ax.legend(fontsize="small")
+        ax.set_title("± SE; fits dashed (dotted: flagged)", fontsize="small")
+        window_legend(ax, self.t_w)
+        readable_ticks(ax)
         return ax
 
 
@@ -239,22 +240,26 @@ class PathResult(Result):
         return _column(self.transverse_fits, "slope_se")
 
     def plot(self, ax=None):
-        """Log-log Δr² against Δs per window with the two fitted ranges; returns the axes."""
+        """Log-log Δr² ± SE against Δs per window with the two fitted ranges; returns the axes."""
         ax = axes_or_new(ax)
         colors = window_colors(len(self.t_w))
         for i, tw in enumerate(self.t_w):
             ok = np.isfinite(self.dr2[i]) & (self.dr2[i] > 0)
             low, high = self.fits[i]
-            ax.loglog(self.ds[i, ok], self.dr2[i, ok], "o-", ms=3, color=colors[i], lw=1,
-                      label=f"$t_w$={tw}, λ={_fit_label(low)}/{_fit_label(high)}")
+            ax.errorbar(self.ds[i, ok], self.dr2[i, ok], yerr=_log_safe(self.dr2[i, ok], self.dr2_se[i, ok]),
+                        fmt="o-", ms=3, color=colors[i], lw=1, elinewidth=0.6,
+                        label=f"$t_w$={tw}, λ={_fit_label(low)}/{_fit_label(high)}")
             for fit in (low, high):
                 _draw_fit(ax, fit)
             if np.isfinite(self.crossover[i]):
                 ax.axvline(self.crossover[i], color=colors[i], ls=":", lw=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
         ax.set_xlabel("contour length Δs")
         ax.set_ylabel("end-to-end Δr²")
-        if len(self.t_w) <= 10:
-            ax.legend(fontsize="small")
+        ax.set_title("± SE; fits dashed (dotted: flagged), crossovers dotted", fontsize="small")
+        window_legend(ax, self.t_w)
+        readable_ticks(ax)
         return ax
 
 
@@ -263,6 +268,13 @@ def _fit_label(fit: PowerFit) -> str:
     if not np.isfinite(fit.slope):
         return "–"
     return f"{fit.slope:.2f}±{fit.slope_se:.2f}" + ("" if fit.ok else "?")
+
+
+def _log_safe(values: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """Error bars (2, n) of ± SE for a log axis: missing SEs drawn as none, and a lower bar
+    that would reach zero stopped at a tenth of the value (it runs off a log axis)."""
+    se = np.where(np.isfinite(se), se, 0.0)
+    return np.vstack((np.minimum(se, 0.9 * values), se))
 
 
 def _draw_fit(ax, fit: PowerFit) -> None:

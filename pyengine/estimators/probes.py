@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pyengine.results import Result, axes_or_new
+from pyengine.results import Result, axes_or_new, legend_outside, readable_ticks
 from pyengine.store._groups import group_rows, matches
 
 __all__ = ["EvalRecord", "NoiseRecord", "read_eval", "read_noise"]
@@ -33,19 +33,24 @@ class EvalRecord(Result):
     _coords = {"step": "steps"}
 
     def plot(self, ax=None):
-        """Loss per data set against step (accuracy on a twin axis); returns the axes."""
+        """Loss per data set against step (accuracy on a twin axis), one legend below the axes;
+        returns the axes."""
         ax = axes_or_new(ax)
+        color = {name: f"C{i}" for i, name in enumerate(dict.fromkeys([*self.losses, *self.accuracies]))}
         for name, loss in self.losses.items():
-            ax.plot(self.steps, loss, "o-", ms=3, label=f"{name} loss")
+            ax.plot(self.steps, loss, "o-", ms=3, color=color[name], label=f"{name} loss")
         ax.set_xlabel("step")
-        ax.set_ylabel("loss")
+        ax.set_ylabel("loss (solid)")
+        handles, labels = ax.get_legend_handles_labels()
         if self.accuracies:
             twin = ax.twinx()
             for name, acc in self.accuracies.items():
-                twin.plot(self.steps, acc, "s--", ms=3, alpha=0.7, label=f"{name} accuracy")
-            twin.set_ylabel("accuracy")
-            twin.legend(fontsize="small", loc="center right")
-        ax.legend(fontsize="small", loc="upper right")
+                twin.plot(self.steps, acc, "s--", ms=3, alpha=0.7, color=color[name], label=f"{name} accuracy")
+            twin.set_ylabel("accuracy (dashed)")
+            more = twin.get_legend_handles_labels()
+            handles, labels = handles + more[0], labels + more[1]
+        legend_outside(ax, handles, labels)
+        readable_ticks(ax, "x")
         return ax
 
 
@@ -83,8 +88,11 @@ class NoiseRecord(Result):
         twin.semilogy(self.steps, self.noise_norm, "--", color="C1", lw=1, label="rms ‖U‖")
         twin.semilogy(self.steps, self.grad_norm, ":", color="C2", lw=1, label="‖∇f‖")
         twin.set_ylabel("norm")
-        twin.legend(fontsize="small", loc="center right")
-        ax.legend(fontsize="small", loc="upper right")
+        handles, labels = ax.get_legend_handles_labels()
+        more = twin.get_legend_handles_labels()
+        legend_outside(ax, handles + more[0], labels + more[1])
+        readable_ticks(ax, "x")
+        readable_ticks(twin, "y")
         return ax
 
 

@@ -14,7 +14,7 @@ from functools import cached_property
 import numpy as np
 
 from pyengine.fractal import BoxCountResult, VariogramResult, boxcount, level_set, variogram_dimension
-from pyengine.results import Result, axes_or_new, jsonable, window_colors
+from pyengine.results import Result, axes_or_new, jsonable, readable_ticks, window_colors
 from pyengine.store import open_trajectory
 
 #: Quantiles of the finite losses at which level sets are box-counted by default.
@@ -163,8 +163,11 @@ class LandscapeResult(Result):
     def _plot_contour(self, ax) -> None:
         finite = np.isfinite(self.loss)
         if finite.sum() >= 4 and self.loss.shape[0] > 1 and self.loss.shape[1] > 1:
-            cs = ax.contourf(self.x, self.y, np.where(finite, self.loss, np.nan), levels=20, cmap="viridis")
-            ax.figure.colorbar(cs, ax=ax, label="loss")
+            levels, norm, scale = surface_levels(self.loss[finite])
+            cs = ax.contourf(self.x, self.y, np.where(finite, self.loss, np.nan), levels=levels, norm=norm,
+                             cmap="viridis", extend="neither")
+            bar = ax.figure.colorbar(cs, ax=ax, label=f"loss ({scale} colour scale)")
+            _colorbar_ticks(bar, levels, scale)
             levels = sorted({s.level for s in self.level_sets})
             if levels:
                 ax.contour(self.x, self.y, self.loss, levels=levels, colors="white", linewidths=0.8)
@@ -273,7 +276,8 @@ class HessianResult(Result):
                          "residuals": self.residuals, "settings": self.settings})
 
     def plot(self, ax=None):
-        """Each of the top-k eigenvalues against the step (Chen et al. 2022, Fig. 7).
+        """Each of the top-k eigenvalues against the step (Chen et al. 2022, Fig. 7), with the
+        Lanczos residual norms as error bars where stored (usually smaller than the markers).
 
         Parameters
         ----------
@@ -286,10 +290,12 @@ class HessianResult(Result):
         ax = axes_or_new(ax)
         k = self.eigenvalues.shape[1]
         colors = window_colors(k)
+        bounds = self.residuals if self.residuals is not None else np.zeros_like(self.eigenvalues)
+        bounds = np.where(np.isfinite(bounds), np.abs(bounds), 0.0)
         for i in range(k):
             label = "λ1 (largest)" if i == 0 else (f"λ{k}" if i == k - 1 else None)
-            ax.plot(self.steps, self.eigenvalues[:, i], "o-" if len(self.steps) < 30 else "-", ms=3,
-                    color=colors[i], label=label)
+            ax.errorbar(self.steps, self.eigenvalues[:, i], yerr=bounds[:, i],
+                        fmt="o-" if len(self.steps) < 30 else "-", ms=3, color=colors[i], label=label)
         if np.all(self.eigenvalues > 0):
             ax.set_yscale("log")
         else:
@@ -298,7 +304,66 @@ class HessianResult(Result):
         ax.set_ylabel("Hessian eigenvalue")
         ax.set_title(f"top-{k} Hessian eigenvalues")
         ax.legend(fontsize="small")
+        readable_ticks(ax)
         return ax
+
+
+def _colorbar_ticks(bar, levels: np.ndarray, scale: str) -> None:
+    """Few, readable ticks on a surface's colour bar: powers of ten (and 2, 5 below two
+    decades) on a log scale, every fourth level on a quantile scale."""
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator
+
+    if scale == "log":
+        narrow = np.log10(levels[-1] / levels[0]) < 2
+        bar.locator = LogLocator(subs=(1.0, 2.0, 5.0) if narrow else (1.0,))
+        bar.formatter = LogFormatterSciNotation(labelOnlyBase=False)
+        bar.minorticks_off()
+    elif scale == "quantile":
+        bar.set_ticks(levels[::4], labels=[f"{v:.3g}" for v in levels[::4]])
+
+
+def surface_levels(values: np.ndarray, n: int = 20):
+    """Contour levels and colour norm of a loss surface that resolve its basin.
+
+    A loss surface spans decades (a basin near 0.01 inside walls near 100), so linear
+    levels paint the basin one colour. Positive losses spanning more than a decade get
+    log-spaced levels and a log norm; other surfaces with a long upper tail (the 95th
+    percentile below half the range) get levels at quantiles; the rest linear levels.
+
+    Parameters
+    ----------
+    values : ndarray of float
+        The surface's finite losses.
+    n : int
+        Number of colour bands.
+
+    Returns
+    -------
+    levels : ndarray of float64, shape (<= n + 1,)
+    norm : matplotlib.colors.Normalize
+    scale : {"log", "quantile", "linear"}
+
+    Examples
+    --------
+    >>> levels, norm, scale = surface_levels(np.geomspace(0.01, 100, 50))
+    >>> scale, float(levels[0]), float(levels[-1])
+    ('log', 0.01, 100.0)
+    """
+    from matplotlib import colors
+
+    lo, hi = float(np.min(values)), float(np.max(values))
+    if not hi > lo:
+        levels = np.linspace(lo - 0.5, hi + 0.5, 3)
+        return levels, colors.Normalize(levels[0], levels[-1]), "linear"
+    if lo > 0 and hi / lo > 10:
+        levels = np.geomspace(lo, hi, n + 1)
+        return levels, colors.LogNorm(lo, hi), "log"
+    if np.quantile(values, 0.95) - lo < 0.5 * (hi - lo):
+        levels = np.unique(np.quantile(values, np.linspace(0, 1, n + 1)))
+        if levels.size >= 3:
+            return levels, colors.BoundaryNorm(levels, 256), "quantile"
+    levels = np.linspace(lo, hi, n + 1)
+    return levels, colors.Normalize(lo, hi), "linear"
 
 
 def box_count_surface(loss: np.ndarray, done: np.ndarray,

@@ -2,19 +2,29 @@
 
 ``render(folder)`` reads ``results.json`` (written by :meth:`pyengine.Analysis.save`) and
 writes ``index.html`` next to it; ``pyengine report DIR`` re-renders an existing folder.
-Only sections whose data exist appear. Every value from ``results.json`` is escaped: the
-file may have been edited by anyone.
+``render(folder, self_contained=True)`` also writes ``report-self-contained.html``, the same
+report with its images embedded (one file to mail). Only sections whose data exist
+appear. Every value from ``results.json`` is escaped: the file may have been edited by
+anyone. docs/report.md describes the sections.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import math
 import os
 import pathlib
 
-__all__ = ["render"]
+__all__ = ["render", "SELF_CONTAINED"]
+
+#: The report with its images embedded, written next to index.html on request.
+SELF_CONTAINED = "report-self-contained.html"
+#: Figure files the report shows, by suffix, with their media type (for data URIs).
+_IMAGE_TYPES = {".png": "image/png", ".svg": "image/svg+xml"}
+#: Longest cell text of the training settings before it is shortened (the rest in a tooltip).
+_SHORT = 100
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
@@ -24,6 +34,10 @@ th { background: #f3f3f3; } td { text-align: right; } td.text { text-align: left
 tr.flagged td { color: #999; background: #fafafa; } tr.flagged td.note { color: #a60; }
 .figs { display: grid; grid-template-columns: repeat(auto-fill, minmax(480px, 1fr)); gap: 1.5em; }
 figure { margin: 0; } figure.wide { grid-column: 1 / -1; } figure img { width: 100%; } figcaption { font-size: 0.9em; color: #444; }
+table.settings td.key { font-family: ui-monospace, monospace; white-space: nowrap; }
+table.fits td { white-space: nowrap; } table.fits td:last-child { white-space: normal; text-align: left; }
+details pre { font-size: 0.8em; max-height: 24em; overflow: auto; background: #f8f8f8; padding: 0.5em; }
+.t0 { font-size: 1.05em; }
 """
 
 
@@ -47,14 +61,18 @@ def _pm(value, se) -> str:
     return f"{value:.3f}" + (f" ± {se:.3f}" if se is not None else " (no SE)")
 
 
-def _table(header: list[str], rows: list[list[str]], classes: list[str] | None = None, text: bool = False) -> str:
-    """An HTML table; cells must already be escaped (``_fmt``). ``text``: left-aligned cells."""
+def _table(header: list[str], rows: list[list[str]], classes: list[str] | None = None, text: bool = False,
+           css: str = "", first_class: str = "") -> str:
+    """An HTML table; cells must already be escaped (``_fmt``). ``text``: left-aligned cells;
+    ``css``: the table's class; ``first_class``: an extra class of each row's first cell."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     classes = classes or [""] * len(rows)
     td = "<td class='text'>" if text else "<td>"
-    body = "".join(f"<tr class='{c}'>" + "".join(f"{td}{cell}</td>" for cell in row) + "</tr>"
-                   for row, c in zip(rows, classes))
-    return f"<table><tr>{head}</tr>{body}</table>"
+    first = f"<td class='text {first_class}'>" if first_class else td
+    body = "".join(f"<tr class='{c}'>" + "".join(f"{first if i == 0 else td}{cell}</td>" for i, cell in enumerate(row))
+                   + "</tr>" for row, c in zip(rows, classes))
+    table = f"<table class='{css}'>" if css else "<table>"
+    return f"{table}<tr>{head}</tr>{body}</table>"
 
 
 def _fit_row(statistic: str, t_w, quantity: str, fit: dict) -> tuple[list[str], str]:
@@ -118,7 +136,7 @@ def _fits_section(results: dict) -> str:
             "them as unresolved, not as measurements.</p>")
     return "<h2>Fitted exponents</h2>" + lead + _table(
         ["statistic", "t_w", "quantity", "value ± SE", "fit range", "points", "note"],
-        [r for r, _ in rows], [c for _, c in rows])
+        [r for r, _ in rows], [c for _, c in rows], css="fits")
 
 
 def _diffusion_section(diffusion: dict) -> str:
@@ -127,8 +145,10 @@ def _diffusion_section(diffusion: dict) -> str:
             for w in _windows(diffusion, "windows") if isinstance(w, dict)]
     t0 = diffusion.get("t0")
     rule = "data-derived (SD of all RMSEs)" if diffusion.get("threshold_rule") == "data" else "fixed"
-    lead = (f"<p>t0 (first window whose whole-window fit has RMSE &lt; {_fmt(diffusion.get('threshold'))}, "
-            f"{_fmt(rule)} threshold): <b>{_fmt(t0)}</b> {_fmt(diffusion.get('t0_reason') or '')}</p>")
+    reason = diffusion.get("t0_reason")
+    why = f" (undefined: {_fmt(reason)})" if t0 is None and reason else ""
+    lead = (f"<p class='t0'>t0 (first window whose whole-window fit has RMSE &lt; "
+            f"{_fmt(diffusion.get('threshold'))}, {_fmt(rule)} threshold): <b>{_fmt(t0)}</b>{why}</p>")
     return "<h2>Diffusion regimes</h2>" + lead + _table(
         ["t_w", "τ0", "regimes (within 2 SE of 1: normal)", "RMSE (whole)", "note"], rows)
 
@@ -150,8 +170,94 @@ def _settings_section(settings: dict) -> str:
     return "<h2>Settings</h2>" + _table(["setting", "value"], [[_fmt(k), v] for k, v in rows], text=True)
 
 
-def render(folder: str | os.PathLike) -> pathlib.Path:
+#: Settings the recorder adds by itself: after the first ones, shown folded.
+_RECORDED = ("model.", "optimizer.", "recorder.", "torch_version")
+#: Training settings shown first, in this order (flattened names); the others follow as stored.
+_FIRST = ("model.class", "model.n_params", "optimizer.class", "optimizer.lr", "lr", "optimizer.momentum",
+          "optimizer.weight_decay", "batch_size", "seed", "dataset", "dataset_size", "steps", "epochs")
+
+
+def _flatten(prefix: str, value, rows: list) -> None:
+    """(name, value) pairs of nested settings: dicts as ``a.b``; an optimizer's one parameter
+    group into the optimizer (``optimizer.lr``), several as ``optimizer.param_groups[i].lr``."""
+    if isinstance(value, dict):
+        if not value and prefix:
+            rows.append((prefix, "{}"))
+        for key, item in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), item, rows)
+    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        if len(value) == 1 and prefix.endswith(".param_groups"):
+            _flatten(prefix[: -len(".param_groups")], value[0], rows)
+        elif prefix.endswith(".param_groups"):
+            for i, item in enumerate(value):
+                _flatten(f"{prefix}[{i}]", item, rows)
+        else:  # e.g. the recorder's probes: one row each, its settings inline
+            rows.extend((f"{prefix}[{i}]", ", ".join(f"{k}={_text(v)}" for k, v in item.items()))
+                        for i, item in enumerate(value))
+    else:
+        rows.append((prefix, value))
+
+
+def _text(value) -> str:
+    """A setting as plain text (not yet escaped): lists as their items, None as "–"."""
+    if value is None:
+        return "–"
+    if isinstance(value, list):
+        return "[" + ", ".join(_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def _setting_cell(value) -> str:
+    """An escaped cell: long lists counted and shortened, long or multi-line text shortened
+    with the whole in a tooltip (single line) or a collapsible block (several lines)."""
+    text = _text(value)
+    if isinstance(value, list) and len(text) > _SHORT:
+        text = f"{len(value)} items: {text[1:-1]}"
+    if "\n" in text.strip():
+        first = text.strip().splitlines()[0]
+        body = text if len(text) <= 20_000 else text[:20_000] + f"\n… ({len(text) - 20_000} more characters)"
+        return (f"<details><summary>{html.escape(first[:_SHORT])} … ({len(text.splitlines())} lines)</summary>"
+                f"<pre>{html.escape(body)}</pre></details>")
+    if len(text) > _SHORT:
+        return f"<span title='{html.escape(text[:2000])}'>{html.escape(text[:_SHORT])} …</span>"
+    return html.escape(text)
+
+
+def _training_section(stored) -> str:
+    """The run settings stored in the trajectory file (``source.settings``) as a table."""
+    if not isinstance(stored, dict) or not stored:
+        return ""
+    rows: list = []
+    _flatten("", stored, rows)
+    first = {name: i for i, name in enumerate(_FIRST)}
+    rows.sort(key=lambda row: first.get(row[0], len(first)))  # stable: the rest keep the stored order
+    main = [r for r in rows if r[0] in first or not r[0].startswith(_RECORDED)]
+    rest = [r for r in rows if r not in main]
+
+    def table(part: list) -> str:
+        return _table(["setting", "value"], [[_fmt(name), _setting_cell(value)] for name, value in part], text=True,
+                      css="settings", first_class="key")
+
+    lead = ("<p>As recorded in the trajectory file (its <code>settings</code> attribute): the model, the "
+            "optimizer and the settings given to the recorder.</p>")
+    more = (f"<details><summary>{len(rest)} more recorded settings (model, optimizer, recorder)</summary>"
+            f"{table(rest)}</details>") if rest else ""
+    return "<h2>Training run</h2>" + lead + (table(main) if main else "") + more
+
+
+def render(folder: str | os.PathLike, *, self_contained: bool = False) -> pathlib.Path:
     """Write ``index.html`` for the analysis outputs in ``folder``; return its path.
+
+    Parameters
+    ----------
+    folder : path
+        A folder written by :meth:`pyengine.Analysis.save` (its ``results.json``).
+    self_contained : bool
+        Also write :data:`SELF_CONTAINED` (``report-self-contained.html``): the same report
+        with every image embedded as a data URI, a single file that can be mailed. In an
+        output folder it is added to the folder's manifest.
 
     Raises
     ------
@@ -159,6 +265,11 @@ def render(folder: str | os.PathLike) -> pathlib.Path:
         If ``folder`` has no ``results.json`` (run ``pyengine analyze`` first).
     ValueError
         If ``results.json`` is not a JSON object.
+
+    Examples
+    --------
+    >>> render("out", self_contained=True)  # doctest: +SKIP
+    PosixPath('out/index.html')
     """
     folder = pathlib.Path(folder)
     results_file = folder / "results.json"
@@ -167,6 +278,15 @@ def render(folder: str | os.PathLike) -> pathlib.Path:
     doc = json.loads(results_file.read_text())
     if not isinstance(doc, dict):
         raise ValueError(f"{results_file} is not a pyengine results file (expected a JSON object)")
+    index = _write(folder / "index.html", _page(folder, doc, embed=False))
+    if self_contained:
+        _write(folder / SELF_CONTAINED, _page(folder, doc, embed=True))
+        _list_in_manifest(folder, SELF_CONTAINED)
+    return index
+
+
+def _page(folder: pathlib.Path, doc: dict, embed: bool) -> str:
+    """The report's HTML; ``embed``: images as data URIs and no link to another file."""
     src = doc.get("source") if isinstance(doc.get("source"), dict) else {}
     results = doc.get("results") if isinstance(doc.get("results"), dict) else {}
     parts = [
@@ -178,6 +298,7 @@ def render(folder: str | os.PathLike) -> pathlib.Path:
         _table(["source", "snapshots", "parameters", "steps", "dtype"],
                [[_fmt(src.get("path") or "in-memory array"), _fmt(src.get("n_snapshots")), _fmt(src.get("n_params")),
                  f"{_fmt(src.get('first_step'))} … {_fmt(src.get('last_step'))}", _fmt(src.get("dtype"))]]),
+        _training_section(src.get("settings")),
     ]
     if isinstance(doc.get("settings"), dict):
         parts.append(_settings_section(doc["settings"]))
@@ -193,22 +314,56 @@ def render(folder: str | os.PathLike) -> pathlib.Path:
     figures = [f for f in doc.get("figures", []) if isinstance(f, dict) and _inside(folder, f.get("file"))]
     if figures:
         parts.append("<h2>Figures</h2><div class='figs'>")
-        for f in figures:
-            wide = " class='wide'" if f.get("panels", 1) != 1 else ""
-            parts.append(f"<figure{wide}><img src='{_fmt(f['file'])}' alt='{_fmt(f.get('title'))}'>"
-                         f"<figcaption><b>{_fmt(f.get('title'))}.</b> {_fmt(f.get('caption'))}</figcaption></figure>")
+        parts.extend(_figure(folder, f, embed) for f in figures)
         parts.append("</div>")
-    parts.append("<p class='meta'>All numbers: results.json in this folder.</p></body></html>")
-    index = folder / "index.html"
-    tmp = index.with_suffix(".html.tmp")
-    tmp.write_text("\n".join(parts))
-    tmp.replace(index)
-    return index
+    where = "results.json of the analysis output" if embed else "results.json in this folder"
+    parts.append(f"<p class='meta'>All numbers: {where}.</p></body></html>")
+    return "\n".join(parts)
 
 
-def _inside(folder: pathlib.Path, name) -> bool:
-    """Whether a figure entry names an existing file inside ``folder`` (never one elsewhere)."""
+def _figure(folder: pathlib.Path, entry: dict, embed: bool) -> str:
+    """One figure: its image (embedded, or the file with a link to its SVG) and caption."""
+    wide = " class='wide'" if entry.get("panels", 1) != 1 else ""
+    title = _fmt(entry.get("title"))
+    if embed:
+        path = (folder / entry["file"]).resolve()  # checked by _inside: an image inside the folder
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        img = f"<img src='data:{_IMAGE_TYPES[path.suffix.lower()]};base64,{data}' alt='{title}'>"
+    else:
+        img = f"<img src='{_fmt(entry['file'])}' alt='{title}'>"
+    links = []
+    files = entry.get("files") if isinstance(entry.get("files"), dict) else {}
+    if not embed:
+        links = [f"<a href='{_fmt(name)}'>{_fmt(fmt.upper())}</a>" for fmt, name in files.items()
+                 if isinstance(name, str) and name != entry["file"] and _inside(folder, name, any_file=True)]
+    more = f" ({', '.join(links)})" if links else ""
+    return f"<figure{wide}>{img}<figcaption><b>{title}.</b> {_fmt(entry.get('caption'))}{more}</figcaption></figure>"
+
+
+def _write(path: pathlib.Path, text: str) -> pathlib.Path:
+    """Write ``text`` to ``path`` through a temporary file (a reader never sees half a report)."""
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+def _list_in_manifest(folder: pathlib.Path, name: str) -> None:
+    """Add ``name`` to the manifest of a pyengine output folder, so that a later save may replace it."""
+    from pyengine.output import MANIFEST, claim_output
+
+    if (folder / MANIFEST).exists():
+        try:
+            claim_output(folder, [name])
+        except FileExistsError:  # the folder holds files pyengine did not write: it is not replaced anyway
+            pass
+
+
+def _inside(folder: pathlib.Path, name, any_file: bool = False) -> bool:
+    """Whether a figure entry names an existing image (PNG or SVG; ``any_file``: any file)
+    inside ``folder``, never one elsewhere."""
     if not isinstance(name, str):
         return False
     path = (folder / name).resolve()
-    return folder.resolve() in path.parents and path.is_file()
+    image = any_file or path.suffix.lower() in _IMAGE_TYPES
+    return image and folder.resolve() in path.parents and path.is_file()
