@@ -132,7 +132,7 @@ def _msl(ctx: Context, got: dict):
 def _increments_request(ctx: Context):
     from pyengine.estimators.increments import IncrementsRequest
 
-    return IncrementsRequest.make(ctx.plan)
+    return IncrementsRequest.make(ctx.plan, ctx.src.n_cols)
 
 
 def _tails_request(ctx: Context):

@@ -180,7 +180,7 @@ def test_shares_one_pass_with_the_msd():
     x = models.brownian(601, 20, seed=9)
     src = as_source(x)
     plan = make_plan(src.steps, 200, lags=[1, 10])
-    both = run_requests(src, [MSDRequest.make(plan, src.n_cols), IncrementsRequest.make(plan, max_lag=30)])
+    both = run_requests(src, [MSDRequest.make(plan, src.n_cols), IncrementsRequest.make(plan, src.n_cols, max_lag=30)])
     alone = increments(x, window=200, max_lag=30)
     np.testing.assert_allclose(both[1].power_mean, alone.power_mean, rtol=1e-12)
     np.testing.assert_allclose(both[0].msd, pe.msd(x, window=200, lags=[1, 10]).msd, rtol=1e-12)
@@ -188,15 +188,15 @@ def test_shares_one_pass_with_the_msd():
 
 def test_plan_with_steps_and_engine_config(monkeypatch):
     monkeypatch.setattr(config, "BLOCK_BYTES", 4096)
-    req = IncrementsRequest.make(make_plan(100 + 5 * np.arange(41), window=100), max_lag=50)
+    req = IncrementsRequest.make(make_plan(100 + 5 * np.arange(41), window=100), 4, max_lag=50)
     assert req.plan.starts.tolist() == [0, 20] and req.plan.length == 20 and req.max_lag == 10
     assert req.plan.stride == 5
     with pytest.raises(ValueError, match="max_lag"):
-        IncrementsRequest.make(make_plan(np.arange(41), window=20), max_lag=20)
+        IncrementsRequest.make(make_plan(np.arange(41), window=20), 4, max_lag=20)
     with pytest.raises(ValueError, match="outside the run"):
         make_plan(np.arange(41), window=20, t_w=[22])
     with pytest.raises(ValueError, match="multiple"):
-        IncrementsRequest.make(make_plan(5 * np.arange(41), window=20), max_lag=7)
+        IncrementsRequest.make(make_plan(5 * np.arange(41), window=20), 4, max_lag=7)
 
 
 def test_increments_bad_input_to_dict_and_plot():

@@ -8,15 +8,16 @@ rising towards f → 0) and autocorrelations outside the confidence band at larg
 from __future__ import annotations
 
 import math
+import dataclasses
 import statistics
 from dataclasses import dataclass
 
 import numpy as np
 
 from pyengine.engine.increments import IncrementsAccumulator, IncrementSampleAccumulator, IncrementWindow
-from pyengine.engine.groups import ColumnGroups, column_groups
+from pyengine.engine.groups import ColumnGroups, Grouped, GroupedAccumulator, column_groups
 from pyengine.engine.runner import prepare, run_requests
-from pyengine.fits import PowerFit, log_spaced, power_fit
+from pyengine.fits import PowerFit, jackknife_se, log_spaced, power_fit
 from pyengine.heavytail.increments import check_options, increment_tail_index
 from pyengine.kernels.spectral import fft_length
 from pyengine.plan import WindowPlan, make_plan
@@ -49,6 +50,8 @@ class IncrementsResult(Result):
         Mean and standard deviation across coordinates of the periodogram
         P_i(f_k) = |Σ_t Δw_i(t) e^{−2πi k t/nfft}|² / n of the mean-subtracted increments;
         white increments of variance σ² give E P = σ² at every f.
+    power_mean_se : ndarray of float64, shape (W, F)
+        Standard error of ``power_mean`` (jackknife over parameter groups; NaN when off).
     slope_fits : list of PowerFit
         Per window, the power law power_mean ∝ f^slope on log-spaced frequencies in
         ``f_range``: slope 0 for white increments, −2 when the increments are a random
@@ -60,6 +63,8 @@ class IncrementsResult(Result):
     acf_mean, acf_sd : ndarray of float64, shape (W, K)
         Mean and standard deviation across coordinates of the weight autocorrelation
         r_i(k) = Σ_t y_i(t) y_i(t+k) / Σ_t y_i(t)², y_i = w_i − its window mean.
+    acf_mean_se : ndarray of float64, shape (W, K)
+        Standard error of ``acf_mean`` (jackknife over parameter groups; NaN when off).
     band : float
         Half-width of the ``level`` confidence band of an autocorrelation under white
         noise, z_{(1+level)/2} / √n (Chaudhari's dotted red lines).
@@ -75,11 +80,13 @@ class IncrementsResult(Result):
     window: int
     freqs: np.ndarray
     power_mean: np.ndarray
+    power_mean_se: np.ndarray
     power_sd: np.ndarray
     slope_fits: list
     f_range: tuple[float, float]
     lags: np.ndarray
     acf_mean: np.ndarray
+    acf_mean_se: np.ndarray
     acf_sd: np.ndarray
     band: float
     level: float
@@ -91,6 +98,7 @@ class IncrementsResult(Result):
     _curves = {"power_mean": ("t_w", "freq"), "power_sd": ("t_w", "freq"), "acf_mean": ("t_w", "lag"),
                "acf_sd": ("t_w", "lag")}
     _coords = {"freq": "freqs", "lag": "lags"}
+    _se = {"power_mean": "power_mean_se", "acf_mean": "acf_mean_se"}
 
     @property
     def spectral_slope(self) -> np.ndarray:
@@ -176,9 +184,10 @@ class IncrementsRequest:
     max_lag: int  # rows
     level: float
     f_range: tuple[float, float]
+    groups: ColumnGroups | None = None
 
     @classmethod
-    def make(cls, plan: WindowPlan, max_lag: int | None = None, level: float = 0.99,
+    def make(cls, plan: WindowPlan, n_params: int, max_lag: int | None = None, level: float = 0.99,
              f_range=None) -> IncrementsRequest:
         """Check every setting before the pass (``max_lag`` in steps, default T / 2)."""
         if plan.length < 3:
@@ -197,29 +206,40 @@ class IncrementsRequest:
         f_lo, f_hi = (freqs[0], freqs[-1]) if f_range is None else f_range
         if not 0 < f_lo < f_hi:
             raise ValueError(f"f_range must be (low, high) with 0 < low < high (cycles per step), got {f_range}")
-        return cls(plan, lag_rows, float(level), (float(f_lo), float(f_hi)))
+        return cls(plan, lag_rows, float(level), (float(f_lo), float(f_hi)), column_groups(n_params))
 
     def accumulators(self) -> list:
         plan = self.plan
-        return [IncrementsAccumulator(tuple(IncrementWindow(int(s), plan.length, self.max_lag) for s in plan.starts))]
+        inner = IncrementsAccumulator(tuple(IncrementWindow(int(s), plan.length, self.max_lag) for s in plan.starts))
+        return [inner] if self.groups is None else [GroupedAccumulator(inner, self.groups)]
 
     def conclude(self, results: list) -> IncrementsResult:
-        """Mean ± sd across coordinates from the finalized sums, and the spectral slopes."""
-        plan, sums = self.plan, results[0]
+        """Mean ± sd across coordinates from the finalized sums, the spectral slopes, and
+        the jackknife SEs of the means and slopes (each group's sums deleted in turn)."""
+        plan, raw = self.plan, results[0]
+        grouped = raw if isinstance(raw, Grouped) else None
+        sums = grouped.total if grouped else raw
         freqs = _freqs(plan)
-        power_mean, power_sd = _mean_sd([s.power[1:] for s in sums], [s.power_sq[1:] for s in sums],
-                                        [s.n_cols for s in sums])
-        acf_mean, acf_sd = _mean_sd([s.acf for s in sums], [s.acf_sq for s in sums], [s.n_moving for s in sums])
+        power_mean, power_sd = _power(sums)
+        acf_mean, acf_sd = _acf(sums)
+        power_reps = acf_reps = None
+        if grouped and sum(part is not None for part in grouped.parts) >= 2:
+            deleted = [[_minus(t, p) for t, p in zip(sums, part)] for part in grouped.parts if part is not None]
+            power_reps = np.stack([_power(d)[0] for d in deleted])
+            acf_reps = np.stack([_acf(d)[0] for d in deleted])
+        nan = np.full(power_mean.shape, np.nan)
         return IncrementsResult(
             t_w=plan.t_w,
             window=plan.window,
             freqs=freqs,
             power_mean=power_mean,
+            power_mean_se=nan if power_reps is None else jackknife_se(power_reps),
             power_sd=power_sd,
-            slope_fits=_slopes(freqs, power_mean, self.f_range),
+            slope_fits=_slopes(freqs, power_mean, self.f_range, power_reps),
             f_range=self.f_range,
             lags=np.arange(self.max_lag + 1, dtype=np.int64) * plan.stride,
             acf_mean=acf_mean,
+            acf_mean_se=np.full(acf_mean.shape, np.nan) if acf_reps is None else jackknife_se(acf_reps),
             acf_sd=acf_sd,
             band=statistics.NormalDist().inv_cdf(0.5 + self.level / 2) / math.sqrt(plan.length),
             level=self.level,
@@ -235,12 +255,28 @@ def _freqs(plan: WindowPlan) -> np.ndarray:
     return np.arange(1, nfft // 2 + 1) / (nfft * plan.stride)
 
 
-def _slopes(freqs: np.ndarray, power: np.ndarray, f_range) -> list[PowerFit]:
-    """Power-law fit of power_mean against f on log-spaced frequencies in f_range, per window."""
+def _slopes(freqs: np.ndarray, power: np.ndarray, f_range, reps: np.ndarray | None = None) -> list[PowerFit]:
+    """Power-law fit of power_mean against f on log-spaced frequencies in f_range, per window
+    (``reps``: the jackknife replicates of power_mean, shape (g, W, F))."""
     cols = np.flatnonzero((freqs >= f_range[0]) & (freqs <= f_range[1]))
     if cols.size:
         cols = cols[log_spaced(freqs[cols], 20)]
-    return [power_fit(freqs[cols], p[cols]) for p in power]
+    return [power_fit(freqs[cols], p[cols], replicates=None if reps is None else reps[:, i, cols])
+            for i, p in enumerate(power)]
+
+
+def _power(sums) -> tuple[np.ndarray, np.ndarray]:
+    return _mean_sd([s.power[1:] for s in sums], [s.power_sq[1:] for s in sums], [s.n_cols for s in sums])
+
+
+def _acf(sums) -> tuple[np.ndarray, np.ndarray]:
+    return _mean_sd([s.acf for s in sums], [s.acf_sq for s in sums], [s.n_moving for s in sums])
+
+
+def _minus(total, part):
+    """A window's sums without one group's share."""
+    return dataclasses.replace(total, **{f.name: getattr(total, f.name) - getattr(part, f.name)
+                                         for f in dataclasses.fields(total)})
 
 
 def _mean_sd(totals, squares, counts) -> tuple[np.ndarray, np.ndarray]:
@@ -304,7 +340,7 @@ def increments(
     """
     src, options = prepare(x, engine)
     plan = make_plan(src.steps, window, t_w=t_w)
-    (result,) = run_requests(src, [IncrementsRequest.make(plan, max_lag, level, f_range)], options,
+    (result,) = run_requests(src, [IncrementsRequest.make(plan, src.n_cols, max_lag, level, f_range)], options,
                              desc="increments")
     return result
 

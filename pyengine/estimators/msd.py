@@ -11,7 +11,7 @@ from pyengine.engine.msd import LagBandAccumulator, SpectralMSDAccumulator, Spec
 from pyengine.engine.runner import prepare, run_requests
 from pyengine.fits import jackknife_se
 from pyengine.plan import WindowPlan, make_plan
-from pyengine.results import Result, axes_or_new, readable_ticks, window_colors, window_legend
+from pyengine.results import Result, axes_or_new, band_alpha, readable_ticks, window_colors, window_legend
 
 __all__ = ["MSDResult", "MSDRequest", "msd", "choose_method"]
 
@@ -65,20 +65,25 @@ class MSDResult(Result):
     _exclude = ("replicates",)
 
     _curves = {"msd": ("t_w", "lag"), "nonaveraged": ("t_w", "lag")}
+    _se = {"msd": "msd_se"}
     _coords = {"lag": "lags"}
     _n = {"msd": "counts"}
 
     def plot(self, ax=None):
-        """Log-log MSD curves coloured by waiting time; returns the axes.
+        """Log-log MSD curves coloured by waiting time, ±SE bands; returns the axes.
 
         The key is a legend up to six windows, a colour bar of t_w above
         (:func:`pyengine.results.window_legend`).
         """
         ax = axes_or_new(ax)
         colors = window_colors(len(self.t_w))
+        alpha = band_alpha(len(self.t_w))
         for i, tw in enumerate(self.t_w):
             ok = np.isfinite(self.msd[i]) & (self.msd[i] > 0)
-            ax.loglog(self.lags[ok], self.msd[i, ok], color=colors[i], lw=1, label=f"$t_w$={tw}")
+            m, se = self.msd[i, ok], self.msd_se[i, ok]
+            ax.loglog(self.lags[ok], m, color=colors[i], lw=1, label=f"$t_w$={tw}")
+            if np.isfinite(se).any():
+                ax.fill_between(self.lags[ok], np.maximum(m - se, m / 10), m + se, color=colors[i], alpha=alpha, lw=0)
         ax.set_xlabel("lag τ (steps)")
         ax.set_ylabel("MSD Δr²(t_w, τ)")
         window_legend(ax, self.t_w)
