@@ -122,6 +122,7 @@ def test_analyze_on_dask_equals_the_local_analysis_field_by_field(client, tmp_pa
     on_dask = pe.analyze(str(path), window=100, lags=10, block_cols=20, scheduler=client, progress=False)
     assert set(on_dask.results) == set(local.results) >= {"msd", "diffusion", "path", "msl", "increments", "tails"}
     for name in local.results:
-        # sd across coordinates from sums of squares: ~1e-8 where the sd is 0 (lag 0 of the autocorrelation)
-        assert_same(on_dask[name], local[name], where=name, rtol=1e-8, atol=1e-7)
+        # sd across coordinates from sums of squares: ~1e-8 where the sd is 0 (lag 0 of the autocorrelation);
+        # the pair statistics' jackknife parts are float32 sums, added in another order on Dask
+        assert_same(on_dask[name], local[name], where=name, rtol=1e-6, atol=1e-7)
     assert_same(on_dask["msl"], pe.msl(str(path), window=100, scheduler=client, progress=False), where="msl")

@@ -148,7 +148,7 @@ class WindowGramAccumulator:
                 diag = product.diagonal()
                 d2 = to_host(diag[ia] + diag[ib] - 2.0 * product[ia, ib])
                 if state.parts[g] is None:
-                    state.parts[g] = [np.zeros(ia.size) for _ in self.windows]
+                    state.parts[g] = [np.zeros(ia.size, np.float32) for _ in self.windows]
                 state.parts[g][i] += d2
 
     def merge(self, a: GramState, b: GramState) -> GramState:

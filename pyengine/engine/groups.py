@@ -55,7 +55,7 @@ class ColumnGroups:
     --------
     >>> g = ColumnGroups.for_params(1000, 8)
     >>> g.width, g.runs(0, 40)[:2]
-    (62, [(0, 0, 40)])
+    (63, [(0, 0, 40)])
     >>> int(g.sizes().sum())
     1000
     """
@@ -69,7 +69,7 @@ class ColumnGroups:
         """``count`` groups of runs about P / (2 · count) wide (16 … 4096 columns)."""
         if count < 1:
             raise ValueError(f"the number of column groups must be >= 1, got {count}")
-        width = int(np.clip(n_params // (RUNS_PER_GROUP * count), MIN_RUN, MAX_RUN))
+        width = int(np.clip(-(-n_params // (RUNS_PER_GROUP * count)), MIN_RUN, MAX_RUN))  # whole runs per group
         return cls(int(n_params), int(count), width)
 
     @property

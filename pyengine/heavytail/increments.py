@@ -191,42 +191,43 @@ def increment_tail_index(sample, *, grouping: str = "permuted", k1=None, seed: i
     if x.ndim != 2:
         raise ValueError(f"sample: expected a 2-D array (T increments, k coordinates), got shape {x.shape}")
     grouping, seed = check_options(grouping, seed)
-    labels = None if column_groups is None else np.asarray(column_groups)
-    if labels is not None and labels.shape != (x.shape[1],):
+    labels = np.zeros(x.shape[1], np.int64) if column_groups is None else np.asarray(column_groups)
+    if labels.shape != (x.shape[1],):
         raise ValueError(f"column_groups: expected one group per coordinate, shape ({x.shape[1]},), got {labels.shape}")
     if grouping == "displacement":
-        result = _labelled(tail_index(x, k1=k1, backend=backend), grouping, seed, x.shape[1], 0)
-        sequences = None if labels is None else (x, labels)
+        k = resolve_k1(k1, x.shape[0], x.shape[1], False)
+        parts = [tail_sums(x[:, labels == g], k, backend=backend) for g in np.unique(labels)]
+        n_coords, n_flat = x.shape[1], 0
     else:
         z, kept = standardise(x)
-        finite = ~np.isnan(z)
-        values = z[finite]
-        if values.size < 2:
-            raise ValueError(f"sample: {values.size} usable values after standardising; {int((~kept).sum())} of "
+        pools = _permuted_pools(z, labels[kept], seed)
+        total = sum(p.size for p in pools)
+        if total < 2:
+            raise ValueError(f"sample: {total} usable values after standardising; {int((~kept).sum())} of "
                              f"{kept.size} coordinates have zero median absolute deviation or no finite increment")
-        order = np.random.default_rng(seed).permutation(values.size)
-        result = _labelled(tail_index(values[order], k1=k1, backend=backend), grouping, seed, int(kept.sum()),
-                           int((~kept).sum()))
-        result = dataclasses.replace(result, n_nonfinite=int(x.size - np.isfinite(x).sum()))
-        sequences = None if labels is None else (
-            values[order][:, None], np.broadcast_to(labels[kept], z.shape)[finite][order])
-    if sequences is None:
+        k = resolve_k1(k1, total, 1, False)
+        parts = [tail_sums(p[:, None], k, backend=backend) for p in pools]
+        n_coords, n_flat = int(kept.sum()), int((~kept).sum())
+    parts = [to_host(p) for p in parts]
+    result = finalize(TailState(k, False, stats=sum(parts)))
+    result = _labelled(dataclasses.replace(result, n_nonfinite=int(x.size - np.isfinite(x).sum())), grouping, seed,
+                       n_coords, n_flat)
+    if len(parts) < 2:
         return result
-    se = _jackknife_se(*sequences, k1, backend, by_row=grouping == "permuted")
+    se = float(jackknife_se(np.array([finalize(TailState(k, False, stats=sum(parts) - p)).alpha for p in parts])))
     return dataclasses.replace(result, alpha_se=se, se_method="jackknife") if np.isfinite(se) else result
 
 
-def _jackknife_se(x: np.ndarray, labels: np.ndarray, k1, backend: str, by_row: bool) -> float:
-    """Jackknife SE of the Mohammadi α̂ over the groups in ``labels``: each replicate drops
-    one group's values (rows of a permuted column, ``by_row``) or coordinates (columns)."""
-    alphas = []
+def _permuted_pools(z: np.ndarray, labels: np.ndarray, seed: int) -> list[np.ndarray]:
+    """Per column group, its coordinates' finite standardised increments in a seeded random
+    order (K1-groups then never mix column groups, so deleting one is exact)."""
+    rng = np.random.default_rng(seed)
+    pools = []
     for g in np.unique(labels):
-        part = x[labels != g] if by_row else x[:, labels != g]
-        if part.shape[0] >= 2 and part.size:
-            k = resolve_k1(k1, part.shape[0], part.shape[1], False)
-            stats = tail_sums(part, k, backend=backend)
-            alphas.append(finalize(TailState(k, False, stats=to_host(stats))).alpha)
-    return float(jackknife_se(np.array(alphas))) if len(alphas) >= 2 else float("nan")
+        values = z[:, labels == g]
+        values = values[~np.isnan(values)]
+        pools.append(values[rng.permutation(values.size)])
+    return pools
 
 
 def _labelled(result: TailIndexResult, grouping: str, seed: int, n_coords: int, n_flat: int) -> IncrementTailIndex:
