@@ -309,12 +309,16 @@ def _missing_input(row: Statistic, ctx: Context) -> str | None:
 
 
 def _leftover(plan: WindowPlan) -> dict:
-    if plan.leftover is None:
-        return {}
-    a, b = plan.leftover
-    steps = plan.steps_of([a, b - 1])
-    return {"windows": f"{b - a} snapshot(s) after the last whole window (steps {steps[0]} … {steps[1]}) are in no "
-                       f"window (a window needs all its {plan.length} snapshots); they enter only as MSD endpoints"}
+    """What no window holds: snapshots after the last window, and between spread windows."""
+    notes = []
+    if plan.gaps:
+        notes.append(f"{plan.gaps} snapshot(s) between the windows are in none ({plan.rule})")
+    if plan.leftover is not None:
+        a, b = plan.leftover
+        steps = plan.steps_of([a, b - 1])
+        notes.append(f"{b - a} snapshot(s) after the last whole window (steps {steps[0]} … {steps[1]}) are in no "
+                     f"window (a window needs all its {plan.length} snapshots); they enter only as MSD endpoints")
+    return {"windows": "; ".join(notes)} if notes else {}
 
 
 def _check_loss(loss, n_rows: int) -> np.ndarray | None:

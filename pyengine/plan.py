@@ -19,7 +19,9 @@ The rule (docs/engine.md, "Windows"):
 - ``window="auto"`` (the default) fits any run: the whole run as one window below 64
   snapshots, else the largest of 1, 2, 5 × 10^k snapshots that is at most a quarter of the
   run and at most 1000 (so at least four windows, and window Gram matrices of at most
-  1000 × 1000).
+  1000 × 1000); and at most ``AUTO_MAX_WINDOWS`` = 16 windows, spread evenly over the run
+  when more would fit (so memory does not grow with the run's length; pass ``t_w`` for
+  others). The windows left out are listed like the snapshots after the last window.
 """
 
 from __future__ import annotations
@@ -28,13 +30,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["WindowPlan", "make_plan", "ORIGINS", "AUTO_MAX_ROWS", "AUTO_MIN_RUN"]
+__all__ = ["WindowPlan", "make_plan", "ORIGINS", "AUTO_MAX_ROWS", "AUTO_MIN_RUN", "AUTO_MAX_WINDOWS"]
 
 ORIGINS = ("window", "within")
 #: ``window="auto"``: longest window, in snapshots.
 AUTO_MAX_ROWS = 1000
 #: ``window="auto"``: runs shorter than this many snapshots are one window.
 AUTO_MIN_RUN = 64
+#: ``window="auto"``: most windows (spread evenly over longer runs).
+AUTO_MAX_WINDOWS = 16
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,12 @@ class WindowPlan:
         """Rows [a, N) after the last window that no window holds, or None."""
         end = int(self.starts.max()) + self.length
         return (end, self.n_rows) if end < self.n_rows else None
+
+    @property
+    def gaps(self) -> int:
+        """Rows between consecutive windows that no window holds (``t_w`` given, or spread)."""
+        ends = self.starts + self.length
+        return int(np.maximum(self.starts[1:] - ends[:-1], 0).sum())
 
     def msd_span(self, start: int) -> int:
         """Rows the MSD of the window at ``start`` touches: its origins and their endpoints."""
@@ -228,6 +238,9 @@ def make_plan(steps, window="auto", *, t_w=None, lags=None, origins: str = "wind
                          f"in this run of {n_rows} snapshots (steps {step0} … {int(steps[-1])}); try window='auto'")
     if t_w is None:
         starts = np.arange(0, n_rows - length + 1, length, dtype=np.int64)
+        if window == "auto" and starts.size > AUTO_MAX_WINDOWS:
+            starts = starts[np.unique(np.linspace(0, starts.size - 1, AUTO_MAX_WINDOWS).round().astype(np.int64))]
+            rule += f"; {AUTO_MAX_WINDOWS} windows spread evenly over the run"
     else:
         given = _integers(t_w, "t_w")
         starts = _rows(given - step0, stride, "t_w")

@@ -199,3 +199,15 @@ def test_loss_stats_of_a_plan_equals_the_standalone_function(walk):
     _, loss = walk
     assert_same(pe.analyze(np.zeros((1000, 2)) + np.arange(1000)[:, None], window=WINDOW, lags=LAGS, loss=loss,
                            only=["loss"], progress=False)["loss"], loss_stats(loss, window=WINDOW))
+
+
+def test_auto_windows_of_a_long_run_are_at_most_16_spread_evenly():
+    from pyengine.plan import AUTO_MAX_WINDOWS, make_plan
+
+    plan = make_plan(np.arange(40_000))
+    assert plan.window == 1000 and plan.t_w.size == AUTO_MAX_WINDOWS == 16
+    assert plan.t_w[0] == 0 and plan.t_w[-1] == 39_000 and np.all(plan.t_w % 1000 == 0)
+    assert plan.gaps == 40_000 - 16 * 1000 and plan.leftover is None
+    x = np.zeros((2000, 2)) + np.arange(2000)[:, None]
+    analysis = pe.analyze(x, window=100, lags=4, only=["msd"], progress=False)
+    assert analysis["msd"].t_w.size == 20  # a given window tiles the run: no cap
