@@ -33,6 +33,7 @@ TARGET, TARGET_LOADED = 1.3, 1.5
 _CHILD = r"""
 import json, sys, time
 import pyengine as pe
+pe.config.JACKKNIFE_GROUPS = int(sys.argv[2])
 t0 = time.perf_counter()
 a = pe.analyze(sys.argv[1], progress=False)
 wall = time.perf_counter() - t0
@@ -43,8 +44,11 @@ print(json.dumps({"wall": wall, "rss_mib": peak / 1024, "timings": a.timings}))
 _SPIN = "import time\nt = time.time()\nwhile time.time() - t < 3600:\n    pass\n"
 
 
-def _child(path: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", _CHILD, path], capture_output=True, text=True, check=True)
+def _child(path: str, groups: int | None = None) -> dict:
+    """pe.analyze in a fresh process (``groups``: jackknife groups, default the configured)."""
+    groups = pe.config.JACKKNIFE_GROUPS if groups is None else groups
+    out = subprocess.run([sys.executable, "-c", _CHILD, path, str(groups)], capture_output=True, text=True,
+                         check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -140,6 +144,21 @@ def bench_loaded(n: int, p: int) -> list[Row]:
                 f"{terms['gram']:.2f} + msd {terms['msd']:.2f} s")]
 
 
+def bench_error_bars(n: int, p: int, repeat: int = 3) -> list[Row]:
+    """Time and peak RSS of pe.analyze with the jackknife's error bars against without them."""
+    path = str(trajectory_file(n, p))
+    runs = {g: [_child(path, g) for _ in range(repeat)] for g in (0, pe.config.JACKKNIFE_GROUPS)}
+    wall = {g: float(np.median([r["wall"] for r in rs])) for g, rs in runs.items()}
+    rss = {g: max(r["rss_mib"] for r in rs) for g, rs in runs.items()}
+    with_se, without = wall[pe.config.JACKKNIFE_GROUPS], wall[0]
+    ratio_t, ratio_m = with_se / without, rss[pe.config.JACKKNIFE_GROUPS] / rss[0]
+    return [Row(SUITE, f"pe.analyze with error bars ({pe.config.JACKKNIFE_GROUPS} groups) vs without, "
+                       f"{n * p * 4 / 1e9:.1f} GB", with_se, "the same without the jackknife", without,
+                "time and memory ≤ 1.15×", ratio_t <= 1.15 and ratio_m <= 1.15,
+                f"time {ratio_t:.2f}×, peak RSS {rss[pe.config.JACKKNIFE_GROUPS]:.0f} vs {rss[0]:.0f} MiB "
+                f"({ratio_m:.2f}×); medians of {repeat} fresh processes each")]
+
+
 def bench_memory(sizes: list[tuple[int, int]]) -> list[Row]:
     """Peak RSS of pe.analyze in fresh processes: flat in P and in N."""
     peaks = {(n, p): _child(str(trajectory_file(n, p)))["rss_mib"] for n, p in sizes}
@@ -193,9 +212,13 @@ def run(quick: bool = False) -> list[Row]:
     rows, info = bench_file(*small, repeat=1 if quick else 3)
     big_rows, big_info = bench_file(*big, repeat=1 if quick else 2)
     loaded = [] if quick else bench_loaded(*small)
-    memory = bench_memory([small, (small[0], 2 * small[1]), (2 * small[0], small[1])])
+    # Memory is flat once window="auto" has reached its 16 windows of 1000 snapshots (N >= 16000).
+    base = (2000, 4096) if quick else (16000, 16384)
+    memory = bench_memory([base, (base[0], 2 * base[1]), (2 * base[0], base[1])])
+    error_bars = bench_error_bars(*small, repeat=1 if quick else 3)
     conclusions = big_info["wall"] - big_info["split"]["pass"]
-    return rows + big_rows + loaded + memory + projection(*big, pass_costs(big_info["path"]), conclusions)
+    return (rows + big_rows + loaded + memory + error_bars
+            + projection(*big, pass_costs(big_info["path"]), conclusions))
 
 
 def main() -> None:

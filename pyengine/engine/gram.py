@@ -93,19 +93,25 @@ class WindowGramAccumulator:
                 raise ValueError(f"window {w} does not fit in rows [0, {meta.n_rows})")
         xp = array_module(meta.on_gpu)
         parts = None if self.groups is None else [None] * self.groups.count
-        return GramState([xp.zeros((w.length, w.length)) for w in self.windows], meta, parts)
+        # Fortran order: BLAS's SYRK adds Y Yᵀ into its upper triangle in place (see _add_product)
+        return GramState([xp.zeros((w.length, w.length), order="F") for w in self.windows], meta, parts)
 
     def update(self, state: GramState, block, cols: slice) -> None:
+        groups = self._groups_of(block, cols)
+        if self.groups is not None:
+            for g, _ in groups:
+                if state.parts[g] is None:
+                    state.parts[g] = [np.zeros(self.pairs[0].size, np.float32) for _ in self.windows]
         threads = 1 if state.meta.on_gpu else state.meta.threads
-        tasks = [(i, g, pieces) for g, views in self._groups_of(block, cols)
-                 for i, w in enumerate(self.windows) for pieces in self._pieces(views, w, threads)]
-        if threads == 1 or len(tasks) == 1:
-            self._add(state, tasks, map(self._product, tasks))
+        windows = range(len(self.windows))
+        if threads == 1 or len(self.windows) == 1:
+            for i in windows:
+                self._update_window(state, i, groups)
             return
-        # The engine's threads run the GEMMs (BLAS itself runs one thread inside a pass: an
-        # idle BLAS pool spins next to the other kernels' threads); products add in order.
-        with ThreadPoolExecutor(threads, thread_name_prefix="pyengine-gram") as pool:
-            self._add(state, tasks, pool.map(self._product, tasks))
+        # Windows go to the engine's threads, each adding into its own Gram matrix (BLAS runs
+        # one thread inside a pass: an idle BLAS pool spins next to the other kernels' threads).
+        with ThreadPoolExecutor(min(threads, len(self.windows)), thread_name_prefix="pyengine-gram") as pool:
+            list(pool.map(lambda i: self._update_window(state, i, groups), windows))
 
     def _groups_of(self, block, cols: slice) -> list:
         """(column group, column views) of the block: one entry per group present, or one for all."""
@@ -116,40 +122,34 @@ class WindowGramAccumulator:
             by_group.setdefault(g, []).append(block[:, a - cols.start : b - cols.start])
         return list(by_group.items())
 
-    def _pieces(self, views: list, w: GramWindow, threads: int) -> list[list]:
-        """The window's rows of the views, split into products of at most GEMM_TEMP_BYTES of
-        float64 (and into ``threads`` products when there would be fewer)."""
-        n_cols = sum(v.shape[1] for v in views)
-        step = max(1, min(GEMM_TEMP_BYTES // (8 * w.length), -(-n_cols // threads)))
-        pieces, current, size = [], [], 0
+    def _update_window(self, state: GramState, i: int, groups: list) -> None:
+        """Add each group's columns of window i to its Gram matrix (and the group's part)."""
+        w, gram = self.windows[i], state.grams[i]
+        before = None if self.groups is None else self._pair_entries(gram)
+        for g, views in groups:
+            for y in self._centred_pieces(views, w):
+                _add_product(gram, y)
+            if g is not None:  # the group's share: what its columns added (one gather per group)
+                after = self._pair_entries(gram)
+                state.parts[g][i] += _pair_d2(after, before)
+                before = after
+
+    def _centred_pieces(self, views: list, w: GramWindow):
+        """The window's rows of the views, centred per column in float64, at most
+        GEMM_TEMP_BYTES each."""
+        step = max(1, GEMM_TEMP_BYTES // (8 * w.length))
         for v in views:
             rows = v[w.start : w.start + w.length]
             for c0 in range(0, rows.shape[1], step):
-                part = rows[:, c0 : c0 + step]
-                if size and size + part.shape[1] > step:
-                    pieces.append(current)
-                    current, size = [], 0
-                current.append(part)
-                size += part.shape[1]
-        return pieces + [current] if current else pieces
+                y = rows[:, c0 : c0 + step].astype(np.float64)
+                y -= y.mean(axis=0) if self.center == "mean" else y[0].copy()
+                yield y
 
-    def _product(self, task):
-        """Y Yᵀ of some columns of a window, Y centred per column in float64."""
-        y = np.concatenate([p.astype(np.float64) for p in task[2]], axis=1) if len(task[2]) > 1 else \
-            task[2][0].astype(np.float64)
-        y -= y.mean(axis=0) if self.center == "mean" else y[0].copy()
-        return y @ y.T
-
-    def _add(self, state: GramState, tasks: list, products) -> None:
-        for (i, g, _), product in zip(tasks, products):
-            state.grams[i] += product
-            if g is not None:
-                ia, ib = self.pairs
-                diag = product.diagonal()
-                d2 = to_host(diag[ia] + diag[ib] - 2.0 * product[ia, ib])
-                if state.parts[g] is None:
-                    state.parts[g] = [np.zeros(ia.size, np.float32) for _ in self.windows]
-                state.parts[g][i] += d2
+    def _pair_entries(self, gram) -> tuple:
+        """The Gram entries the sampled pairs' distances need: diagonal and (a, b) (upper)."""
+        a, b = self.pairs
+        diag = gram.diagonal()
+        return to_host(diag[a]), to_host(diag[b]), to_host(gram[a, b])
 
     def merge(self, a: GramState, b: GramState) -> GramState:
         for ga, gb in zip(a.grams, b.grams):
@@ -162,8 +162,30 @@ class WindowGramAccumulator:
     def finalize(self, state: GramState):
         """Per window, the (T, T) float64 Gram matrix on the host; with ``groups``, a
         :class:`~pyengine.engine.groups.Grouped` of them and each group's pair distances."""
-        grams = [to_host(g) for g in state.grams]
+        grams = [_symmetric(to_host(g)) for g in state.grams]
         return grams if self.groups is None else Grouped(grams, state.parts, self.groups)
+
+
+def _add_product(gram, y) -> None:
+    """gram += Y Yᵀ (upper triangle), in place: BLAS SYRK with β = 1 on the host (no
+    temporary T × T product), a product on the GPU."""
+    if isinstance(gram, np.ndarray):
+        from scipy.linalg.blas import dsyrk
+
+        dsyrk(1.0, y.T, beta=1.0, c=gram, trans=1, lower=0, overwrite_c=1)
+    else:
+        gram += y @ y.T
+
+
+def _symmetric(upper: np.ndarray) -> np.ndarray:
+    """The symmetric matrix whose upper triangle (diagonal included) is given."""
+    return np.triu(upper) + np.triu(upper, 1).T
+
+
+def _pair_d2(after: tuple, before: tuple) -> np.ndarray:
+    """D² of the sampled pairs over the columns added between two readings of the Gram."""
+    (da, db, c), (da0, db0, c0) = after, before
+    return ((da - da0) + (db - db0) - 2.0 * (c - c0)).astype(np.float32)
 
 
 def sq_distances(gram: np.ndarray, n_params: int, *, exact=None, rtol: float = 1e-6) -> tuple[np.ndarray, int]:
