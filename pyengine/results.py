@@ -608,6 +608,20 @@ def _html_table(cols: dict, numbers: set) -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
+def plain_text(text, limit: int = 60) -> str:
+    """A name from a file as matplotlib text: ``$`` escaped (no mathtext from stored names:
+    ``$\\frac{$`` would fail the figure) and at most ``limit`` characters.
+
+    Examples
+    --------
+    >>> plain_text("a$b") == "a\\$b"
+    True
+    """
+    text = str(text)
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return text.replace("$", r"\$")
+
+
 def axes_or_new(ax=None):
     """``ax``, or the axes of a new 5 × 4 inch figure (for ``plot(ax=None)`` methods)."""
     if ax is None:

@@ -6,6 +6,7 @@ that an input file is never opened for writing.
 """
 
 import hashlib
+import json
 import os
 import stat
 
@@ -407,3 +408,41 @@ BAD_CORE_CALLS = {
 def test_core_rejects_bad_arrays(case):
     with pytest.raises((ValueError, TypeError)):
         BAD_CORE_CALLS[case]()
+
+
+def test_complex_samples_are_refused_not_silently_truncated():
+    x = np.random.default_rng(0).standard_normal(500) * (1 + 1j)
+    with pytest.raises(TypeError, match="complex"):
+        pe.fit_levy_stable(x)
+    with pytest.raises(TypeError, match="complex"):
+        pe.fit_kappa(x)
+
+
+def test_stored_names_with_mathtext_or_300_characters_do_not_break_the_figures(tmp_path):
+    from pyengine.store import TrajectoryWriter
+
+    path = tmp_path / "names.h5"
+    x = pe.models.brownian(201, 6, seed=2).astype(np.float32)
+    hostile = "$\\frac{$" + "x" * 300
+    with TrajectoryWriter(path, 6) as w:
+        w.append(x, np.arange(201), np.linspace(2, 1, 201))
+        w.write_group("eval", {"step": np.array([0, 100, 200]), f"loss_{hostile}": np.array([2.0, 1.0, 0.5])})
+    out = pe.analyze(path, window=100, lags=6, progress=False).save(tmp_path / "out")
+    doc = json.loads((out / "results.json").read_text())
+    assert "figure eval" not in doc["skipped"] and any(f["file"] == "figures/eval.png" for f in doc["figures"])
+
+
+def test_an_edited_results_json_cannot_inject_html_through_any_field(tmp_path):
+    from pyengine.report import render
+
+    payload = "<img src=x onerror=alert(1)>"
+    doc = {"source": {"path": payload, "n_params": payload}, "settings": {"backend": payload},
+           "results": {"diffusion": {"windows": [{"t_w": payload, "tau0": payload, "regime_early": payload,
+                                                  "regime_late": payload, "early": {"flag": payload},
+                                                  "late": {"slope": payload}, "whole": {"rmse": payload},
+                                                  "reason": payload}],
+                                     "t0": payload, "t0_reason": payload, "threshold": payload}},
+           "skipped": {payload: payload}, "figures": [{"file": payload, "title": payload, "caption": payload}]}
+    (tmp_path / "results.json").write_text(json.dumps(doc))
+    html = render(tmp_path).read_text()
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pyengine.results import Result, axes_or_new, legend_outside, readable_ticks
+from pyengine.results import Result, axes_or_new, legend_outside, plain_text, readable_ticks
 from pyengine.store._groups import group_rows, matches
 
 __all__ = ["EvalRecord", "NoiseRecord", "read_eval", "read_noise"]
@@ -38,14 +38,14 @@ class EvalRecord(Result):
         ax = axes_or_new(ax)
         color = {name: f"C{i}" for i, name in enumerate(dict.fromkeys([*self.losses, *self.accuracies]))}
         for name, loss in self.losses.items():
-            ax.plot(self.steps, loss, "o-", ms=3, color=color[name], label=f"{name} loss")
+            ax.plot(self.steps, loss, "o-", ms=3, color=color[name], label=f"{plain_text(name)} loss")
         ax.set_xlabel("step")
         ax.set_ylabel("loss (solid)")
         handles, labels = ax.get_legend_handles_labels()
         if self.accuracies:
             twin = ax.twinx()
             for name, acc in self.accuracies.items():
-                twin.plot(self.steps, acc, "s--", ms=3, alpha=0.7, color=color[name], label=f"{name} accuracy")
+                twin.plot(self.steps, acc, "s--", ms=3, alpha=0.7, color=color[name], label=f"{plain_text(name)} accuracy")
             twin.set_ylabel("accuracy (dashed)")
             more = twin.get_legend_handles_labels()
             handles, labels = handles + more[0], labels + more[1]

@@ -29,7 +29,16 @@ def is_h5(x) -> bool:
 
 
 def finite_values(x) -> np.ndarray:
-    """All finite entries of x as a flat float64 NumPy array, and the count dropped."""
-    v = np.asarray(to_host(as_array(x[()] if is_h5(x) else x)), dtype=np.float64).ravel()
+    """All finite entries of x as a flat float64 NumPy array, and the count dropped.
+
+    Raises
+    ------
+    TypeError
+        For complex or non-numeric input (never silently dropping an imaginary part).
+    """
+    v = np.asarray(to_host(as_array(x[()] if is_h5(x) else x)))
+    if v.dtype.kind not in "biuf":
+        raise TypeError(f"expected real numbers, got dtype {v.dtype}: pass x.real or abs(x) for complex data")
+    v = v.astype(np.float64, copy=False).ravel()
     ok = np.isfinite(v)
     return (v if ok.all() else v[ok]), int(v.size - ok.sum())

@@ -14,7 +14,7 @@ from functools import cached_property
 import numpy as np
 
 from pyengine.fractal import BoxCountResult, VariogramResult, boxcount, level_set, variogram_dimension
-from pyengine.results import Result, axes_or_new, jsonable, readable_ticks, window_colors
+from pyengine.results import Result, axes_or_new, jsonable, plain_text, readable_ticks, window_colors
 from pyengine.store import open_trajectory
 
 #: Quantiles of the finite losses at which level sets are box-counted by default.
@@ -176,7 +176,7 @@ class LandscapeResult(Result):
         ax.plot([0], [0], "+", color="red", ms=10, label="centre")
         ax.set_xlabel("direction 1")
         ax.set_ylabel("direction 2")
-        ax.set_title(f"loss surface {self.name!r} ({self.settings.get('directions', '?')})")
+        ax.set_title(f"loss surface {plain_text(repr(self.name))} ({plain_text(self.settings.get('directions', '?'))})")
         ax.set_aspect("equal", adjustable="box")
 
     def _plot_counts(self, ax) -> None:
