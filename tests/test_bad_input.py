@@ -87,7 +87,7 @@ def test_truncated_file(tmp_path, good, keep):
 def test_not_hdf5(tmp_path):
     path = tmp_path / "notes.h5"
     path.write_text("step,loss\n0,1.0\n")
-    with pytest.raises(FormatError, match="cannot be read as an HDF5 file"):
+    with pytest.raises(FormatError, match="is not an HDF5 file"):
         pe.open(path)
 
 

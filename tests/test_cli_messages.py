@@ -67,3 +67,16 @@ def test_bench_help_lists_the_suites(capsys, monkeypatch):
         main(["bench", "--help"])
     out = capsys.readouterr().out
     assert "suites here:" in out and "analyze" in out and "msd" in out and "pyengine[bench]" in out
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.mkdir(), "is a directory, not a trajectory file"),
+    (lambda p: p.write_text("notes"), "is not an HDF5 file"),
+])
+def test_a_folder_or_a_text_file_given_as_the_trajectory_is_named_in_one_line(tmp_path, capsys, make, message):
+    path = tmp_path / "run.h5"
+    make(path)
+    for argv in (["info", str(path)], ["analyze", str(path), "--out", str(tmp_path / "o"), "--quiet"]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

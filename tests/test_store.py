@@ -238,7 +238,7 @@ def test_malformed_file_is_rejected_naming_the_field(good, case):
 def test_non_hdf5_file_is_rejected(tmp_path):
     path = tmp_path / "text.h5"
     path.write_text("not hdf5")
-    with pytest.raises(FormatError, match="cannot be read as an HDF5 file"):
+    with pytest.raises(FormatError, match="is not an HDF5 file"):
         open_trajectory(path)
     assert "cannot be read" in validate(path).errors[0]
     with pytest.raises(FileNotFoundError):

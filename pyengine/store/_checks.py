@@ -77,8 +77,13 @@ def open_h5(path: str | pathlib.Path) -> h5py.File:
     <HDF5 file "run.h5" (mode r)>
     """
     path = pathlib.Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory, not a trajectory file: pass the .h5 file inside it")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    if not h5py.is_hdf5(path):
+        raise FormatError(f"{path} is not an HDF5 file (it does not start with HDF5's signature): a trajectory is "
+                          "the .h5 file that pyengine's recorder or TrajectoryWriter writes")
     try:
         return h5py.File(path, "r")
     except OSError as exc:

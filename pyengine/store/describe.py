@@ -10,6 +10,7 @@ from collections import Counter
 import h5py
 import numpy as np
 
+from pyengine.store._checks import open_h5
 from pyengine.store._format import OPTIONAL_GROUPS, FormatError, as_text
 from pyengine.store.reader import Trajectory
 from pyengine.store.validation import validate
@@ -49,6 +50,7 @@ def describe(path: str | pathlib.Path, *, check_values: bool = False) -> str:
     file        run.h5 (0.4 MiB)
     ...
     """
+    open_h5(path).close()  # a missing file, a directory, not HDF5: one line, not a report
     report = validate(path, check_values=check_values)
     if not report.ok:
         raise FormatError(str(report))
