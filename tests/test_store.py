@@ -240,7 +240,7 @@ def test_non_hdf5_file_is_rejected(tmp_path):
     path.write_text("not hdf5")
     with pytest.raises(FormatError, match="is not an HDF5 file"):
         open_trajectory(path)
-    assert "cannot be read" in validate(path).errors[0]
+    assert "is not an HDF5 file" in validate(path).errors[0]
     with pytest.raises(FileNotFoundError):
         open_trajectory(tmp_path / "absent.h5")
 
