@@ -242,14 +242,26 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, data: dict, config
     batches = minibatches(len(x), config.batch_size, config.steps, config.seed)
     loss = torch.tensor(float("nan"))
     model.train()
-    for idx in tqdm(batches, total=config.steps, desc="training", unit="step", disable=not progress, mininterval=0.5):
+    bar = tqdm(batches, total=config.steps, desc="training", unit="step", disable=not progress, mininterval=0.5)
+    for idx in bar:
         optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x[idx]), y[idx])
         loss.backward()
         optimizer.step()
         if recorder is not None:
+            _name_probes(bar, recorder)
             recorder.step(loss)
     return float(loss.detach())
+
+
+def _name_probes(bar, recorder: Recorder) -> None:
+    """Say on the training bar which probes the coming step runs (a Hessian probe takes seconds)."""
+    if bar.disable:
+        return
+    due = [p.group for p in recorder.probes if p.due(recorder.global_step + 1)]
+    desc = f"training + {', '.join(due)} probe" if due else "training"
+    if bar.desc != desc:
+        bar.set_description(desc, refresh=bool(due))
 
 
 def run_demo(out: str | pathlib.Path, config: DemoConfig | None = None, progress: bool = True) -> DemoResult:
@@ -306,11 +318,11 @@ def run_demo(out: str | pathlib.Path, config: DemoConfig | None = None, progress
     train_seconds = time.perf_counter() - start
     accuracy = _accuracy(model, data["test"])
     start = time.perf_counter()
-    report = analyse_and_report(path, out / "report")
+    report = analyse_and_report(path, out / "report", progress)
     return DemoResult(path, report, train_seconds, time.perf_counter() - start, accuracy)
 
 
-def analyse_and_report(path: str | pathlib.Path, out: str | pathlib.Path) -> pathlib.Path:
+def analyse_and_report(path: str | pathlib.Path, out: str | pathlib.Path, progress: bool = False) -> pathlib.Path:
     """Analyse a recorded run and write the results and the HTML report to the directory ``out``.
 
     The one place where the demo calls the analysis: :func:`pyengine.analyze` with its
@@ -336,7 +348,7 @@ def analyse_and_report(path: str | pathlib.Path, out: str | pathlib.Path) -> pat
     """
     import pyengine as pe
 
-    return pe.analyze(path, progress=False).save(out) / "index.html"
+    return pe.analyze(path, progress=progress).save(out, progress=progress) / "index.html"
 
 
 def _accuracy(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -> float:
