@@ -212,13 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--self-contained", action="store_true",
                    help="also write report-self-contained.html: the report with its figures embedded, one file to mail")
     p.set_defaults(func=_cmd_report)
-    p = sub.add_parser("import", help="write a series of checkpoints on disk (PyTorch, safetensors, npz) as a trajectory",
+    p = sub.add_parser("import", help="write checkpoints on disk (PyTorch, safetensors, npz) as a trajectory file",
                        description="Write each checkpoint of SRC as one snapshot of the trajectory file OUT: PyTorch "
                                    "state dicts (.pt .pth .bin .ckpt, read with torch.load(weights_only=True)), "
                                    "safetensors, .npz/.npy, or Hugging Face checkpoint folders.")
-    p.add_argument("src", help="a folder of checkpoints (or of checkpoint folders), or a glob such as 'ckpts/*.pt' "
+    p.add_argument("src", metavar="SRC", help="a folder of checkpoints (or of checkpoint folders), or a glob such as 'ckpts/*.pt' "
                                "(quoted); taken in natural order of names (ckpt-2 before ckpt-10)")
-    p.add_argument("out", help="the trajectory file to write (HDF5); an existing file is refused without --overwrite")
+    p.add_argument("out", metavar="OUT", help="the trajectory file to write (HDF5); an existing file is refused without --overwrite")
     p.add_argument("--step-regex", metavar="REGEX", default=None, type=_regex,
                    help="the step in each checkpoint's path: the group 'step', the first group or the whole match "
                         "(default: the stored global_step/step, else the last number in the name)")

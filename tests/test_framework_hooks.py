@@ -203,6 +203,7 @@ def test_hugging_face_records_every_step_with_the_logged_loss(hf, tmp_path, kind
     np.testing.assert_array_equal(weights, np.stack(snapshots.rows))
     np.testing.assert_allclose(loss, snapshots.losses, rtol=1e-5)  # what the Trainer logs with logging_steps=1
     assert attrs["transformers"]["gradient_accumulation_steps"] == 2 and attrs["seed"] == 0
+    assert attrs["optimizer"]["class"].startswith("torch.optim") and attrs["optimizer"]["param_groups"]
     assert callback.recorder is None
 
 

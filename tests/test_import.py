@@ -48,10 +48,16 @@ def run(tmp_path_factory):
     with Recorder(model, root / "recorded.h5") as rec:
         def save(step, loss):
             rec.step(loss)
-            torch.save({"model": model.state_dict(), "step": step, "loss": loss.item()}, root / "pt" / f"ckpt-{step}.pt")
+            checkpoint = {"model": model.state_dict(), "step": step, "loss": loss.item()}
+            torch.save(checkpoint, root / "pt" / f"ckpt-{step}.pt")
 
         train(model, STEPS, save)
     return root
+
+
+def safetensors_save():
+    reason = "safetensors is not installed (pip install 'pyengine[safetensors]')"
+    return pytest.importorskip("safetensors.torch", reason=reason).save_file
 
 
 def state_dicts(run):
@@ -110,7 +116,7 @@ def test_float_buffers_are_imported_as_other_and_integer_ones_skipped(run, tmp_p
 @pytest.mark.parametrize("fmt", ["safetensors", "npz"])
 def test_safetensors_and_npz_hold_the_same_rows(run, tmp_path, fmt):
     if fmt == "safetensors":
-        save_file = pytest.importorskip("safetensors.torch").save_file
+        save_file = safetensors_save()
     folder = tmp_path / fmt
     folder.mkdir()
     for step, sd in state_dicts(run):
@@ -192,7 +198,7 @@ def test_step_regex_and_a_glob(tmp_path):
 def test_hugging_face_checkpoint_folders(tmp_path):
     import json
 
-    save_file = pytest.importorskip("safetensors.torch").save_file
+    save_file = safetensors_save()
     out = tmp_path / "hf"
     for step in (10, 20, 30):
         folder = out / f"checkpoint-{step}"
@@ -215,7 +221,7 @@ def test_hugging_face_checkpoint_folders(tmp_path):
 def test_sharded_hugging_face_checkpoint(tmp_path):
     import json
 
-    save_file = pytest.importorskip("safetensors.torch").save_file
+    save_file = safetensors_save()
     folder = tmp_path / "checkpoint-7"
     folder.mkdir()
     save_file({"a.weight": torch.ones(2)}, folder / "model-00001-of-00002.safetensors")

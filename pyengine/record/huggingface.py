@@ -4,7 +4,8 @@ Examples
 --------
 >>> from transformers import Trainer
 >>> from pyengine.record.huggingface import PyengineCallback
->>> trainer = Trainer(model=model, args=args, train_dataset=ds, callbacks=[PyengineCallback("run.h5")])  # doctest: +SKIP
+>>> callbacks = [PyengineCallback("run.h5")]
+>>> trainer = Trainer(model=model, args=args, train_dataset=ds, callbacks=callbacks)  # doctest: +SKIP
 >>> trainer.train()  # doctest: +SKIP
 """
 
@@ -95,6 +96,7 @@ class PyengineCallback(TrainerCallback):
         if not state.is_world_process_zero or model is None:
             return
         settings = {"version": versions(_transformers), **{k: getattr(args, k, None) for k in STORED_ARGS}}
+        optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps it
         self._recording.start(model, optimizer, state.global_step, {"transformers": settings})
         self._hook = model.register_forward_hook(self._capture, with_kwargs=True)
 

@@ -311,7 +311,7 @@ def find_checkpoints(src: str | os.PathLike | Sequence[str | os.PathLike]) -> li
         return _in_folder(root)
     if root.is_file():
         return [_checkpoint(root, root.name)]
-    if glob.has_magic(text):
+    if any(c in text for c in "*?["):
         matches = [pathlib.Path(p) for p in glob.glob(text, recursive=True)]
         found = [_Checkpoint(str(p), (p,)) for p in matches if p.is_file() and p.suffix in SUFFIXES]
         found += [c for c in (_folder_checkpoint(p, str(p)) for p in matches if p.is_dir()) if c is not None]
@@ -363,7 +363,8 @@ def _shards(index: pathlib.Path, label: str) -> tuple[pathlib.Path, ...]:
         weight_map = json.loads(index.read_text())["weight_map"]
         names = list(dict.fromkeys(weight_map.values()))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{label}/{index.name}: not a shard index (a JSON object with a 'weight_map'): {exc}") from None
+        raise ValueError(f"{label}/{index.name}: not a shard index (a JSON object with a 'weight_map'): "
+                         f"{exc}") from None
     return tuple(index.parent / name for name in names)
 
 
@@ -747,6 +748,13 @@ def _step(checkpoint: _Checkpoint, contents: _Contents, pattern: re.Pattern | No
     return int(numbers[-1]), "name"
 
 
+def _check_order(step: int, label: str, previous: tuple[int, str] | None) -> None:
+    if previous is not None and step <= previous[0]:
+        same = "the same step" if step == previous[0] else "an earlier step"
+        raise ValueError(f"{label}: step {step} after step {previous[0]} of {previous[1]} ({same}): steps must "
+                         "increase; leave one out (with a glob), or give the steps with step_regex")
+
+
 def _write(checkpoints: list[_Checkpoint], temporary: pathlib.Path, options: _Options, bar) -> ImportResult:
     first = checkpoints[0].label
     writer = rows = table = None
@@ -757,10 +765,7 @@ def _write(checkpoints: list[_Checkpoint], temporary: pathlib.Path, options: _Op
         for checkpoint in checkpoints:
             with _opened(checkpoint) as contents:
                 step, source = _step(checkpoint, contents, options.step_regex)
-                if previous is not None and step <= previous[0]:
-                    same = "the same step" if step == previous[0] else "an earlier step"
-                    raise ValueError(f"{checkpoint.label}: step {step} after step {previous[0]} of {previous[1]} "
-                                     f"({same}): steps must increase; remove one, or fix the order with step_regex")
+                _check_order(step, checkpoint.label, previous)
                 if writer is None:
                     table = _table(contents, first, options)
                     writer, rows = _open_writer(temporary, table, options, first)
