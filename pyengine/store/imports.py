@@ -205,8 +205,10 @@ def import_checkpoints(
 
     Raises
     ------
-    FileExistsError
-        ``out`` exists and ``overwrite`` is False.
+    FileExistsError, IsADirectoryError
+        ``out`` exists and ``overwrite`` is False; ``out`` is a folder.
+    BlockingIOError
+        ``overwrite`` and a live writer (a recorder) holds ``out``.
     FileNotFoundError
         No checkpoint found.
     ValueError
