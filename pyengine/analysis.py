@@ -305,6 +305,9 @@ def _missing_input(row: Statistic, ctx: Context) -> str | None:
     """Why the run's input cannot feed this row, or None."""
     if "loss" in row.needs and ctx.loss is None:
         return "no loss: the input has no /loss and none was passed (analyze(..., loss=array of shape (N,)))"
+    if "loss" in row.needs and np.isnan(ctx.loss).any():
+        return (f"no loss: none was recorded at {int(np.isnan(ctx.loss).sum())} of {ctx.loss.size} snapshots (NaN, "
+                "e.g. checkpoints imported without a loss); pass analyze(..., loss=array of shape (N,))")
     return None
 
 

@@ -1,4 +1,4 @@
-"""The ``pyengine`` command line: ``pyengine {info,analyze,report,demo,bench,backends} --help``.
+"""The ``pyengine`` command line: ``pyengine {info,analyze,report,import,demo,bench,backends} --help``.
 
 Exit codes: 0 success, 1 the input was rejected (bad file or arguments; the message says
 why), 2 usage error (argparse).
@@ -80,6 +80,16 @@ def _names(text: str) -> list[str]:
     return names
 
 
+def _regex(text: str) -> str:
+    import re
+
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"not a regular expression ({exc}): {text!r}") from None
+    return text
+
+
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
@@ -112,6 +122,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     print(f"report: {index}")
     if args.self_contained:
         print(f"mailable report: {index.parent / SELF_CONTAINED}")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from pyengine.store import import_checkpoints
+
+    params = [p.strip() for p in args.params.split(",") if p.strip()] if args.params else None
+    result = import_checkpoints(args.src, args.out, step_regex=args.step_regex, params=params,
+                                compression=args.compression, overwrite=args.overwrite, progress=not args.quiet)
+    print(result)
     return 0
 
 
@@ -192,6 +212,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--self-contained", action="store_true",
                    help="also write report-self-contained.html: the report with its figures embedded, one file to mail")
     p.set_defaults(func=_cmd_report)
+    p = sub.add_parser("import", help="write checkpoints on disk (PyTorch, safetensors, npz) as a trajectory file",
+                       description="Write each checkpoint of SRC as one snapshot of the trajectory file OUT: PyTorch "
+                                   "state dicts (.pt .pth .bin .ckpt, read with torch.load(weights_only=True)), "
+                                   "safetensors, .npz/.npy, or Hugging Face checkpoint folders.")
+    p.add_argument("src", metavar="SRC", help="a folder of checkpoints (or of checkpoint folders), or a glob such as 'ckpts/*.pt' "
+                               "(quoted); taken in natural order of names (ckpt-2 before ckpt-10)")
+    p.add_argument("out", metavar="OUT", help="the trajectory file to write (HDF5); an existing file is refused without --overwrite")
+    p.add_argument("--step-regex", metavar="REGEX", default=None, type=_regex,
+                   help="the step in each checkpoint's path: the group 'step', the first group or the whole match "
+                        "(default: the stored global_step/step, else the last number in the name)")
+    p.add_argument("--params", metavar="KINDS", default=None,
+                   help="comma list of kinds (weight, bias, norm, other) or name globs to keep (default: every float "
+                        "tensor; BatchNorm running statistics are 'other')")
+    p.add_argument("--compression", choices=("lz4", "gzip"), default=None, help="lossless compression of /weights")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress (default: a bar on a terminal, else a line on stderr every few seconds)")
+    p.set_defaults(func=_cmd_import)
     p = sub.add_parser("demo", help="train a small ResNet on scikit-learn's digits, record every step, analyse the run")
     p.add_argument("--out", default="pyengine-demo", help="output directory (default: %(default)s)")
     p.add_argument("--steps", type=int, default=3000, help="optimizer steps, all recorded (default: %(default)s)")

@@ -20,6 +20,7 @@ from pyengine.store._groups import RowGroup, group_rows
 from pyengine.store._swmr import clear_write_flags
 from pyengine.store.checksum import ChecksumReport, verify
 from pyengine.store.describe import describe
+from pyengine.store.imports import import_checkpoints
 from pyengine.store.reader import Trajectory, open_trajectory
 from pyengine.store.validation import ValidationReport, validate
 from pyengine.store.writer import TrajectoryWriter, write_trajectory
@@ -37,6 +38,7 @@ __all__ = [
     "clear_write_flags",
     "describe",
     "group_rows",
+    "import_checkpoints",
     "open_trajectory",
     "validate",
     "verify",

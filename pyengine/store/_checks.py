@@ -20,6 +20,7 @@ import numpy as np
 from pyengine.store._format import (
     FORMAT_NAME,
     FORMAT_VERSION,
+    LOSS_MISSING_ATTR,
     OPTIONAL_GROUPS,
     WEIGHT_DTYPES,
     FormatError,
@@ -260,11 +261,26 @@ def _check_values_1d(f: h5py.File, layout: Layout) -> None:
             f"/step: not strictly increasing at row {i} (step {layout.steps[i]} after {layout.steps[i - 1]};"
             f" {bad.size} such rows)"
         )
-    bad = np.flatnonzero(~np.isfinite(layout.loss))
+    bad = np.flatnonzero(np.isinf(layout.loss) if nan_means_missing(f["loss"]) else ~np.isfinite(layout.loss))
     if bad.size:
         layout.errors.append(
             f"/loss: {bad.size} non-finite values (NaN/Inf), first at rows {bad[:MAX_LOCATIONS].tolist()}"
         )
+
+
+def nan_means_missing(loss: h5py.Dataset) -> bool:
+    """Whether ``/loss`` declares (attribute ``missing = "nan"``) that NaN marks a snapshot without a loss.
+
+    Examples
+    --------
+    >>> nan_means_missing(h5py.File("run.h5")["loss"])  # doctest: +SKIP
+    False
+    """
+    try:
+        value = loss.attrs.get(LOSS_MISSING_ATTR)
+    except (OSError, KeyError, TypeError, ValueError):  # a damaged attribute: declares nothing
+        return False
+    return isinstance(value, (str, bytes)) and value in ("nan", b"nan")
 
 
 def _check_params(f: h5py.File, file_size: int, errors: list[str]) -> list[ParamInfo]:

@@ -29,6 +29,9 @@ OPTIONAL_GROUPS = ("eval", "noise", "landscape", "hessian")
 CHUNK_ROWS_1D = 4096
 #: Optional dataset beside ``/weights``: CRC-32 of each row of each chunk column, (N, n_chunk_cols) uint32.
 CHECKSUM_DATASET = "weights_crc32"
+#: Attribute of ``/loss`` (value ``"nan"``) declaring that NaN marks a snapshot without a loss
+#: (checkpoints imported without one); without it every loss must be finite.
+LOSS_MISSING_ATTR = "missing"
 #: Largest chunk a reader accepts, in bytes: a larger one is rejected before any read (the
 #: default chunk of ``/weights`` is 64 x 16384 x 8 B = 8 MiB).
 MAX_CHUNK_BYTES = 2**30

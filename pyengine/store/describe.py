@@ -111,6 +111,11 @@ def _steps_text(steps: np.ndarray) -> str:
 def _loss_text(loss: np.ndarray) -> str:
     if loss.size == 0:
         return "none"
+    missing = int(np.isnan(loss).sum())
+    if missing:  # allowed only where /loss declares it (docs/format.md)
+        known = loss[~np.isnan(loss)]
+        return f"none recorded at {missing} of {loss.size} snapshots" + (
+            f"; min {known.min():.6g}, max {known.max():.6g} at the others" if known.size else "")
     return f"first {loss[0]:.6g}, last {loss[-1]:.6g}, min {loss.min():.6g}, max {loss.max():.6g}"
 
 
