@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 import pyengine as pe
-from bench.common import Row, format_table, median_time, trajectory_file
+from bench.common import Row, format_table, h5py_read_time, median_time, trajectory_file
 from pyengine.plan import make_plan
 
 SUITE = "analyze"
@@ -52,21 +52,6 @@ def _child(path: str, groups: int | None = None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _read_time(path: str) -> float:
-    import h5py
-
-    from pyengine.engine.runner import plan_blocks
-    from pyengine.engine.source import as_source
-
-    blocks = plan_blocks(as_source(path), mapped=False)
-    with h5py.File(path, "r") as f:
-        ds = f["weights"]
-        t0 = time.perf_counter()
-        for j0, j1 in blocks:
-            ds[:, j0:j1]
-        return time.perf_counter() - t0
-
-
 def _gram_time(path: str, sample_cols: int = 8192) -> float:
     """DGEMM of every window's centred Gram matrix, timed on ``sample_cols`` columns per
     window (float64, centred beforehand) and scaled to P."""
@@ -85,9 +70,9 @@ def _gram_time(path: str, sample_cols: int = 8192) -> float:
 
 def floor(path: str) -> dict:
     """The floor's three terms, in seconds (warm page cache)."""
-    _read_time(path)
+    h5py_read_time(path)
     t_msd = median_time(lambda: pe.msd(path, lags=48, progress=False), repeat=1, warmup=1)
-    return {"read": _read_time(path), "gram": _gram_time(path), "msd": t_msd}
+    return {"read": h5py_read_time(path), "gram": _gram_time(path), "msd": t_msd}
 
 
 def _split(path: str) -> dict:

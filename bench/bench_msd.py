@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 import pyengine as pe
-from bench.common import Row, format_table, median_time, trajectory_file
+from bench.common import Row, format_table, h5py_read_time, median_time, trajectory_file
 from bench.peers import tidynamics_msd_loop, wk_msd_batched
 from pyengine.kernels import lag_band
 
@@ -99,21 +99,6 @@ print(json.dumps({"fresh": walls[0], "warm": walls[1], "rss_mib": peak / 1024}))
 """
 
 
-def _h5py_read_time(path: str) -> float:
-    import h5py
-
-    from pyengine.engine.runner import plan_blocks
-    from pyengine.engine.source import as_source
-
-    blocks = plan_blocks(as_source(path), mapped=False)  # as h5py would read it: budget-sized blocks
-    with h5py.File(path, "r") as f:
-        ds = f["weights"]
-        t0 = time.perf_counter()
-        for j0, j1 in blocks:
-            ds[:, j0:j1]
-        return time.perf_counter() - t0
-
-
 def bench_streaming(n: int, p_big: int, n_lags: int = 16, repeat: int = 3) -> list[Row]:
     """Rounds of (h5py read, in-memory compute, a fresh process streaming the file twice),
     all in the same page-cache state; the shared machine's load drifts, so each round's
@@ -124,14 +109,14 @@ def bench_streaming(n: int, p_big: int, n_lags: int = 16, repeat: int = 3) -> li
     instead of mapping it (``config.MAP_FILES = False``)."""
     rss, rows = {}, []
     path = str(trajectory_file(n, p_big // 2))
-    _h5py_read_time(path)  # warms the page cache
+    h5py_read_time(path)  # warms the page cache
     rss[p_big // 2] = max(_stream_in_child(path, n_lags)["rss_mib"] for _ in range(repeat))
     path = str(trajectory_file(n, p_big))
-    _h5py_read_time(path)
+    h5py_read_time(path)
     x = pe.open(path).read_block(0, p_big)
     rounds = []
     for _ in range(repeat):
-        t_read = _h5py_read_time(path)
+        t_read = h5py_read_time(path)
         t_compute = median_time(lambda: pe.msd(x, window=None, lags=n_lags, method="lagband", progress=False),
                                 repeat=1, warmup=0)
         child = _stream_in_child(path, n_lags)

@@ -87,6 +87,23 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def h5py_read_time(path: str) -> float:
+    """Seconds to read a trajectory's weights once with h5py, in the budget-sized column
+    blocks the engine would copy (the reading term of a streaming bound)."""
+    import h5py
+
+    from pyengine.engine.runner import plan_blocks
+    from pyengine.engine.source import as_source
+
+    blocks = plan_blocks(as_source(path), mapped=False)
+    with h5py.File(path, "r") as f:
+        ds = f["weights"]
+        t0 = time.perf_counter()
+        for j0, j1 in blocks:
+            ds[:, j0:j1]
+        return time.perf_counter() - t0
+
+
 def trajectory_file(n: int, p: int, seed: int = 1) -> pathlib.Path:
     """A float32 random-walk trajectory file of N × P, written once and reused.
 
