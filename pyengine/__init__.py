@@ -17,6 +17,7 @@ from pyengine.estimators.increments import IncrementsResult, IncrementTails, inc
 from pyengine.estimators.loss import LossStats, loss_stats
 from pyengine.estimators.pairs import MSLResult, PathResult, msl, path_geometry
 from pyengine.analysis import Analysis, analyze
+from pyengine.compare import compare
 from pyengine.heavytail import KappaFit, StableFit, TailIndexResult, fit_kappa, fit_levy_stable, tail_index
 
 from pyengine._version import __version__
@@ -48,6 +49,7 @@ __all__ = [
     "PathResult",
     "analyze",
     "Analysis",
+    "compare",
     "models",
     "record",
     "tail_index",

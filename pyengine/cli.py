@@ -1,4 +1,4 @@
-"""The ``pyengine`` command line: ``pyengine {info,analyze,report,import,demo,bench,backends} --help``.
+"""The ``pyengine`` command line: ``pyengine {info,analyze,report,compare,import,demo,bench,backends} --help``.
 
 Exit codes: 0 success, 1 the input was rejected (bad file or arguments; the message says
 why), 2 usage error (argparse).
@@ -135,6 +135,19 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from pyengine.compare import compare
+    from pyengine.output import check_output
+
+    check_output(args.out, inputs=args.items)  # before analysing any file, not after
+    comparison = compare(args.items, by=args.by, window=args.window, lags=args.lags, threshold=args.threshold,
+                         backend=args.backend, progress=not args.quiet)
+    index = comparison.save(args.out, self_contained=args.self_contained)
+    print(comparison.headline())
+    print(f"report: {index}")
+    return 0
+
+
 def _bench_suites() -> list[str]:
     """The suites of the source checkout this command runs from (bench/bench_*.py), if any."""
     return sorted(p.stem.removeprefix("bench_") for p in pathlib.Path("bench").glob("bench_*.py"))
@@ -230,6 +243,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true",
                    help="no progress (default: a bar on a terminal, else a line on stderr every few seconds)")
     p.set_defaults(func=_cmd_import)
+    p = sub.add_parser("compare", help="compare runs (result folders or trajectory files) on one HTML page",
+                       description="Compare runs: labels from the stored training settings that differ, seeds "
+                                   "grouped (mean ± SE across seeds), trends against numeric settings; write "
+                                   "index.html, figures and comparison.json to --out (docs/compare.md).")
+    p.add_argument("items", nargs="+", metavar="RUN",
+                   help="a result folder of `pyengine analyze` (read back), its results.json, or a trajectory file "
+                        "(analysed with the settings below)")
+    p.add_argument("--out", default="pyengine-comparison",
+                   help="output directory: new, empty, or an earlier pyengine output (default: %(default)s)")
+    p.add_argument("--by", type=lambda text: [n.strip() for n in text.split(",") if n.strip()], default=None,
+                   metavar="NAMES", help="comma list of settings to compare by; runs equal in them are averaged "
+                                         "(default: every setting that differs, except seeds)")
+    p.add_argument("--window", type=_window, default="auto", help="for trajectory files: as in analyze")
+    p.add_argument("--lags", type=_lags, default=48, help="for trajectory files: as in analyze")
+    p.add_argument("--threshold", type=_threshold, default=0.03, help="for trajectory files: as in analyze")
+    p.add_argument("--backend", choices=("auto", "cuda", "cpp", "numba", "numpy"), default="auto",
+                   help="for trajectory files: as in analyze")
+    p.add_argument("--quiet", action="store_true", help="no progress")
+    p.add_argument("--self-contained", action="store_true",
+                   help="also write report-self-contained.html: the page with its figures embedded")
+    p.set_defaults(func=_cmd_compare)
     p = sub.add_parser("demo", help="train a small ResNet on scikit-learn's digits, record every step, analyse the run")
     p.add_argument("--out", default="pyengine-demo", help="output directory (default: %(default)s)")
     p.add_argument("--steps", type=int, default=3000, help="optimizer steps, all recorded (default: %(default)s)")
@@ -242,6 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steps between Hessian top-20 probes, 0 for none (default: %(default)s)")
     p.add_argument("--surface-grid", type=int, default=31,
                    help="points per side of the final loss surface, 0 for none (default: %(default)s)")
+    p.add_argument("--sweep", action="append", default=None, metavar="FIELD=V1,V2,…",
+                   help="train one run per value (any DemoConfig field: batch_size, lr, width, shortcut, steps …; "
+                        "repeat for a grid) into subfolders of --out, then compare them")
+    p.add_argument("--seeds", type=_positive, default=1,
+                   help="runs per setting, seeds --seed, --seed + 1, …; with more than 1, compared (default: 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("bench", help="run the benchmarks side by side with peers (from the source checkout)",

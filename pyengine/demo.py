@@ -20,7 +20,7 @@ from __future__ import annotations
 import pathlib
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -207,6 +207,18 @@ def minibatches(n: int, batch_size: int, steps: int, seed: int) -> Iterator[torc
         done += min(n // batch_size, steps - done)
 
 
+def check_config(config: DemoConfig, n_train: int | None = None) -> None:
+    """Refuse settings no run can use (ValueError naming the setting); with ``n_train``, also a
+    batch larger than the training set."""
+    for name, value in (("steps", config.steps), ("width", config.width), ("batch_size", config.batch_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if not config.lr > 0:
+        raise ValueError(f"lr must be > 0, got {config.lr}")
+    if n_train is not None and config.batch_size > n_train:
+        raise ValueError(f"batch_size must be in [1, {n_train}] (the training set size), got {config.batch_size}")
+
+
 def build(config: DemoConfig) -> tuple[nn.Module, torch.optim.Optimizer, dict]:
     """The seeded model, its plain-SGD optimizer and the data of a demo run.
 
@@ -216,11 +228,7 @@ def build(config: DemoConfig) -> tuple[nn.Module, torch.optim.Optimizer, dict]:
     >>> type(opt).__name__
     'SGD'
     """
-    for name, value in (("steps", config.steps), ("width", config.width), ("batch_size", config.batch_size)):
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
-    if not config.lr > 0:
-        raise ValueError(f"lr must be > 0, got {config.lr}")
+    check_config(config)
     torch.manual_seed(config.seed)
     model = DigitsResNet(config.width, config.shortcut)
     return model, torch.optim.SGD(model.parameters(), lr=config.lr), load_data(config.seed)
@@ -351,6 +359,134 @@ def analyse_and_report(path: str | pathlib.Path, out: str | pathlib.Path, progre
     return pe.analyze(path, progress=progress).save(out, progress=progress) / "index.html"
 
 
+@dataclass
+class SweepResult:
+    """Where a demo sweep wrote its runs and their comparison.
+
+    Attributes
+    ----------
+    runs : list of DemoResult
+        One per setting and seed, in the order trained.
+    configs : list of DemoConfig
+    comparison : Path
+        The comparison page (``out/comparison/index.html``).
+    """
+
+    runs: list
+    configs: list
+    comparison: pathlib.Path
+
+
+def parse_sweep(text: str) -> tuple[str, list]:
+    """``"FIELD=V1,V2,…"`` as (field, values), the values converted to the DemoConfig field's type.
+
+    Examples
+    --------
+    >>> parse_sweep("batch_size=16,64,256")
+    ('batch_size', [16, 64, 256])
+    >>> parse_sweep("shortcut=true,false")
+    ('shortcut', [True, False])
+    """
+    types = {f.name: f.type for f in fields(DemoConfig)}
+    name, sep, values = text.partition("=")
+    name = name.strip()
+    if not sep or name not in types:
+        raise ValueError(f"--sweep expects FIELD=V1,V2,… with FIELD one of {', '.join(types)}, got {text!r}")
+    words = [v.strip() for v in values.split(",") if v.strip()]
+    if not words:
+        raise ValueError(f"--sweep {name}: no values given ({text!r})")
+    try:
+        converted = [_convert(types[name], w) for w in words]
+    except ValueError:
+        raise ValueError(f"--sweep {name}: expected {types[name]} values, got {values!r}") from None
+    if len(set(converted)) != len(converted):
+        raise ValueError(f"--sweep {name}: a value is repeated in {values!r}")
+    return name, converted
+
+
+def _convert(kind: str, word: str):
+    if kind == "bool":
+        if word.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(word)
+        return word.lower() in ("true", "1", "yes")
+    return int(word) if kind == "int" else float(word)
+
+
+def sweep_configs(base: DemoConfig, sweep: dict, seeds: int = 1) -> list[DemoConfig]:
+    """Every combination of the swept values (the grid, first field slowest), each with
+    ``seeds`` seeds (``base.seed``, ``base.seed + 1``, …); the other settings from ``base``.
+
+    Examples
+    --------
+    >>> [(c.batch_size, c.seed) for c in sweep_configs(DemoConfig(), {"batch_size": [16, 64]}, seeds=2)]
+    [(16, 0), (16, 1), (64, 0), (64, 1)]
+    """
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    if "seed" in sweep and seeds > 1:
+        raise ValueError("sweep either the seed or --seeds, not both")
+    grid = [{}]
+    for name, values in sweep.items():
+        grid = [{**point, name: v} for point in grid for v in values]
+    return [replace(base, **point, **({"seed": base.seed + k} if seeds > 1 else {}))
+            for point in grid for k in range(seeds)]
+
+
+def _folder_name(config: DemoConfig, names: list[str]) -> str:
+    """The subfolder of a sweep's run: ``batch_size-16_seed-1``."""
+    parts = [f"{n}-{getattr(config, n)}" for n in names]
+    return "_".join(parts) or "run"
+
+
+def run_sweep(out: str | pathlib.Path, base: DemoConfig | None = None, sweep: dict | None = None, seeds: int = 1,
+              progress: bool = True) -> SweepResult:
+    """Train, record and analyse one demo run per swept setting and seed, then compare them.
+
+    Each run is a :func:`run_demo` output in a subfolder of ``out`` named by its settings
+    (``out/batch_size-16_seed-0/run.h5`` and ``report/``); the comparison of their
+    analyses (:func:`pyengine.compare`, read back from the result folders) goes to
+    ``out/comparison/``. The runs are trained one at a time.
+
+    Parameters
+    ----------
+    out : str or Path
+        Output directory: new, empty, or an earlier demo sweep (a folder holding other files
+        is refused before anything is trained).
+    base : DemoConfig, optional
+        The settings of every run, but the swept ones.
+    sweep : dict of str to list, optional
+        DemoConfig field → values (:func:`parse_sweep`); several fields make a grid.
+    seeds : int
+        Runs per setting, with seeds ``base.seed``, ``base.seed + 1``, …
+    progress : bool
+
+    Returns
+    -------
+    SweepResult
+
+    Examples
+    --------
+    >>> run_sweep("sweep", DemoConfig(steps=400, width=8), {"batch_size": [16, 64, 256]}, seeds=2)  # doctest: +SKIP
+    """
+    from pyengine.compare import compare
+
+    base, sweep = base or DemoConfig(), dict(sweep or {})
+    configs = sweep_configs(base, sweep, seeds)
+    n_train = len(load_data(base.seed)["train"][0])  # the split's size does not depend on the seed
+    for config in configs:  # every setting checked before the first run is trained
+        check_config(config, n_train)
+    names = list(sweep) + (["seed"] if seeds > 1 else [])
+    folders = [_folder_name(c, names) for c in configs]
+    out = claim_output(out, [*folders, "comparison"])
+    runs = []
+    for i, (config, folder) in enumerate(zip(configs, folders)):
+        if progress:
+            print(f"run {i + 1} of {len(configs)}: {folder}", flush=True)
+        runs.append(run_demo(out / folder, config, progress=progress))
+    comparison = compare([out / folder / "report" for folder in folders]).save(out / "comparison")
+    return SweepResult(runs, configs, comparison)
+
+
 def _accuracy(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -> float:
     model.eval()
     with torch.no_grad():
@@ -362,9 +498,24 @@ def main(args) -> int:
     config = DemoConfig(steps=args.steps, width=args.width, batch_size=args.batch_size, lr=args.lr,
                         seed=args.seed, shortcut=not args.no_shortcut, hessian_every=args.hessian_every,
                         surface_grid=args.surface_grid)
+    if getattr(args, "sweep", None) or getattr(args, "seeds", 1) > 1:
+        return _main_sweep(args, config)
     result = run_demo(args.out, config, progress=not args.quiet)
     print(f"trained {config.steps} steps in {result.train_seconds:.1f} s "
           f"(test accuracy {result.test_accuracy:.3f}), analysis {result.analysis_seconds:.1f} s")
     print(f"trajectory: {result.trajectory}")
     print(f"report:     {result.report}")
+    return 0
+
+
+def _main_sweep(args, base: DemoConfig) -> int:
+    """``pyengine demo --sweep FIELD=V1,V2 [--seeds N]``: the runs, then their comparison."""
+    sweep = dict(parse_sweep(text) for text in args.sweep or [])
+    if len(sweep) != len(args.sweep or []):
+        raise ValueError("--sweep: each field may be swept once")
+    result = run_sweep(args.out, base, sweep, args.seeds, progress=not args.quiet)
+    for config, run in zip(result.configs, result.runs):
+        print(f"{run.report.parent.parent.name}: trained {config.steps} steps in {run.train_seconds:.1f} s "
+              f"(test accuracy {run.test_accuracy:.3f}), analysis {run.analysis_seconds:.1f} s")
+    print(f"comparison: {result.comparison}")
     return 0

@@ -17,7 +17,8 @@ import math
 import os
 import pathlib
 
-__all__ = ["render", "SELF_CONTAINED"]
+__all__ = ["render", "SELF_CONTAINED", "STYLE", "cell_text", "html_table", "flatten", "setting_cell", "figure_html", "write_page",
+           "FIRST_SETTINGS", "RECORDED_SETTINGS"]
 
 #: The report with its images embedded, written next to index.html on request.
 SELF_CONTAINED = "report-self-contained.html"
@@ -41,7 +42,7 @@ details pre { font-size: 0.8em; max-height: 24em; overflow: auto; background: #f
 """
 
 
-def _fmt(value, digits: int = 3) -> str:
+def cell_text(value, digits: int = 3) -> str:
     """A cell: numbers to ``digits`` significant digits, None as an en dash, everything escaped."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
@@ -61,9 +62,9 @@ def _pm(value, se) -> str:
     return f"{value:.3f}" + (f" ± {se:.3f}" if se is not None else " (no SE)")
 
 
-def _table(header: list[str], rows: list[list[str]], classes: list[str] | None = None, text: bool = False,
+def html_table(header: list[str], rows: list[list[str]], classes: list[str] | None = None, text: bool = False,
            css: str = "", first_class: str = "") -> str:
-    """An HTML table; cells must already be escaped (``_fmt``). ``text``: left-aligned cells;
+    """An HTML table; cells must already be escaped (``cell_text``). ``text``: left-aligned cells;
     ``css``: the table's class; ``first_class``: an extra class of each row's first cell."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     classes = classes or [""] * len(rows)
@@ -79,18 +80,18 @@ def _fit_row(statistic: str, t_w, quantity: str, fit: dict) -> tuple[list[str], 
     """One row of the fits table from a serialized PowerFit."""
     fit = fit if isinstance(fit, dict) else {}
     lo, hi = (fit.get("x_range") or [None, None])[:2] if isinstance(fit.get("x_range"), list) else (None, None)
-    span = f"{_fmt(lo)} … {_fmt(hi)} ({_fmt(fit.get('decades'), 2)} dec.)" if _number(lo) is not None else "–"
+    span = f"{cell_text(lo)} … {cell_text(hi)} ({cell_text(fit.get('decades'), 2)} dec.)" if _number(lo) is not None else "–"
     flag = fit.get("flag")
-    row = [_fmt(statistic), _fmt(t_w), _fmt(quantity), _pm(fit.get("slope"), fit.get("slope_se")), span,
-           _fmt(fit.get("n_points")), _fmt(flag or "")]
+    row = [cell_text(statistic), cell_text(t_w), cell_text(quantity), _pm(fit.get("slope"), fit.get("slope_se")), span,
+           cell_text(fit.get("n_points")), cell_text(flag or "")]
     return row, "flagged" if flag else ""
 
 
 def _tail_row(t_w, quantity: str, est: dict) -> tuple[list[str], str]:
     est = est if isinstance(est, dict) else {}
     flag = est.get("flag")
-    row = [_fmt("tails"), _fmt(t_w), _fmt(quantity), _pm(est.get("alpha"), est.get("alpha_se")), "–",
-           _fmt(est.get("n_used", est.get("n"))), _fmt(flag or "")]
+    row = [cell_text("tails"), cell_text(t_w), cell_text(quantity), _pm(est.get("alpha"), est.get("alpha_se")), "–",
+           cell_text(est.get("n_used", est.get("n"))), cell_text(flag or "")]
     return row, "flagged" if flag else ""
 
 
@@ -107,7 +108,7 @@ def _fit_rows(results: dict) -> list[tuple[list[str], str]]:
         if not isinstance(w, dict):
             continue
         rows.append(_fit_row("diffusion", w.get("t_w"), "α1 (τ < τ0)", w.get("early")))
-        rows.append(_fit_row("diffusion", w.get("t_w"), f"α2 (τ ≥ τ0 = {_fmt(w.get('tau0'))})", w.get("late")))
+        rows.append(_fit_row("diffusion", w.get("t_w"), f"α2 (τ ≥ τ0 = {cell_text(w.get('tau0'))})", w.get("late")))
     path = results.get("path", {})
     for t_w, pair, transverse in zip(_windows(path, "t_w"), _windows(path, "fits"), _windows(path, "transverse_fits")):
         for side, fit in zip(("below", "above"), pair if isinstance(pair, list) else []):
@@ -134,22 +135,22 @@ def _fits_section(results: dict) -> str:
     lead = ("<p>Every fitted exponent with its standard error, fit range and number of points. Grey rows fail the "
             "fit quality rule (fewer than 5 points, less than a decade, or SE above 0.1): the note says why; read "
             "them as unresolved, not as measurements.</p>")
-    return "<h2>Fitted exponents</h2>" + lead + _table(
+    return "<h2>Fitted exponents</h2>" + lead + html_table(
         ["statistic", "t_w", "quantity", "value ± SE", "fit range", "points", "note"],
         [r for r, _ in rows], [c for _, c in rows], css="fits")
 
 
 def _diffusion_section(diffusion: dict) -> str:
-    rows = [[_fmt(w.get("t_w")), _fmt(w.get("tau0")), _fmt(f"{w.get('regime_early')} → {w.get('regime_late')}"),
-             _fmt((w.get("whole") or {}).get("rmse")), _fmt(w.get("reason") or "")]
+    rows = [[cell_text(w.get("t_w")), cell_text(w.get("tau0")), cell_text(f"{w.get('regime_early')} → {w.get('regime_late')}"),
+             cell_text((w.get("whole") or {}).get("rmse")), cell_text(w.get("reason") or "")]
             for w in _windows(diffusion, "windows") if isinstance(w, dict)]
     t0 = diffusion.get("t0")
     rule = "data-derived (SD of all RMSEs)" if diffusion.get("threshold_rule") == "data" else "fixed"
     reason = diffusion.get("t0_reason")
-    why = f" (undefined: {_fmt(reason)})" if t0 is None and reason else ""
+    why = f" (undefined: {cell_text(reason)})" if t0 is None and reason else ""
     lead = (f"<p class='t0'>t0 (first window whose whole-window fit has RMSE &lt; "
-            f"{_fmt(diffusion.get('threshold'))}, {_fmt(rule)} threshold): <b>{_fmt(t0)}</b>{why}</p>")
-    return "<h2>Diffusion regimes</h2>" + lead + _table(
+            f"{cell_text(diffusion.get('threshold'))}, {cell_text(rule)} threshold): <b>{cell_text(t0)}</b>{why}</p>")
+    return "<h2>Diffusion regimes</h2>" + lead + html_table(
         ["t_w", "τ0", "regimes (within 2 SE of 1: normal)", "RMSE (whole)", "note"], rows)
 
 
@@ -158,39 +159,39 @@ def _settings_section(settings: dict) -> str:
     t_w = plan.get("t_w") if isinstance(plan.get("t_w"), list) else []
     lags = plan.get("lags") if isinstance(plan.get("lags"), list) else []
     rows = [
-        ("window T (steps)", f"{_fmt(plan.get('window'))} ({_fmt(plan.get('rule'))})"),
-        ("windows", f"{len(t_w)}: t_w = {_fmt(', '.join(map(str, t_w[:8])) + (' …' if len(t_w) > 8 else ''))}"),
-        ("MSD lags", f"{len(lags)} from {_fmt(lags[0] if lags else None)} to {_fmt(lags[-1] if lags else None)}"
-                     f" steps; origins {_fmt(plan.get('origins'))}"),
-        ("backend used", _fmt(settings.get("backend"))),
-        ("τ0 threshold", _fmt(settings.get("threshold"))),
-        ("NaN/Inf weights", _fmt(settings.get("nonfinite"))),
-        ("statistics", _fmt(", ".join(map(str, settings.get("statistics") or [])))),
+        ("window T (steps)", f"{cell_text(plan.get('window'))} ({cell_text(plan.get('rule'))})"),
+        ("windows", f"{len(t_w)}: t_w = {cell_text(', '.join(map(str, t_w[:8])) + (' …' if len(t_w) > 8 else ''))}"),
+        ("MSD lags", f"{len(lags)} from {cell_text(lags[0] if lags else None)} to {cell_text(lags[-1] if lags else None)}"
+                     f" steps; origins {cell_text(plan.get('origins'))}"),
+        ("backend used", cell_text(settings.get("backend"))),
+        ("τ0 threshold", cell_text(settings.get("threshold"))),
+        ("NaN/Inf weights", cell_text(settings.get("nonfinite"))),
+        ("statistics", cell_text(", ".join(map(str, settings.get("statistics") or [])))),
     ]
-    return "<h2>Settings</h2>" + _table(["setting", "value"], [[_fmt(k), v] for k, v in rows], text=True)
+    return "<h2>Settings</h2>" + html_table(["setting", "value"], [[cell_text(k), v] for k, v in rows], text=True)
 
 
 #: Settings the recorder adds by itself: after the first ones, shown folded.
-_RECORDED = ("model.", "optimizer.", "recorder.", "torch_version")
+RECORDED_SETTINGS = ("model.", "optimizer.", "recorder.", "torch_version")
 #: Training settings shown first, in this order (flattened names); the others follow as stored.
-_FIRST = ("model.class", "model.n_params", "optimizer.class", "optimizer.lr", "lr", "optimizer.momentum",
+FIRST_SETTINGS = ("model.class", "model.n_params", "optimizer.class", "optimizer.lr", "lr", "optimizer.momentum",
           "optimizer.weight_decay", "batch_size", "seed", "dataset", "dataset_size", "steps", "epochs")
 
 
-def _flatten(prefix: str, value, rows: list) -> None:
+def flatten(prefix: str, value, rows: list) -> None:
     """(name, value) pairs of nested settings: dicts as ``a.b``; an optimizer's one parameter
     group into the optimizer (``optimizer.lr``), several as ``optimizer.param_groups[i].lr``."""
     if isinstance(value, dict):
         if not value and prefix:
             rows.append((prefix, "{}"))
         for key, item in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), item, rows)
+            flatten(f"{prefix}.{key}" if prefix else str(key), item, rows)
     elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
         if len(value) == 1 and prefix.endswith(".param_groups"):
-            _flatten(prefix[: -len(".param_groups")], value[0], rows)
+            flatten(prefix[: -len(".param_groups")], value[0], rows)
         elif prefix.endswith(".param_groups"):
             for i, item in enumerate(value):
-                _flatten(f"{prefix}[{i}]", item, rows)
+                flatten(f"{prefix}[{i}]", item, rows)
         else:  # e.g. the recorder's probes: one row each, its settings inline
             rows.extend((f"{prefix}[{i}]", ", ".join(f"{k}={_text(v)}" for k, v in item.items()))
                         for i, item in enumerate(value))
@@ -209,7 +210,7 @@ def _text(value) -> str:
     return str(value)
 
 
-def _setting_cell(value) -> str:
+def setting_cell(value) -> str:
     """An escaped cell: long lists counted and shortened, long or multi-line text shortened
     with the whole in a tooltip (single line) or a collapsible block (several lines)."""
     text = _text(value)
@@ -230,14 +231,14 @@ def _training_section(stored) -> str:
     if not isinstance(stored, dict) or not stored:
         return ""
     rows: list = []
-    _flatten("", stored, rows)
-    first = {name: i for i, name in enumerate(_FIRST)}
+    flatten("", stored, rows)
+    first = {name: i for i, name in enumerate(FIRST_SETTINGS)}
     rows.sort(key=lambda row: first.get(row[0], len(first)))  # stable: the rest keep the stored order
-    main = [r for r in rows if r[0] in first or not r[0].startswith(_RECORDED)]
+    main = [r for r in rows if r[0] in first or not r[0].startswith(RECORDED_SETTINGS)]
     rest = [r for r in rows if r not in main]
 
     def table(part: list) -> str:
-        return _table(["setting", "value"], [[_fmt(name), _setting_cell(value)] for name, value in part], text=True,
+        return html_table(["setting", "value"], [[cell_text(name), setting_cell(value)] for name, value in part], text=True,
                       css="settings", first_class="key")
 
     lead = ("<p>As recorded in the trajectory file (its <code>settings</code> attribute): the model, the "
@@ -278,9 +279,9 @@ def render(folder: str | os.PathLike, *, self_contained: bool = False) -> pathli
     doc = json.loads(results_file.read_text())
     if not isinstance(doc, dict):
         raise ValueError(f"{results_file} is not a pyengine results file (expected a JSON object)")
-    index = _write(folder / "index.html", _page(folder, doc, embed=False))
+    index = write_page(folder / "index.html", _page(folder, doc, embed=False))
     if self_contained:
-        _write(folder / SELF_CONTAINED, _page(folder, doc, embed=True))
+        write_page(folder / SELF_CONTAINED, _page(folder, doc, embed=True))
         _list_in_manifest(folder, SELF_CONTAINED)
     return index
 
@@ -291,56 +292,56 @@ def _page(folder: pathlib.Path, doc: dict, embed: bool) -> str:
     results = doc.get("results") if isinstance(doc.get("results"), dict) else {}
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>pyengine report: {_fmt(src.get('path') or 'array')}</title>",
+        f"<title>pyengine report: {cell_text(src.get('path') or 'array')}</title>",
         f"<style>{STYLE}</style></head><body>",
         "<h1>pyengine report</h1>",
-        f"<p class='meta'>{_fmt(doc.get('producer', ''))}, {_fmt(doc.get('created', ''))}</p>",
-        _table(["source", "snapshots", "parameters", "steps", "dtype"],
-               [[_fmt(src.get("path") or "in-memory array"), _fmt(src.get("n_snapshots")), _fmt(src.get("n_params")),
-                 f"{_fmt(src.get('first_step'))} … {_fmt(src.get('last_step'))}", _fmt(src.get("dtype"))]]),
+        f"<p class='meta'>{cell_text(doc.get('producer', ''))}, {cell_text(doc.get('created', ''))}</p>",
+        html_table(["source", "snapshots", "parameters", "steps", "dtype"],
+               [[cell_text(src.get("path") or "in-memory array"), cell_text(src.get("n_snapshots")), cell_text(src.get("n_params")),
+                 f"{cell_text(src.get('first_step'))} … {cell_text(src.get('last_step'))}", cell_text(src.get("dtype"))]]),
         _training_section(src.get("settings")),
     ]
     if isinstance(doc.get("settings"), dict):
         parts.append(_settings_section(doc["settings"]))
     if isinstance(src.get("warnings"), list) and src["warnings"]:
-        parts.append("<h2>Notes on the data</h2><ul>" + "".join(f"<li>{_fmt(w)}</li>" for w in src["warnings"])
+        parts.append("<h2>Notes on the data</h2><ul>" + "".join(f"<li>{cell_text(w)}</li>" for w in src["warnings"])
                      + "</ul>")
     if isinstance(results.get("diffusion"), dict):
         parts.append(_diffusion_section(results["diffusion"]))
     parts.append(_fits_section(results))
     if isinstance(doc.get("skipped"), dict) and doc["skipped"]:
-        parts.append("<h2>Not computed</h2>" + _table(
-            ["what", "reason"], [[_fmt(k), _fmt(v)] for k, v in doc["skipped"].items()], text=True))
+        parts.append("<h2>Not computed</h2>" + html_table(
+            ["what", "reason"], [[cell_text(k), cell_text(v)] for k, v in doc["skipped"].items()], text=True))
     figures = [f for f in doc.get("figures", []) if isinstance(f, dict) and _inside(folder, f.get("file"))]
     if figures:
         parts.append("<h2>Figures</h2><div class='figs'>")
-        parts.extend(_figure(folder, f, embed) for f in figures)
+        parts.extend(figure_html(folder, f, embed) for f in figures)
         parts.append("</div>")
     where = "results.json of the analysis output" if embed else "results.json in this folder"
     parts.append(f"<p class='meta'>All numbers: {where}.</p></body></html>")
     return "\n".join(parts)
 
 
-def _figure(folder: pathlib.Path, entry: dict, embed: bool) -> str:
+def figure_html(folder: pathlib.Path, entry: dict, embed: bool) -> str:
     """One figure: its image (embedded, or the file with a link to its SVG) and caption."""
     wide = " class='wide'" if entry.get("panels", 1) != 1 else ""
-    title = _fmt(entry.get("title"))
+    title = cell_text(entry.get("title"))
     if embed:
         path = (folder / entry["file"]).resolve()  # checked by _inside: an image inside the folder
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         img = f"<img src='data:{_IMAGE_TYPES[path.suffix.lower()]};base64,{data}' alt='{title}'>"
     else:
-        img = f"<img src='{_fmt(entry['file'])}' alt='{title}'>"
+        img = f"<img src='{cell_text(entry['file'])}' alt='{title}'>"
     links = []
     files = entry.get("files") if isinstance(entry.get("files"), dict) else {}
     if not embed:
-        links = [f"<a href='{_fmt(name)}'>{_fmt(fmt.upper())}</a>" for fmt, name in files.items()
+        links = [f"<a href='{cell_text(name)}'>{cell_text(fmt.upper())}</a>" for fmt, name in files.items()
                  if isinstance(name, str) and name != entry["file"] and _inside(folder, name, any_file=True)]
     more = f" ({', '.join(links)})" if links else ""
-    return f"<figure{wide}>{img}<figcaption><b>{title}.</b> {_fmt(entry.get('caption'))}{more}</figcaption></figure>"
+    return f"<figure{wide}>{img}<figcaption><b>{title}.</b> {cell_text(entry.get('caption'))}{more}</figcaption></figure>"
 
 
-def _write(path: pathlib.Path, text: str) -> pathlib.Path:
+def write_page(path: pathlib.Path, text: str) -> pathlib.Path:
     """Write ``text`` to ``path`` through a temporary file (a reader never sees half a report)."""
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(text)
