@@ -24,6 +24,7 @@ from pyengine._version import __version__
 from pyengine.analyses import INPUTS, Context, Statistic, figures_for, select, stored
 from pyengine.engine.runner import pass_requests, prepare
 from pyengine.estimators.diffusion import PAPER_THRESHOLD
+from pyengine.estimators.loss import snapshot_loss
 from pyengine.output import write_output
 from pyengine.plan import WindowPlan, make_plan
 from pyengine.progress import progress_bar
@@ -324,15 +325,6 @@ def _leftover(plan: WindowPlan) -> dict:
     return {"windows": "; ".join(notes)} if notes else {}
 
 
-def _check_loss(loss, n_rows: int) -> np.ndarray | None:
-    if loss is None:
-        return None
-    loss = np.asarray(loss, dtype=np.float64)
-    if loss.shape != (n_rows,):
-        raise ValueError(f"loss: expected one value per snapshot, shape ({n_rows},), got {loss.shape}")
-    return loss
-
-
 def _requests(rows: list[Statistic], ctx: Context, skipped: dict) -> dict:
     """Each row's share of the pass; a row whose request is ill-posed is skipped with the reason."""
     requests = {}
@@ -434,7 +426,7 @@ def analyze(
     plan = make_plan(src.steps, window, t_w=t_w, lags=lags, origins=origins)
     rows = select(only, skip)
     settings = {"method": method, "threshold": threshold}
-    ctx = Context(src, plan, options, _check_loss(src.loss if loss is None else loss, src.n_rows), settings,
+    ctx = Context(src, plan, options, snapshot_loss(src.loss if loss is None else loss, src.n_rows), settings,
                   frozenset(r.name for r in rows))
     skipped = _leftover(plan)
     requests = _requests(rows, ctx, skipped)

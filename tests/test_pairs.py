@@ -247,7 +247,7 @@ def test_bad_input_is_rejected(rng):
     x = rng.standard_normal((50, 4))
     with pytest.raises(ValueError, match="no loss"):
         pe.msl(x, window=None)
-    with pytest.raises(ValueError, match="loss: expected shape"):
+    with pytest.raises(ValueError, match="loss: expected one value per snapshot"):
         pe.msl(x, loss=np.zeros(49), window=None)
     with pytest.raises(ValueError, match="needs 2 … 50 snapshots"):
         pe.path_geometry(x, window=80)

@@ -14,7 +14,7 @@ import numpy as np
 from pyengine.results import Result, axes_or_new, readable_ticks, window_colors, window_legend
 from pyengine.plan import WindowPlan, make_plan
 
-__all__ = ["LossStats", "loss_stats", "loss_stats_in", "moving_variance"]
+__all__ = ["LossStats", "loss_stats", "loss_stats_in", "moving_variance", "snapshot_loss"]
 
 #: Moving-variance window of the loss (Chen et al.: 100 steps), shortened to half the run for shorter runs.
 VAR_WINDOW = 100
@@ -187,11 +187,19 @@ def loss_stats(loss, steps=None, window: int | str | None = "auto", var_window: 
     return loss_stats_in(make_plan(steps, window, t_w=t_w), loss, var_window)
 
 
+def snapshot_loss(loss, n_rows: int) -> np.ndarray | None:
+    """A loss per snapshot as a float64 array (None stays None), checked against the run's length."""
+    if loss is None:
+        return None
+    loss = np.asarray(loss, dtype=np.float64)
+    if loss.shape != (n_rows,):
+        raise ValueError(f"loss: expected one value per snapshot, shape ({n_rows},), got {loss.shape}")
+    return loss
+
+
 def loss_stats_in(plan: WindowPlan, loss: np.ndarray, var_window: int | None = None) -> LossStats:
     """:func:`loss_stats` on the windows of a plan (``pe.analyze`` and ``pe.loss_stats`` end here)."""
-    loss = np.asarray(loss, dtype=np.float64)
-    if loss.shape != (plan.n_rows,):
-        raise ValueError(f"loss: expected shape ({plan.n_rows},) (one value per snapshot), got {loss.shape}")
+    loss = snapshot_loss(loss, plan.n_rows)
     if not np.isfinite(loss).all():
         bad = np.flatnonzero(~np.isfinite(loss))
         raise ValueError(f"loss has {bad.size} non-finite values (first at index {bad[0]})")

@@ -23,6 +23,7 @@ from pyengine.engine.gram import GramWindow, WindowGramAccumulator, principal_co
 from pyengine.engine.groups import ColumnGroups, Grouped, GroupedAccumulator, column_groups, replicates
 from pyengine.engine.msd import LagBandAccumulator
 from pyengine.engine.runner import prepare, run_requests
+from pyengine.estimators.loss import snapshot_loss
 from pyengine.fits import PowerFit, jackknife_se, power_fit, with_se
 from pyengine.kernels._arrays import to_host
 from pyengine.kernels.pairs import log_edges, pair_bin
@@ -570,15 +571,6 @@ def _edges(bins, low: float, high: float, default: int) -> np.ndarray:
 MAX_BINS = 10_000
 
 
-def _check_loss(loss, n_rows: int) -> np.ndarray:
-    if loss is None:
-        raise ValueError("no loss given and the input has no /loss: pass loss=array of shape (n_snapshots,)")
-    loss = np.asarray(loss, dtype=np.float64)
-    if loss.shape != (n_rows,):
-        raise ValueError(f"loss: expected shape ({n_rows},), got {loss.shape}")
-    return loss
-
-
 def msl(
     x,
     loss=None,
@@ -641,7 +633,9 @@ def msl(
     (2, 16)
     """
     src, options = prepare(x, engine)
-    loss = _check_loss(src.loss if loss is None else loss, src.n_rows)
+    loss = snapshot_loss(src.loss if loss is None else loss, src.n_rows)
+    if loss is None:
+        raise ValueError("no loss given and the input has no /loss: pass loss=array of shape (n_snapshots,)")
     _edges(bins, 1.0, 2.0, 32)  # bad bins fail before the pass, not after it
     pairs = _pairs_pass(src, options, window, t_w, False, center=center, exact_lags=exact_lags, rtol=rtol)
     return msl_from(pairs, loss, bins, fit_range, options.backend)
