@@ -446,3 +446,12 @@ def test_an_edited_results_json_cannot_inject_html_through_any_field(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps(doc))
     html = render(tmp_path).read_text()
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_a_huge_lag_count_means_every_lag_and_costs_no_more(walk):
+    import time
+
+    t0 = time.perf_counter()
+    every = pe.msd(walk, window=16, lags=10**9, progress=False)
+    assert time.perf_counter() - t0 < 10 and every.lags.tolist() == list(range(1, 17))
+    np.testing.assert_array_equal(every.msd, pe.msd(walk, window=16, lags=None, progress=False).msd)
