@@ -175,8 +175,9 @@ def _lag_rows(lags, max_lag: int, n_rows: int, stride: int, length: int, origins
     if isinstance(lags, (int, np.integer)) and not isinstance(lags, (bool, np.bool_)):
         if lags < 1:
             raise ValueError(f"lags as a count must be >= 1, got {lags}")
-        count = min(int(lags), max_lag)  # more lags than exist is every lag
-        return np.unique(np.geomspace(1, max_lag, count).round().astype(np.int64))
+        if lags >= max_lag:  # as many lags as exist (or more): every lag
+            return np.arange(1, max_lag + 1, dtype=np.int64)
+        return np.unique(np.geomspace(1, max_lag, int(lags)).round().astype(np.int64))
     rows = np.unique(_rows(_integers(lags, "lags"), stride, "lags"))
     if rows.size == 0 or rows.min() < 1:
         raise ValueError(f"lags must be >= {stride} steps (one snapshot), got {lags!r}")
