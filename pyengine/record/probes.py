@@ -3,7 +3,8 @@
 A probe runs in eval mode on fixed data and leaves the training state exactly as it
 found it (weights, normalisation statistics, gradients, RNG): a run with probes follows
 the same trajectory as one without. Results go to an optional group of the trajectory
-file: :class:`EvalProbe` to ``/eval``, :class:`NoiseProbe` to ``/noise``. The recorder
+file: :class:`EvalProbe` to ``/eval``, :class:`NoiseProbe` to ``/noise`` (with the spectrum of
+the noise covariance). The recorder
 lays the group out before the first snapshot (:meth:`Probe.layout`) and appends each run's
 row as soon as it is measured, so a hard kill keeps every row written before it.
 """
@@ -242,9 +243,12 @@ class NoiseProbe(Probe):
     Notes
     -----
     Memory: the m minibatch gradients are held at once (m × P values on the model's
-    device), and the last covariance's eigenvectors (m' − 1 float64 vectors of P values)
-    are kept for a :class:`~pyengine.landscape.HessianProbe` that aligns them with the
-    Hessian at the same step (:meth:`covariance_at`).
+    device); they and the covariance's eigenvectors (min(m' − 1, P) float64 vectors of P
+    values) are kept until the next probe step, for a
+    :class:`~pyengine.landscape.HessianProbe` that aligns them with the Hessian at the same
+    step (:meth:`covariance_at`). Cost: m gradients and a thin SVD of m' × P in float64
+    (demo: 0.07 s CPU with m' = 8; 0.7 s of gradients and 4.9 s of SVD with
+    ``cov_batch_size=1``, m' = 512, P = 24 378).
 
     Examples
     --------
