@@ -66,7 +66,7 @@ class DemoConfig:
     noise_cov_batch_size : int, optional
         Batch size of the gradients whose covariance is decomposed (default the training
         batch size: 8 gradients of the 512 probe samples; 1: the 512 per-sample gradients,
-        about 6 s more per noise probe).
+        about 5 s more per noise probe).
     surface_grid : int
         Points per side of the loss surface through the final weights (0: none).
     threads : int

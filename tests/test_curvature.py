@@ -49,7 +49,8 @@ def test_slq_is_exact_on_a_diagonal_with_few_distinct_eigenvalues():
     """90 % zeros, a positive tail and a short negative one: the Krylov space closes, so the
     nodes are the eigenvalues and, for a diagonal matrix, the weights the exact fractions
     (u_i² = 1/n for a Rademacher u), with no sampling error at all."""
-    planted = np.concatenate([np.zeros(900), np.repeat([0.5, 4.0, 40.0], [30, 20, 10]), np.repeat([-0.4, -0.05], [25, 15])])
+    planted = np.concatenate([np.zeros(900), np.repeat([0.5, 4.0, 40.0], [30, 20, 10]),
+                              np.repeat([-0.4, -0.05], [25, 15])])
     a = torch.diag(torch.as_tensor(planted))
     out = slq(lambda v: a @ v, 1000, vectors=3, steps=30, seed=4)
     assert out.iterations == 3 * 6  # six distinct eigenvalues: six products per vector

@@ -19,7 +19,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import pyengine as pe  # noqa: E402
 from pyengine.estimators.probes import NoiseCovarianceRecord, read_noise_covariance  # noqa: E402
-from pyengine.estimators.state_noise import StateNoiseResult, line_fit, state_noise  # noqa: E402
+from pyengine.estimators.state_noise import StateNoiseResult, line_fit, power_exponent, state_noise  # noqa: E402
 from pyengine.landscape import (  # noqa: E402
     CurvatureResult,
     HessianProbe,
@@ -294,6 +294,7 @@ def test_state_noise_recovers_a_planted_quadratic(tmp_path):
     assert res.kappa_support == pytest.approx(2 * 4.0 / (lr * 2 * sigma_h / h), rel=1e-9)
     assert res.kappa_marginal == pytest.approx(res.kappa_eq9 - (p - 1) / 2)
     assert math.isfinite(res.kappa_entries) and np.isnan(res.kappa_distance)  # no /hessian trace here
+    assert 0 < res.distance_exponent < 2 and math.isfinite(res.loss_exponent)  # σ_g > 0 flattens d² near w*
     old = tmp_path / "old.h5"
     _state_file(old, with_cov=False)
     legacy = state_noise(old)  # files before cov_trace: tr Σ from noise_norm, no losses
@@ -305,6 +306,10 @@ def test_line_fit_and_too_few_probes(tmp_path):
     assert fit.slope == pytest.approx(3.0, abs=0.1) and fit.slope_se > 0 and 0.99 < fit.r2 < 1
     with pytest.raises(ValueError, match="at least 3 points"):
         line_fit(np.ones(5), np.arange(5.0))
+    x = np.geomspace(1e-3, 1, 7)  # a trace spanning decades: the relative fit weighs each point alike
+    rel = line_fit(x, 0.01 + 2 * x, relative=True)
+    assert rel.intercept == pytest.approx(0.01, rel=1e-9) and rel.slope == pytest.approx(2, rel=1e-9)
+    assert power_exponent(x, 3 * x ** 1.7) == pytest.approx((1.7, 0.0), abs=1e-9)
     path = tmp_path / "few.h5"
     with TrajectoryWriter(path, 3) as w:
         w.append(np.zeros((4, 3)), np.arange(4), np.ones(4))

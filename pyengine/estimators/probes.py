@@ -213,8 +213,9 @@ class NoiseCovarianceRecord(Result):
         twin = ax.twinx()
         twin.plot(self.steps, self.participation, "s--", ms=3, color="C1", label="participation ratio")
         twin.plot(self.steps, self.rank, "^:", ms=3, color="C2", label=f"numerical rank (≤ {self.n_gradients - 1})")
-        twin.set_ylabel("effective rank")
-        twin.set_ylim(0, max(self.n_gradients - 1, 1) * 1.05)
+        twin.set_ylabel("effective rank (log)")
+        twin.set_yscale("log")
+        twin.set_ylim(0.8, max(self.n_gradients - 1, 2) * 1.5)
         handles, labels = ax.get_legend_handles_labels()
         more = twin.get_legend_handles_labels()
         legend_outside(ax, handles + more[0], labels + more[1])
@@ -224,13 +225,16 @@ class NoiseCovarianceRecord(Result):
 
 def read_noise_covariance(traj) -> NoiseCovarianceRecord | None:
     """The noise covariance rows of ``/noise`` of an open Trajectory, or None when the run has
-    none (no ``/noise``, or one written before the covariance was measured)."""
+    none (no ``/noise``, no probe row yet, or a file written before the covariance was
+    measured)."""
     group = traj.group("noise")
     if group is None or "step" not in group or "cov_trace" not in group:
         return None
     rows = group_rows(group)
     attrs = group.attrs
     m = len(rows["step"])
+    if m == 0:
+        return None
     batch = int(attrs.get("batch_size", 1))
     return NoiseCovarianceRecord(
         rows["step"], np.asarray(rows["cov_trace"], np.float64), np.asarray(rows["cov_participation"], np.float64),

@@ -14,7 +14,8 @@ Here, along the run, at every ``/noise`` probe step t:
   snapshot** of ``/weights`` (all recorded parameters, float64);
 - L_t, the mean loss over the noise probe's data at w_t (``/noise/loss``).
 
-Fits (ordinary least squares, standard errors from the residuals):
+Fits (least squares of the relative residuals, weights 1/tr², since the traces span
+decades along a run; standard errors from the residuals):
 
 - ``distance`` fit: tr Σ_b = σ_g + σ_H d² (the trace form of Corollary 3);
 - ``loss`` fit: tr Σ_b = c_0 + c_L L. Under Eq. 8 with isotropic Σ_g and the quadratic
@@ -23,6 +24,9 @@ Fits (ordinary least squares, standard errors from the residuals):
   dimension r (the participation ratio of Σ_b at the last probe), P becomes r:
   κ_r = 2r/(η c_L). With the distance fit and (w − w*)ᵀH(w − w*) ≈ (tr H/P) d² (w − w* in
   no preferred Hessian direction), κ_d = tr H/(η σ_H), tr H from ``/hessian`` (last probe).
+- Whether the forms hold: the exponents p_d and p_L of tr Σ_b ∝ d^p_d and ∝ L^p_L
+  (log–log least squares over the points with d, L > 0); the model says p_d = 2 far from
+  w* (σ_H d² ≫ σ_g) and p_L = 1.
 - Eq. 9 is a multivariate Student-t law with ν = 2κ − P degrees of freedom: each coordinate's
   marginal is a 1-D power-law κ law with **κ_1 = κ − (P − 1)/2** (normalisable on R^P only
   for κ > P/2; document 004 restricts Eq. 9 to a ball around w*). It is reported next to
@@ -43,7 +47,7 @@ from pyengine.results import Result, axes_or_new, legend_outside, window_colorba
 from pyengine.store import open_trajectory
 from pyengine.store._groups import group_rows
 
-__all__ = ["StateNoiseResult", "LineFit", "state_noise", "line_fit"]
+__all__ = ["StateNoiseResult", "LineFit", "state_noise", "line_fit", "power_exponent"]
 
 #: Fewest noise probes for the fits.
 MIN_PROBES = 3
@@ -70,8 +74,20 @@ class LineFit:
     n: int
 
 
-def line_fit(x: np.ndarray, y: np.ndarray) -> LineFit:
-    """Ordinary least squares of y on [1, x] over the finite pairs, with standard errors.
+def line_fit(x: np.ndarray, y: np.ndarray, relative: bool = False) -> LineFit:
+    """Least squares of y on [1, x] over the finite pairs, with standard errors.
+
+    Parameters
+    ----------
+    x, y : ndarray
+    relative : bool
+        Minimise the relative residuals Σ ((y − a − b x)/y)² (weights 1/y²; positive y
+        only): every point counts by its relative misfit, for data spanning decades.
+
+    Returns
+    -------
+    LineFit
+        Standard errors from the (weighted) residual variance; R² of the weighted fit.
 
     Examples
     --------
@@ -80,21 +96,41 @@ def line_fit(x: np.ndarray, y: np.ndarray) -> LineFit:
     (1.0, 2.0, 1.0)
     """
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    ok = np.isfinite(x) & np.isfinite(y)
+    ok = np.isfinite(x) & np.isfinite(y) & ((y > 0) if relative else True)
     x, y = x[ok], y[ok]
     n = len(x)
     if n < MIN_PROBES or np.ptp(x) == 0:
         raise ValueError(f"a line fit needs at least {MIN_PROBES} points with different x, got {n}")
-    design = np.column_stack([np.ones(n), x])
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    resid = y - design @ coef
+    w = 1.0 / y if relative else np.ones(n)
+    design = np.column_stack([np.ones(n), x]) * w[:, None]
+    target = y * w
+    coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+    resid = target - design @ coef
     dof = n - 2
     s2 = float(resid @ resid) / dof if dof > 0 else math.nan
     cov = s2 * np.linalg.inv(design.T @ design)
-    tss = float(((y - y.mean()) ** 2).sum())
+    centred = target - w * (np.sum(w * target) / np.sum(w * w))  # the best constant, weighted
+    tss = float(centred @ centred)
     r2 = 1.0 - float(resid @ resid) / tss if tss > 0 else math.nan
     return LineFit(float(coef[0]), float(math.sqrt(max(cov[0, 0], 0.0))), float(coef[1]),
                    float(math.sqrt(max(cov[1, 1], 0.0))), r2, n)
+
+
+def power_exponent(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Slope ± SE of log y against log x over the pairs with x, y > 0 (NaN for fewer than 3).
+
+    Examples
+    --------
+    >>> power_exponent(np.array([1.0, 2, 4, 8]), np.array([3.0, 12, 48, 192]))
+    (2.0, 0.0)
+    """
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    try:
+        fit = line_fit(np.log(x[ok]), np.log(y[ok]))
+    except ValueError:
+        return math.nan, math.nan
+    return round(fit.slope, 12), round(fit.slope_se, 12)
 
 
 @dataclass(frozen=True, repr=False)
@@ -121,6 +157,8 @@ class StateNoiseResult(Result):
         tr Σ_b = σ_g + σ_H d².
     c0, c_loss, c_loss_se, r2_loss : float
         tr Σ_b = c_0 + c_L L (NaN without losses).
+    distance_exponent, distance_exponent_se, loss_exponent, loss_exponent_se : float
+        Log–log slopes of tr Σ_b against d and against L.
     lr : float
         η (the optimizer's learning rate; NaN when the file does not say).
     n_params : int
@@ -159,6 +197,10 @@ class StateNoiseResult(Result):
     c_loss: float
     c_loss_se: float
     r2_loss: float
+    distance_exponent: float
+    distance_exponent_se: float
+    loss_exponent: float
+    loss_exponent_se: float
     lr: float
     n_params: int
     participation: float
@@ -174,13 +216,14 @@ class StateNoiseResult(Result):
 
     _rows = None
     _headline = {"sigma_g": "sigma_g_se", "sigma_h": "sigma_h_se", "r2_distance": None, "c_loss": "c_loss_se",
+                 "distance_exponent": "distance_exponent_se", "loss_exponent": "loss_exponent_se",
                  "kappa_eq9": "kappa_eq9_se", "kappa_marginal": None, "kappa_entries": None}
     _curves = {"trace": ("step",), "distance": ("step",), "loss": ("step",)}
     _coords = {"step": "steps"}
 
     def plot(self, ax=None):
-        """Two panels: tr Σ_b against ‖w − w*‖ with σ_g + σ_H d², and against the loss with the
-        line c_0 + c_L L; points coloured by step. Returns the axes."""
+        """Two panels (log scales): tr Σ_b against ‖w − w*‖ with σ_g + σ_H d², and against the
+        loss with the line c_0 + c_L L; points coloured by step. Returns the axes."""
         import matplotlib.pyplot as plt
 
         if ax is None:
@@ -192,18 +235,24 @@ class StateNoiseResult(Result):
         left, right = axes
         left.scatter(self.distance, self.trace, c=colors, s=14, zorder=3)
         d = np.linspace(0, np.nanmax(self.distance) * 1.05, 200)
-        left.plot(d, self.sigma_g + self.sigma_h * d ** 2, "--", color="C3", lw=1,
-                  label=f"σ_g + σ_H d²: σ_g = {self.sigma_g:.3g}, σ_H = {self.sigma_h:.3g} (R² = {self.r2_distance:.2f})")
+        curve = self.sigma_g + self.sigma_h * d ** 2
+        left.plot(d[curve > 0], curve[curve > 0], "--", color="C3", lw=1,
+                  label=f"σ_g + σ_H d²: σ_g = {self.sigma_g:.3g}, σ_H = {self.sigma_h:.3g} "
+                        f"(R² = {self.r2_distance:.2f}); log–log slope {self.distance_exponent:.2f}")
+        left.set_yscale("log")
         left.set_xlabel(f"d = ‖w − w*‖ (w*: snapshot of step {self.final_step})")
         left.set_ylabel("tr Σ_b (noise covariance)")
         left.set_title("noise against distance to w*")
         legend_outside(left, ncol=1)
         if np.isfinite(self.loss).any():
             right.scatter(self.loss, self.trace, c=colors, s=14, zorder=3)
-            grid = np.linspace(np.nanmin(self.loss), np.nanmax(self.loss), 200)
-            right.plot(grid, self.c0 + self.c_loss * grid, "--", color="C3", lw=1,
-                       label=f"c_0 + c_L L: c_L = {self.c_loss:.3g} (R² = {self.r2_loss:.2f}); "
-                             f"κ_Eq9 = 2P/(η c_L) = {self.kappa_eq9:.3g}")
+            grid = np.geomspace(np.nanmin(self.loss[self.loss > 0]), np.nanmax(self.loss), 200)
+            line = self.c0 + self.c_loss * grid
+            right.plot(grid[line > 0], line[line > 0], "--", color="C3", lw=1,
+                       label=f"c_0 + c_L L: c_L = {self.c_loss:.3g} (R² = {self.r2_loss:.2f}), κ_Eq9 = 2P/(η c_L) = "
+                             f"{self.kappa_eq9:.3g}; log–log slope {self.loss_exponent:.2f}")
+            right.set_xscale("log")
+            right.set_yscale("log")
             legend_outside(right, ncol=1)
         else:
             right.text(0.5, 0.5, "no probe-set losses stored", ha="center", va="center", transform=right.transAxes)
@@ -226,7 +275,7 @@ def _lr(attrs: dict) -> float:
 
 def state_noise(traj_path: str | pathlib.Path) -> StateNoiseResult | None:
     """The state-dependent noise of a recorded run (module docstring), or None when the file
-    has no ``/noise`` probes.
+    has no ``/noise`` probe rows.
 
     Parameters
     ----------
@@ -256,6 +305,8 @@ def state_noise(traj_path: str | pathlib.Path) -> StateNoiseResult | None:
         rows = group_rows(group)
         attrs = dict(group.attrs)
         steps = np.asarray(rows["step"], dtype=np.int64)
+        if len(steps) == 0:
+            return None
         if len(steps) < MIN_PROBES:
             raise ValueError(f"/noise holds {len(steps)} probes; the state-dependent noise fit needs {MIN_PROBES}")
         if traj.n_snapshots == 0:
@@ -278,11 +329,13 @@ def state_noise(traj_path: str | pathlib.Path) -> StateNoiseResult | None:
         m = int(attrs.get("n_minibatches", 0))
         trace = np.asarray(rows["noise_norm"], dtype=np.float64) ** 2 * (m / (m - 1) if m > 1 else math.nan)
     loss = np.asarray(rows["loss"], dtype=np.float64) if "loss" in rows else np.full(len(steps), np.nan)
-    dist_fit = line_fit(distance ** 2, trace)
+    dist_fit = line_fit(distance ** 2, trace, relative=True)
     try:
-        loss_fit = line_fit(loss, trace)
+        loss_fit = line_fit(loss, trace, relative=True)
     except ValueError:
         loss_fit = LineFit(*(math.nan,) * 5, 0)
+    p_d, p_d_se = power_exponent(distance, trace)
+    p_l, p_l_se = power_exponent(loss, trace)
     participation = float(rows["cov_participation"][-1]) if "cov_participation" in rows else math.nan
     traces = np.asarray(hrows.get("trace", []), dtype=np.float64)
     trace_h = float(traces[np.isfinite(traces)][-1]) if np.isfinite(traces).any() else math.nan
@@ -298,11 +351,13 @@ def state_noise(traj_path: str | pathlib.Path) -> StateNoiseResult | None:
     except ValueError:  # too few or constant entries
         kappa_entries, kappa_ci = math.nan, (math.nan, math.nan)
     settings = {"w_star": "final snapshot of /weights", "distance": "euclidean, all recorded parameters",
+                "fits": "least squares of relative residuals (weights 1/trace^2)",
                 "trace": "cov_trace" if "cov_trace" in rows else "noise_norm^2 m/(m-1)",
                 "kappa_entries": "fit_kappa of the final snapshot's weight tensors" if weight_cols else
                 "fit_kappa of the final snapshot"}
     return StateNoiseResult(steps, snapshot_steps, trace, distance, loss, final_step, dist_fit.intercept,
                             dist_fit.intercept_se, dist_fit.slope, dist_fit.slope_se, dist_fit.r2, loss_fit.intercept,
-                            loss_fit.slope, loss_fit.slope_se, loss_fit.r2, lr, int(n_params), participation, trace_h,
+                            loss_fit.slope, loss_fit.slope_se, loss_fit.r2, p_d, p_d_se, p_l, p_l_se, lr, int(n_params),
+                            participation, trace_h,
                             kappa, kappa_se, kappa_support, kappa_distance, marginal, kappa_entries, kappa_ci,
                             settings)

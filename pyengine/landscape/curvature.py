@@ -357,7 +357,8 @@ class CurvatureResult(Result):
         ax.errorbar(self.steps, self.trace_ratio, yerr=np.nan_to_num(self.trace_ratio_se), fmt=fmt, ms=3,
                     color="C2", label="tr(HΣ) / (tr H · tr Σ)")
         if self.n_params:
-            ax.axhline(k / self.n_params, color="C0", ls=":", lw=0.8, label=f"random span: k/P = {k / self.n_params:.1e}")
+            ax.axhline(k / self.n_params, color="C0", ls=":", lw=0.8,
+                       label=f"random span: k/P = {k / self.n_params:.1e}")
             ax.axhline(1 / self.n_params, color="C2", ls=":", lw=0.8, label=f"isotropic: 1/P = {1 / self.n_params:.1e}")
         positive = np.concatenate([self.overlap[self.overlap > 0], self.trace_ratio[self.trace_ratio > 0]])
         if positive.size:

@@ -247,8 +247,8 @@ class NoiseProbe(Probe):
     values) are kept until the next probe step, for a
     :class:`~pyengine.landscape.HessianProbe` that aligns them with the Hessian at the same
     step (:meth:`covariance_at`). Cost: m gradients and a thin SVD of m' × P in float64
-    (demo: 0.07 s CPU with m' = 8; 0.7 s of gradients and 4.9 s of SVD with
-    ``cov_batch_size=1``, m' = 512, P = 24 378).
+    (demo: 0.06 s with m' = 8; 0.5 s of gradients and 4.7 s of SVD with
+    ``cov_batch_size=1``, m' = 512, P = 24 378; docs/landscape.md, "Costs").
 
     Examples
     --------
