@@ -10,6 +10,11 @@ give S/b on average over partitions.
 """
 
 import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -27,6 +32,7 @@ from pyengine.landscape import (  # noqa: E402
     hessian_spectrum,
     hessian_topk,
     noise_covariance,
+    snapshot_curvature,
     subspace_overlap,
 )
 from pyengine.record import NoiseProbe, Recorder  # noqa: E402
@@ -229,12 +235,16 @@ def test_spectrum_at_a_stored_snapshot_reproduces_the_probe(tmp_path):
         _train(model, 8, rec)
     stored = curvature_result(path)
     noise = NoiseProbe(_toy(), batch_size=16, every=4, cov_k=5)
+    fresh = snapshot_curvature(model, F.cross_entropy, _toy(), path, [3, 7], density=2, density_steps=8, k=3,
+                               noise=noise)  # not stored: the probe's rows stay
     res = hessian_spectrum(model, F.cross_entropy, _toy(), path, [3, 7], k=3, density=2, density_steps=8,
                            noise=noise)
     again = curvature_result(path)
     np.testing.assert_array_equal(res.steps, [4, 8])
+    np.testing.assert_array_equal(fresh.steps, [4, 8])
     for name in ("trace", "overlap", "noise_trace", "hd_trace", "near_zero", "lambda_min"):
         np.testing.assert_allclose(getattr(again, name), getattr(stored, name), rtol=2e-3, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(getattr(fresh, name), getattr(again, name), rtol=1e-12, err_msg=name)
 
 
 def test_analysis_reads_the_new_rows_and_draws_their_figures(tmp_path):
@@ -255,6 +265,55 @@ def test_analysis_reads_the_new_rows_and_draws_their_figures(tmp_path):
     html = (out / "index.html").read_text()
     for name in ("noise_covariance", "curvature", "state_noise"):
         assert f"figures/{name}.png" in html
+
+
+KILLED_CHILD = textwrap.dedent("""
+    import sys
+    import torch
+    import torch.nn.functional as F
+    from pyengine.landscape import HessianProbe
+    from pyengine.record import NoiseProbe, Recorder
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    gen = torch.Generator().manual_seed(5)
+    x, y = torch.randn(64, 4, generator=gen), torch.randint(0, 3, (64,), generator=gen)
+    noise = NoiseProbe((x, y), batch_size=16, every=2, cov_k=4)
+    probes = [noise, HessianProbe((x, y), k=2, every=2, density=2, density_steps=6, noise=noise)]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with Recorder(model, sys.argv[1], chunk_steps=2, flush_seconds=0.0, probes=probes) as rec:
+        for step in range(1, 10_000):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            rec.step(loss)
+            print(rec.n_flushed, flush=True)
+""")
+
+
+def test_a_killed_run_keeps_the_new_probe_rows(tmp_path):
+    """SIGKILL while recording: the file opens and every /noise and /hessian row written holds
+    the covariance, density and alignment columns, complete."""
+    path = tmp_path / "killed.h5"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with subprocess.Popen([sys.executable, "-c", KILLED_CHILD, str(path)], stdout=subprocess.PIPE, text=True,
+                          env=env) as child:
+        try:
+            for line in child.stdout:
+                if int(line) >= 12:
+                    break
+            os.kill(child.pid, signal.SIGKILL)
+        finally:
+            child.kill()
+    curv = curvature_result(path)
+    with open_trajectory(path) as traj:
+        cov = read_noise_covariance(traj)
+        assert traj.n_snapshots >= 12
+        assert cov.steps[-1] <= traj.steps[-1] + 2  # rows never lag their snapshot by more than a probe
+    assert len(curv.steps) >= 5 and len(cov.steps) >= 5
+    assert np.isfinite(cov.trace).all() and np.isfinite(cov.eigenvalues[:, :3]).all()
+    assert np.isfinite(curv.trace).all() and np.isfinite(curv.overlap).all() and curv.nodes.shape[1:] == (2, 6)
 
 
 # -- state-dependent noise --------------------------------------------------------------------

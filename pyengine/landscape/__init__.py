@@ -38,6 +38,7 @@ _TORCH_NAMES = {
     "LanczosResult": "pyengine.landscape.hessian",
     "HessianProbe": "pyengine.landscape.hessian",
     "Curvature": "pyengine.landscape.hessian",
+    "snapshot_curvature": "pyengine.landscape.hessian",
     "slq": "pyengine.landscape.density",
     "SLQResult": "pyengine.landscape.density",
     "hutchinson_trace": "pyengine.landscape.density",

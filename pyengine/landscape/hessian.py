@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from pyengine.landscape._store import write_group
 from pyengine.landscape._weights import Data, LossFn, assign, check_data, resolve_weights, snapshot, trainable
 from pyengine.landscape.covariance import hessian_noise_trace, subspace_overlap
+from pyengine.landscape.curvature import ZERO_TOL, CurvatureResult
 from pyengine.landscape.density import slq
 from pyengine.landscape.results import HessianResult
 from pyengine.record import NoiseProbe, Probe, preserved_training_state
@@ -260,6 +261,13 @@ class Curvature:
         SLQ start vectors (0: no density, no trace).
     density_steps : int
         Lanczos steps per SLQ vector.
+
+    Examples
+    --------
+    >>> row = Curvature(k=5, density=2, density_steps=10).measure(model, F.cross_entropy, (x, y),
+    ...                                                            list(model.parameters()))  # doctest: +SKIP
+    >>> row["eigenvalues"].shape, row["slq_nodes"].shape  # doctest: +SKIP
+    ((5,), (20,))
     """
 
     k: int = 20
@@ -409,10 +417,11 @@ def hessian_spectrum(model: torch.nn.Module, loss_fn: LossFn, data: Data, path: 
     optionally the density and trace, and the alignment with the gradient noise.
 
     Each snapshot is loaded into the model (tensors the file does not record keep the
-    model's values), measured as by :class:`HessianProbe`, and the model restored
-    afterwards. With ``store`` the result replaces ``/hessian`` of the file (every
-    measured dataset; :func:`pyengine.landscape.curvature_result` reads the density and
-    alignment back).
+    model's values, buffers such as BatchNorm statistics too), measured as by
+    :class:`HessianProbe`, and the model restored afterwards. With ``store`` the result
+    replaces ``/hessian`` of the file (every measured dataset, the probe's rows included;
+    :func:`pyengine.landscape.curvature_result` reads the density and alignment back).
+    :func:`snapshot_curvature` returns the density and alignment without storing.
 
     Parameters
     ----------
@@ -438,9 +447,64 @@ def hessian_spectrum(model: torch.nn.Module, loss_fn: LossFn, data: Data, path: 
     >>> subset = (x[:512], y[:512])  # doctest: +SKIP
     >>> res = hessian_spectrum(model, F.cross_entropy, subset, "run.h5", range(0, 1000, 100))  # doctest: +SKIP
     >>> res.plot()  # doctest: +SKIP
-    >>> hessian_spectrum(model, F.cross_entropy, subset, "run.h5", [-1], density=8, density_steps=80)  # doctest: +SKIP
     """
     curvature = Curvature(k, iters, seed, batch_size, tol, density, density_steps)
+    steps, columns, settings = _measure_snapshots(model, loss_fn, data, path, snapshots, curvature, noise)
+    result = HessianResult(steps, columns.get("eigenvalues", np.empty((0, k))), columns.get("residuals"), settings)
+    if store:
+        write_group(path, "hessian", {"step": steps, **columns}, settings)
+    return result
+
+
+def snapshot_curvature(model: torch.nn.Module, loss_fn: LossFn, data: Data, path: str | pathlib.Path,
+                       snapshots: Sequence[int], density: int = 4, density_steps: int = 40, k: int = 20, *,
+                       noise: NoiseProbe | None = None, seed: int = 0, batch_size: int = 1024, tol: float = TOL,
+                       zero_tol: float = ZERO_TOL, store: bool = False) -> CurvatureResult:
+    """The Hessian's density, trace (and, with ``noise``, its alignment with the gradient noise)
+    at stored snapshots, returned as a :class:`CurvatureResult`.
+
+    The same measurement as :func:`hessian_spectrum`, but the result is the density; the file
+    is left as it is unless ``store`` (which replaces ``/hessian``, the probe's rows included).
+
+    Parameters
+    ----------
+    model, loss_fn, data, path, snapshots
+        As for :func:`hessian_spectrum`.
+    density, density_steps : int
+        SLQ start vectors (>= 1) and Lanczos steps per vector.
+    k : int
+        Top eigenvalues (the alignment's Hessian eigenvectors).
+    noise : NoiseProbe, optional
+        Align with this probe's noise covariance at each snapshot.
+    seed, batch_size, tol
+        As for :func:`hessian_topk`.
+    zero_tol : float
+        Relative threshold of the near-zero fraction.
+    store : bool
+        Replace ``/hessian`` with these rows.
+
+    Returns
+    -------
+    CurvatureResult
+
+    Examples
+    --------
+    >>> res = snapshot_curvature(model, F.cross_entropy, (x[:512], y[:512]), "run.h5", [-1], density=8,
+    ...                          density_steps=80)  # doctest: +SKIP
+    >>> res.near_zero, res.near_zero_lo, res.near_zero_hi  # doctest: +SKIP
+    """
+    if density < 1:
+        raise ValueError(f"density must be >= 1 start vector, got {density}")
+    curvature = Curvature(k, None, seed, batch_size, tol, density, density_steps)
+    steps, columns, settings = _measure_snapshots(model, loss_fn, data, path, snapshots, curvature, noise)
+    if store:
+        write_group(path, "hessian", {"step": steps, **columns}, settings)
+    n_params = sum(p.numel() for p in trainable(model)[1])
+    return CurvatureResult.from_rows({"step": steps, **columns}, settings, n_params, zero_tol)
+
+
+def _measure_snapshots(model, loss_fn, data, path, snapshots, curvature: Curvature, noise):
+    """Step, ``/hessian`` columns and settings of :meth:`Curvature.measure` at each snapshot."""
     data = check_data(data)
     names, params = trainable(model)
     original = snapshot(params)
@@ -456,8 +520,4 @@ def hessian_spectrum(model: torch.nn.Module, loss_fn: LossFn, data: Data, path: 
     settings = {**curvature.attrs(), "n_samples": len(data[0]), "align": noise is not None,
                 "snapshots": [int(s) for s in snapshots]}
     columns = {name: np.array([row[name] for row in rows]) for name in rows[0]} if rows else {}
-    result = HessianResult(np.array(steps, dtype=np.int64), np.array([r["eigenvalues"] for r in rows]),
-                           np.array([r["residuals"] for r in rows]), settings)
-    if store:
-        write_group(path, "hessian", {"step": result.steps, **columns}, settings)
-    return result
+    return np.array(steps, dtype=np.int64), columns, settings
