@@ -166,6 +166,18 @@ def _hessian(ctx: Context, got: dict):
     return hessian_result(ctx.src.path)
 
 
+def _curvature(ctx: Context, got: dict):
+    from pyengine.landscape import curvature_result
+
+    return curvature_result(ctx.src.path)
+
+
+def _state_noise(ctx: Context, got: dict):
+    from pyengine.estimators.state_noise import state_noise
+
+    return state_noise(ctx.src.path)
+
+
 def _landscapes(ctx: Context, got: dict):
     from pyengine.landscape import landscape_results
 
@@ -253,6 +265,29 @@ STATISTICS: tuple[Statistic, ...] = (
               figures=(Figure("hessian", "Hessian spectrum",
                               "Top eigenvalues of the training-loss Hessian at the recorded steps (Lanczos with "
                               "Hessian-vector products; Chen et al. Fig. 7).", ("hessian",), _plot("hessian")),)),
+    Statistic("noise_covariance", "spectrum, trace and effective rank of the gradient-noise covariance (/noise)",
+              _recorded("read_noise_covariance"), needs=("file",),
+              figures=(Figure("noise_covariance", "Gradient-noise covariance",
+                              "Eigenvalues of the covariance Σ_b of the minibatch gradient at the noise probe's steps "
+                              "(thin SVD of the centred gradients: at most m' − 1 non-zero), its trace, participation "
+                              "ratio (Σλ)²/Σλ² and numerical rank (Chaudhari 2018, Lemma 6.3 and Fig. 6.1).",
+                              ("noise_covariance",), _plot("noise_covariance", 2), 2),)),
+    Statistic("curvature", "Hessian spectral density (SLQ), trace (Hutchinson) and noise alignment (/hessian)",
+              _curvature, needs=("file",),
+              figures=(Figure("curvature", "Hessian density and noise alignment",
+                              "Smoothed spectral density of the Hessian by stochastic Lanczos quadrature at each probe "
+                              "step (negative eigenvalues included); the fractions of near-zero and negative "
+                              "eigenvalues ± SE over the start vectors; the overlap of the top eigenspaces of the "
+                              "noise covariance Σ and of H (mean cos² of principal angles) and tr(HΣ)/(tr H·tr Σ), "
+                              "with their random baselines (Chaudhari 2018, Fig. 3.1; Ghorbani et al. 2019).",
+                              ("curvature",), _plot("curvature", 3), 3),)),
+    Statistic("state_noise", "noise covariance against distance to the final weights and loss, κ of Eq. 9 (doc. 004)",
+              _state_noise, needs=("file",),
+              figures=(Figure("state_noise", "State-dependent noise",
+                              "Trace of the noise covariance at each noise probe against the distance ‖w − w*‖ to the "
+                              "final snapshot, fitted by σ_g + σ_H d², and against the probe-set loss, fitted by a "
+                              "line whose slope gives κ of Eq. 9 (document 004, Corollary 3; assumptions in "
+                              "docs/landscape.md).", ("state_noise",), _plot("state_noise", 2), 2),)),
     Statistic("landscape", "stored loss surfaces (/landscape) and their box-counting dimensions", _landscapes,
               needs=("file",), many=True),
 )

@@ -57,6 +57,16 @@ class DemoConfig:
         (0: no Hessian probe).
     hessian_k : int
         Eigenvalues per Hessian probe (Chen et al.: 20).
+    hessian_density, hessian_density_steps : int
+        SLQ start vectors and Lanczos steps of each Hessian probe's spectral density and
+        trace (0 vectors: none); the Hessian probe also aligns the Hessian with the noise
+        probe's covariance when both run (docs/landscape.md).
+    noise_cov_k : int
+        Eigenvalues of the gradient-noise covariance stored per noise probe.
+    noise_cov_batch_size : int, optional
+        Batch size of the gradients whose covariance is decomposed (default the training
+        batch size: 8 gradients of the 512 probe samples; 1: the 512 per-sample gradients,
+        about 5 s more per noise probe).
     surface_grid : int
         Points per side of the loss surface through the final weights (0: none).
     threads : int
@@ -74,6 +84,10 @@ class DemoConfig:
     noise_every: int = 250
     hessian_every: int = 500
     hessian_k: int = 20
+    hessian_density: int = 2
+    hessian_density_steps: int = 20
+    noise_cov_k: int = 20
+    noise_cov_batch_size: int | None = None
     surface_grid: int = 31
     threads: int = 1
 
@@ -306,12 +320,15 @@ def run_demo(out: str | pathlib.Path, config: DemoConfig | None = None, progress
     x, y = data["train"]
     n_noise = min(NOISE_PROBE_SAMPLES, len(x)) // config.batch_size * config.batch_size
     probes = [EvalProbe({"train": data["train"], "test": data["test"]}, every=config.eval_every)]
+    noise = None
     if n_noise >= 2 * config.batch_size:
-        probes.append(NoiseProbe((x[:n_noise], y[:n_noise]), config.batch_size, every=config.noise_every,
-                                 n_samples=256, seed=config.seed))
+        noise = NoiseProbe((x[:n_noise], y[:n_noise]), config.batch_size, every=config.noise_every, n_samples=256,
+                           seed=config.seed, cov_k=config.noise_cov_k, cov_batch_size=config.noise_cov_batch_size)
+        probes.append(noise)
     if config.hessian_every:
         probes.append(HessianProbe((x[:n_noise], y[:n_noise]), k=config.hessian_k, every=config.hessian_every,
-                                   seed=config.seed))
+                                   seed=config.seed, density=config.hessian_density,
+                                   density_steps=config.hessian_density_steps, noise=noise))
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     start = time.perf_counter()

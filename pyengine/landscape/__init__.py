@@ -1,7 +1,8 @@
-"""Loss landscapes (torch): filter-normalized 2-D loss surfaces, interpolation, Hessian spectra.
+"""Loss landscapes (torch): filter-normalized 2-D loss surfaces, interpolation, Hessian spectra,
+densities and traces, and their alignment with the gradient noise.
 
 Reading stored results needs NumPy only (:func:`landscape_results`,
-:func:`hessian_result`); the functions that evaluate a model import torch on first use,
+:func:`hessian_result`, :func:`curvature_result`); the functions that evaluate a model import torch on first use,
 so ``import pyengine.landscape`` does not. See docs/landscape.md.
 
 Examples
@@ -13,6 +14,7 @@ Examples
 
 import importlib
 
+from pyengine.landscape.curvature import CurvatureResult, curvature_result
 from pyengine.landscape.results import (
     HessianResult,
     InterpolationResult,
@@ -35,9 +37,20 @@ _TORCH_NAMES = {
     "lanczos_topk": "pyengine.landscape.hessian",
     "LanczosResult": "pyengine.landscape.hessian",
     "HessianProbe": "pyengine.landscape.hessian",
+    "Curvature": "pyengine.landscape.hessian",
+    "snapshot_curvature": "pyengine.landscape.hessian",
+    "slq": "pyengine.landscape.density",
+    "SLQResult": "pyengine.landscape.density",
+    "hutchinson_trace": "pyengine.landscape.density",
+    "noise_covariance": "pyengine.landscape.covariance",
+    "NoiseCovariance": "pyengine.landscape.covariance",
+    "subspace_overlap": "pyengine.landscape.covariance",
+    "hessian_noise_trace": "pyengine.landscape.covariance",
 }
 
 __all__ = [
+    "CurvatureResult",
+    "curvature_result",
     "HessianResult",
     "InterpolationResult",
     "LandscapeResult",

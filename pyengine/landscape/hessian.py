@@ -1,4 +1,6 @@
-"""Top eigenvalues of the loss Hessian by Lanczos iteration on Hessian-vector products."""
+"""The loss Hessian from Hessian-vector products: top eigenvalues by Lanczos iteration, the
+spectral density and trace by stochastic Lanczos quadrature, the alignment with the
+gradient-noise covariance; as a recorder probe and at stored snapshots."""
 
 from __future__ import annotations
 
@@ -13,8 +15,11 @@ import torch.nn.functional as F
 
 from pyengine.landscape._store import write_group
 from pyengine.landscape._weights import Data, LossFn, assign, check_data, resolve_weights, snapshot, trainable
+from pyengine.landscape.covariance import hessian_noise_trace, subspace_overlap
+from pyengine.landscape.curvature import ZERO_TOL, CurvatureResult
+from pyengine.landscape.density import slq
 from pyengine.landscape.results import HessianResult
-from pyengine.record import Probe, preserved_training_state
+from pyengine.record import NoiseProbe, Probe, preserved_training_state
 
 #: Relative residual ‖H u − θ u‖ / max|θ| below which all top-k Ritz values count as converged.
 TOL = 1e-6
@@ -32,16 +37,19 @@ class LanczosResult:
         ‖A u − θ u‖ of each Ritz pair: the eigenvalue is within this of an exact one.
     iterations : int
         Operator applications.
+    vectors : torch.Tensor of shape (k, n), optional
+        The Ritz vectors (orthonormal rows, in the basis' dtype and device), when asked for.
     """
 
     eigenvalues: np.ndarray
     residuals: np.ndarray
     iterations: int
+    vectors: torch.Tensor | None = None
 
 
 def lanczos_topk(matvec: Callable[[torch.Tensor], torch.Tensor], n: int, k: int = 20, iters: int | None = None,
                  seed: int = 0, tol: float = TOL, dtype: torch.dtype = torch.float64,
-                 device: torch.device | str = "cpu") -> LanczosResult:
+                 device: torch.device | str = "cpu", vectors: bool = False) -> LanczosResult:
     """The k largest eigenvalues of a symmetric n×n operator known by its products.
 
     Lanczos iteration with full reorthogonalisation (twice, classical Gram–Schmidt), so
@@ -69,6 +77,9 @@ def lanczos_topk(matvec: Callable[[torch.Tensor], torch.Tensor], n: int, k: int 
         Relative residual for convergence (never below 100 ε of ``dtype``).
     dtype, device
         Of the basis vectors.
+    vectors : bool
+        Also return the top-k Ritz vectors (the basis times the eigenvectors of the
+        tridiagonal matrix).
 
     Returns
     -------
@@ -108,7 +119,7 @@ def lanczos_topk(matvec: Callable[[torch.Tensor], torch.Tensor], n: int, k: int 
             beta.append(b)
             q = w / b
             if closed is None and j + 1 >= k:
-                theta, res = _ritz(alpha, beta)
+                theta, res, _ = _ritz(alpha, beta)
                 if (res[:k] <= tol * max(np.abs(theta).max(), 1e-300)).all():
                     break
             continue
@@ -120,8 +131,12 @@ def lanczos_topk(matvec: Callable[[torch.Tensor], torch.Tensor], n: int, k: int 
         if q is None or (closed is not None and len(top) == len(closed) and np.allclose(top, closed, rtol=tol)):
             break
         closed = top
-    theta, res = _ritz(alpha, beta)
-    return LanczosResult(theta[:k], res[:k], len(alpha))
+    theta, res, s = _ritz(alpha, beta)
+    ritz = None
+    if vectors:
+        coef = torch.as_tensor(np.ascontiguousarray(s[:, :k].T), dtype=dtype, device=device)
+        ritz = coef @ basis[:len(alpha)]
+    return LanczosResult(np.ascontiguousarray(theta[:k]), np.ascontiguousarray(res[:k]), len(alpha), ritz)
 
 
 def _random_unit(gen: torch.Generator, basis: torch.Tensor, n: int, dtype, device) -> torch.Tensor | None:
@@ -134,11 +149,12 @@ def _random_unit(gen: torch.Generator, basis: torch.Tensor, n: int, dtype, devic
     return v / norm if norm > 1e-6 * norm0 else None
 
 
-def _ritz(alpha: list[float], beta: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Ritz values (largest first) of the tridiagonal T and residual norms β_m |s_m|."""
+def _ritz(alpha: list[float], beta: list[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ritz values (largest first) of the tridiagonal T, residual norms β_m |s_m| and the
+    eigenvectors of T (columns, in the same order)."""
     theta, s = scipy.linalg.eigh_tridiagonal(np.array(alpha), np.array(beta[:-1]))
     res = abs(beta[-1]) * np.abs(s[-1])
-    return theta[::-1], res[::-1]
+    return theta[::-1], res[::-1], s[:, ::-1]
 
 
 def hessian_vector_product(model: torch.nn.Module, loss_fn: LossFn, data: Data, params: Sequence[torch.Tensor],
@@ -232,12 +248,106 @@ def _hessian_lanczos(model, loss_fn, data, k, iters, seed, batch_size, tol, para
                             params[0].device)
 
 
+@dataclass(frozen=True)
+class Curvature:
+    """What one Hessian measurement takes: the top-k (Lanczos), optionally the density and trace
+    (SLQ with Hutchinson) and the alignment with a noise probe's covariance.
+
+    Attributes
+    ----------
+    k, iters, seed, batch_size, tol
+        As for :func:`hessian_topk`.
+    density : int
+        SLQ start vectors (0: no density, no trace).
+    density_steps : int
+        Lanczos steps per SLQ vector.
+
+    Examples
+    --------
+    >>> row = Curvature(k=5, density=2, density_steps=10).measure(model, F.cross_entropy, (x, y),
+    ...                                                            list(model.parameters()))  # doctest: +SKIP
+    >>> row["eigenvalues"].shape, row["slq_nodes"].shape  # doctest: +SKIP
+    ((5,), (20,))
+    """
+
+    k: int = 20
+    iters: int | None = None
+    seed: int = 0
+    batch_size: int = 1024
+    tol: float = TOL
+    density: int = 0
+    density_steps: int = 40
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+        if self.density < 0 or self.density_steps < 1:
+            raise ValueError(f"density must be >= 0 vectors and density_steps >= 1, got {self.density} and "
+                             f"{self.density_steps}")
+
+    def attrs(self) -> dict:
+        """The settings as stored in ``/hessian``'s attributes."""
+        return {"k": self.k, "method": "lanczos", "iters": -1 if self.iters is None else self.iters,
+                "seed": self.seed, "tol": self.tol, "density": self.density, "density_steps": self.density_steps,
+                "n_nodes": self.density * self.density_steps}
+
+    def measure(self, model: torch.nn.Module, loss_fn: LossFn, data: Data, params: Sequence[torch.Tensor],
+                noise=None, step: int = 0) -> dict[str, object]:
+        """One row of ``/hessian`` (without ``step``) at the model's current weights, in eval mode.
+
+        Parameters
+        ----------
+        model, loss_fn, data
+            As for :func:`hessian_topk`.
+        params : sequence of torch.Tensor
+            The parameters of the Hessian.
+        noise : NoiseProbe, optional
+            Whose covariance to align with the Hessian (:meth:`NoiseProbe.covariance_at`).
+        step : int
+            The step (the noise covariance's cache key).
+        """
+        params = list(params)
+        data = check_data(data, params[0].device)
+        n = sum(p.numel() for p in params)
+        dtype, device = params[0].dtype, params[0].device
+        nan = float("nan")
+        with preserved_training_state(model):
+            model.eval()
+            hvp = hessian_vector_product(model, loss_fn, data, params, self.batch_size)
+            cov = None if noise is None else noise.covariance_at(model, params, step)
+            top = lanczos_topk(hvp, n, self.k, self.iters, self.seed, self.tol, dtype, device, vectors=cov is not None)
+            row = {"eigenvalues": top.eigenvalues, "residuals": top.residuals, "iterations": top.iterations,
+                   "trace": nan, "trace_se": nan, "noise_trace": nan, "hd_trace": nan, "hd_trace_se": nan,
+                   "overlap": nan, "align_k": 0}
+            if self.density:
+                out = slq(hvp, n, self.density, min(self.density_steps, n), self.seed, dtype, device)
+                nodes = np.full((self.density, self.density_steps), np.nan)  # the stored width, also when P < steps
+                weights = np.zeros((self.density, self.density_steps))
+                nodes[:, :out.nodes.shape[1]], weights[:, :out.nodes.shape[1]] = out.nodes, out.weights
+                row.update(trace=out.trace, trace_se=out.trace_se, slq_nodes=nodes.ravel(), slq_weights=weights.ravel())
+            if cov is not None:
+                align_k = min(self.k, cov.rank)
+                hd, hd_se = hessian_noise_trace(hvp, cov, seed=self.seed)
+                row.update(noise_trace=cov.trace, hd_trace=hd, hd_trace_se=hd_se, align_k=align_k,
+                           overlap=subspace_overlap(cov.vectors[:align_k], top.vectors[:align_k]) if align_k else nan)
+        return row
+
+
 class HessianProbe(Probe):
-    """Top-k Hessian eigenvalues at chosen steps of a recorded run (a recorder probe).
+    """Hessian spectra at chosen steps of a recorded run (a recorder probe): the top-k
+    eigenvalues, optionally the spectral density and trace, and the alignment of the
+    Hessian with the gradient-noise covariance.
 
     Stored in ``/hessian``: ``step`` (M,), ``eigenvalues`` (M, k) largest first,
-    ``residuals`` (M, k) Lanczos residual bounds and ``iterations`` (M,). The Hessian is
-    taken in the parameters the recorder records.
+    ``residuals`` (M, k) Lanczos residual bounds and ``iterations`` (M,); with
+    ``density`` > 0, ``slq_nodes`` and ``slq_weights`` (M, density·density_steps), the
+    stochastic Lanczos quadrature of the density (:func:`pyengine.landscape.density.slq`:
+    negative eigenvalues included), and ``trace`` ± ``trace_se`` (Hutchinson, from the
+    same vectors); with ``noise``, ``noise_trace`` tr Σ, ``hd_trace`` ± ``hd_trace_se``
+    tr(H Σ) and ``overlap``, the mean squared cosine of the principal angles between the
+    top-``align_k`` eigenvectors of Σ and of H (align_k = min(k, rank Σ)). Columns not
+    measured hold NaN (``align_k`` 0). The Hessian is taken in the parameters the
+    recorder records, in eval mode, on ``data``; Σ is the noise probe's, on its data.
 
     Parameters
     ----------
@@ -251,45 +361,67 @@ class HessianProbe(Probe):
         Run every this many optimizer steps.
     iters, seed, batch_size, tol
         As for :func:`hessian_topk`.
+    density : int
+        SLQ start vectors per probe (0: no density and no trace).
+    density_steps : int
+        Lanczos steps per SLQ vector (resolution of the density; cost density·density_steps
+        Hessian-vector products).
+    noise : NoiseProbe, optional
+        Align the Hessian with this probe's noise covariance Σ at the same step (computed
+        once per step for both probes; costs the top-k Ritz vectors and one
+        Hessian-vector product per non-zero eigenvalue of Σ, at most
+        ``covariance.ALIGN_PRODUCTS``).
 
     Examples
     --------
-    >>> probe = HessianProbe((x[:512], y[:512]), k=20, every=500)  # doctest: +SKIP
-    >>> with Recorder(model, "run.h5", probes=[probe]) as rec:  # doctest: +SKIP
+    >>> noise = NoiseProbe((x[:512], y[:512]), batch_size=64, every=250)  # doctest: +SKIP
+    >>> probe = HessianProbe((x[:512], y[:512]), k=20, every=500, density=2, noise=noise)  # doctest: +SKIP
+    >>> with Recorder(model, "run.h5", probes=[noise, probe]) as rec:  # doctest: +SKIP
     ...     ...
     """
 
     group = "hessian"
 
     def __init__(self, data: Data, loss_fn: LossFn = F.cross_entropy, k: int = 20, every: int = 100,
-                 iters: int | None = None, seed: int = 0, batch_size: int = 1024, tol: float = TOL) -> None:
+                 iters: int | None = None, seed: int = 0, batch_size: int = 1024, tol: float = TOL, *,
+                 density: int = 0, density_steps: int = 40, noise: NoiseProbe | None = None) -> None:
         super().__init__(every)
         self.data = check_data(data)
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        self.loss_fn, self.k, self.iters, self.seed = loss_fn, k, iters, seed
-        self.batch_size, self.tol = batch_size, tol
-        self.rows.update(eigenvalues=[], residuals=[], iterations=[])
-        self.attrs.update(k=k, method="lanczos", iters=-1 if iters is None else iters, seed=seed, tol=tol,
-                          n_samples=len(self.data[0]))
+        if noise is not None and not isinstance(noise, NoiseProbe):
+            raise TypeError(f"noise must be a NoiseProbe, got {type(noise).__name__}")
+        self.curvature = Curvature(k, iters, seed, batch_size, tol, density, density_steps)
+        self.loss_fn, self.noise = loss_fn, noise
+        self.k, self.iters, self.seed, self.batch_size, self.tol = k, iters, seed, batch_size, tol
+        self.rows.update({name: [] for name in _ROW_NAMES})
+        if density:
+            self.rows.update(slq_nodes=[], slq_weights=[])
+        self.attrs.update(self.curvature.attrs(), n_samples=len(self.data[0]), align=noise is not None)
 
     def measure(self, model: torch.nn.Module, params: Sequence[torch.Tensor], step: int) -> None:
-        out = _hessian_lanczos(model, self.loss_fn, self.data, self.k, self.iters, self.seed, self.batch_size,
-                               self.tol, params)
+        row = self.curvature.measure(model, self.loss_fn, self.data, params, self.noise, step)
         self.rows["step"].append(step)
-        self.rows["eigenvalues"].append(out.eigenvalues)
-        self.rows["residuals"].append(out.residuals)
-        self.rows["iterations"].append(out.iterations)
+        for name, value in row.items():
+            self.rows[name].append(value)
+
+
+#: Row datasets of ``/hessian`` that every probe run fills (``slq_*`` only with a density).
+_ROW_NAMES = ("eigenvalues", "residuals", "iterations", "trace", "trace_se", "noise_trace", "hd_trace", "hd_trace_se",
+              "overlap", "align_k")
 
 
 def hessian_spectrum(model: torch.nn.Module, loss_fn: LossFn, data: Data, path: str | pathlib.Path,
                      snapshots: Sequence[int], k: int = 20, iters: int | None = None, seed: int = 0, *,
-                     batch_size: int = 1024, tol: float = TOL, store: bool = True) -> HessianResult:
-    """Top-k Hessian eigenvalues at recorded snapshots of a trajectory file.
+                     batch_size: int = 1024, tol: float = TOL, store: bool = True, density: int = 0,
+                     density_steps: int = 40, noise: NoiseProbe | None = None) -> HessianResult:
+    """Hessian spectra at recorded snapshots of a trajectory file: the top-k eigenvalues,
+    optionally the density and trace, and the alignment with the gradient noise.
 
     Each snapshot is loaded into the model (tensors the file does not record keep the
-    model's values), its spectrum computed by :func:`hessian_topk`, and the model
-    restored afterwards. With ``store`` the result replaces ``/hessian`` of the file.
+    model's values, buffers such as BatchNorm statistics too), measured as by
+    :class:`HessianProbe`, and the model restored afterwards. With ``store`` the result
+    replaces ``/hessian`` of the file (every measured dataset, the probe's rows included;
+    :func:`pyengine.landscape.curvature_result` reads the density and alignment back).
+    :func:`snapshot_curvature` returns the density and alignment without storing.
 
     Parameters
     ----------
@@ -303,6 +435,8 @@ def hessian_spectrum(model: torch.nn.Module, loss_fn: LossFn, data: Data, path: 
         Snapshot indices (negative count from the end).
     store : bool
         Write ``/hessian``.
+    density, density_steps, noise
+        As for :class:`HessianProbe`.
 
     Returns
     -------
@@ -314,6 +448,64 @@ def hessian_spectrum(model: torch.nn.Module, loss_fn: LossFn, data: Data, path: 
     >>> res = hessian_spectrum(model, F.cross_entropy, subset, "run.h5", range(0, 1000, 100))  # doctest: +SKIP
     >>> res.plot()  # doctest: +SKIP
     """
+    curvature = Curvature(k, iters, seed, batch_size, tol, density, density_steps)
+    steps, columns, settings = _measure_snapshots(model, loss_fn, data, path, snapshots, curvature, noise)
+    result = HessianResult(steps, columns.get("eigenvalues", np.empty((0, k))), columns.get("residuals"), settings)
+    if store:
+        write_group(path, "hessian", {"step": steps, **columns}, settings)
+    return result
+
+
+def snapshot_curvature(model: torch.nn.Module, loss_fn: LossFn, data: Data, path: str | pathlib.Path,
+                       snapshots: Sequence[int], density: int = 4, density_steps: int = 40, k: int = 20, *,
+                       noise: NoiseProbe | None = None, seed: int = 0, batch_size: int = 1024, tol: float = TOL,
+                       zero_tol: float = ZERO_TOL, store: bool = False) -> CurvatureResult:
+    """The Hessian's density, trace (and, with ``noise``, its alignment with the gradient noise)
+    at stored snapshots, returned as a :class:`CurvatureResult`.
+
+    The same measurement as :func:`hessian_spectrum`, but the result is the density; the file
+    is left as it is unless ``store`` (which replaces ``/hessian``, the probe's rows included).
+
+    Parameters
+    ----------
+    model, loss_fn, data, path, snapshots
+        As for :func:`hessian_spectrum`.
+    density, density_steps : int
+        SLQ start vectors (>= 1) and Lanczos steps per vector.
+    k : int
+        Top eigenvalues (the alignment's Hessian eigenvectors).
+    noise : NoiseProbe, optional
+        Align with this probe's noise covariance at each snapshot.
+    seed, batch_size, tol
+        As for :func:`hessian_topk`.
+    zero_tol : float
+        Relative threshold of the near-zero fraction.
+    store : bool
+        Replace ``/hessian`` with these rows.
+
+    Returns
+    -------
+    CurvatureResult
+
+    Examples
+    --------
+    >>> res = snapshot_curvature(model, F.cross_entropy, (x[:512], y[:512]), "run.h5", [-1], density=8,
+    ...                          density_steps=80)  # doctest: +SKIP
+    >>> res.near_zero, res.near_zero_lo, res.near_zero_hi  # doctest: +SKIP
+    """
+    if density < 1:
+        raise ValueError(f"density must be >= 1 start vector, got {density}")
+    curvature = Curvature(k, None, seed, batch_size, tol, density, density_steps)
+    steps, columns, settings = _measure_snapshots(model, loss_fn, data, path, snapshots, curvature, noise)
+    if store:
+        write_group(path, "hessian", {"step": steps, **columns}, settings)
+    n_params = sum(p.numel() for p in trainable(model)[1])
+    return CurvatureResult.from_rows({"step": steps, **columns}, settings, n_params, zero_tol)
+
+
+def _measure_snapshots(model, loss_fn, data, path, snapshots, curvature: Curvature, noise):
+    """Step, ``/hessian`` columns and settings of :meth:`Curvature.measure` at each snapshot."""
+    data = check_data(data)
     names, params = trainable(model)
     original = snapshot(params)
     steps, rows = [], []
@@ -321,16 +513,11 @@ def hessian_spectrum(model: torch.nn.Module, loss_fn: LossFn, data: Data, path: 
         for index in snapshots:
             values, info = resolve_weights(int(index), names, params, path)
             assign(params, values)
-            rows.append(_hessian_lanczos(model, loss_fn, data, k, iters, seed, batch_size, tol, params))
+            rows.append(curvature.measure(model, loss_fn, data, params, noise, info["center_step"]))
             steps.append(info["center_step"])
     finally:
         assign(params, original)
-    settings = {"k": k, "method": "lanczos", "iters": -1 if iters is None else iters, "seed": seed, "tol": tol,
-                "n_samples": len(data[0]), "snapshots": [int(s) for s in snapshots]}
-    result = HessianResult(np.array(steps, dtype=np.int64), np.array([r.eigenvalues for r in rows]),
-                           np.array([r.residuals for r in rows]), settings)
-    if store:
-        write_group(path, "hessian", {"step": result.steps, "eigenvalues": result.eigenvalues,
-                                      "residuals": result.residuals,
-                                      "iterations": np.array([r.iterations for r in rows])}, settings)
-    return result
+    settings = {**curvature.attrs(), "n_samples": len(data[0]), "align": noise is not None,
+                "snapshots": [int(s) for s in snapshots]}
+    columns = {name: np.array([row[name] for row in rows]) for name in rows[0]} if rows else {}
+    return np.array(steps, dtype=np.int64), columns, settings

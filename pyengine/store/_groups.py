@@ -58,6 +58,11 @@ GROUPS: dict[str, tuple[Column, ...]] = {
         Column("alpha", "float64"),
         Column("tail_stats", "float64", width="n_stats"),
         Column("samples", "float32", width="n_samples"),
+        Column("loss", "float64"),
+        Column("cov_trace", "float64"),
+        Column("cov_participation", "float64"),
+        Column("cov_rank", "int64"),
+        Column("cov_eigenvalues", "float64", width="cov_k"),
         Column("k1", "int64", static=True),
         Column("sample_index", "int64", static=True),
         Column("step", "int64"),
@@ -66,6 +71,15 @@ GROUPS: dict[str, tuple[Column, ...]] = {
         Column("eigenvalues", "float64", width="k"),
         Column("residuals", "float64", width="k"),
         Column("iterations", "int64"),
+        Column("trace", "float64"),
+        Column("trace_se", "float64"),
+        Column("slq_nodes", "float64", width="n_nodes"),
+        Column("slq_weights", "float64", width="n_nodes"),
+        Column("noise_trace", "float64"),
+        Column("hd_trace", "float64"),
+        Column("hd_trace_se", "float64"),
+        Column("overlap", "float64"),
+        Column("align_k", "int64"),
         Column("step", "int64"),
     ),
     "landscape": tuple(Column(name, dtype, static=True) for name, dtype in (
@@ -124,7 +138,7 @@ def row_columns(group: str, attrs: dict) -> dict[str, tuple[np.dtype, tuple[int,
 
     Examples
     --------
-    >>> row_columns("hessian", {"k": 3})["eigenvalues"]
+    >>> row_columns("hessian", {"k": 3, "n_nodes": 0})["eigenvalues"]
     (dtype('float64'), (3,))
     >>> list(row_columns("eval", {"sets": ["test"], "accuracy_sets": []}))
     ['loss_test', 'step']
