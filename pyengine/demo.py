@@ -161,7 +161,7 @@ class DigitsResNet(nn.Module):
     Examples
     --------
     >>> sum(p.numel() for p in DigitsResNet(16).parameters())
-    24826
+    24378
     """
 
     def __init__(self, width: int = 16, shortcut: bool = True, n_classes: int = 10) -> None:
