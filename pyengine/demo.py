@@ -11,7 +11,7 @@ Examples
 --------
 >>> from pyengine.demo import DemoConfig, run_demo
 >>> result = run_demo("demo-out", DemoConfig(steps=300))  # doctest: +SKIP
->>> result.trajectory
+>>> result.trajectory  # doctest: +SKIP
 PosixPath('demo-out/run.h5')
 """
 
