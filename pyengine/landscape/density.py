@@ -145,7 +145,7 @@ def slq(matvec: Callable[[torch.Tensor], torch.Tensor], n: int, vectors: int = 4
     --------
     >>> a = torch.diag(torch.tensor([0.0] * 90 + [1.0] * 8 + [-2.0] * 2, dtype=torch.float64))
     >>> out = slq(lambda v: a @ v, 100, vectors=2, steps=10)
-    >>> out.nodes[0, :3].round(12).tolist(), out.weights[0, :3].round(12).tolist(), round(out.trace, 9)
+    >>> (out.nodes[0, :3].round(12) + 0.0).tolist(), out.weights[0, :3].round(12).tolist(), round(out.trace, 9)
     ([-2.0, 0.0, 1.0], [0.02, 0.9, 0.08], 4.0)
     """
     if int(vectors) < 1:
