@@ -614,7 +614,7 @@ def plain_text(text, limit: int = 60) -> str:
 
     Examples
     --------
-    >>> plain_text("a$b") == "a\\$b"
+    >>> plain_text("a$b") == r"a\\$b"
     True
     """
     text = str(text)
