@@ -247,6 +247,18 @@ def _training_section(stored) -> str:
     return "<h2>Training run</h2>" + lead + (table(main) if main else "") + more
 
 
+def _reduction_section(src: dict) -> str:
+    """A sampled or sketched recording: per statistic, exact, an estimate or not available."""
+    red, acc = src.get("reduction"), src.get("accuracy")
+    if not isinstance(red, dict) or not isinstance(acc, dict):
+        return ""
+    size = f"k = {_fmt(red.get('k'))} sketch coordinates" if red.get("method") == "sketch" else \
+        f"{_fmt(red.get('n_kept'))} sampled coordinates (f = {_fmt(red.get('fraction'))})"
+    rows = [[_fmt(k), _fmt(v.get("status")), _fmt(v.get("note"))] for k, v in acc.items() if isinstance(v, dict)]
+    return (f"<h2>Reduced recording</h2><p>{size} of P = {_fmt(red.get('n_full'))} parameters, seed "
+            f"{_fmt(red.get('seed'))}.</p>" + _table(["statistic", "status", "note"], rows, text=True))
+
+
 def render(folder: str | os.PathLike, *, self_contained: bool = False) -> pathlib.Path:
     """Write ``index.html`` for the analysis outputs in ``folder``; return its path.
 
@@ -299,6 +311,7 @@ def _page(folder: pathlib.Path, doc: dict, embed: bool) -> str:
                [[_fmt(src.get("path") or "in-memory array"), _fmt(src.get("n_snapshots")), _fmt(src.get("n_params")),
                  f"{_fmt(src.get('first_step'))} … {_fmt(src.get('last_step'))}", _fmt(src.get("dtype"))]]),
         _training_section(src.get("settings")),
+        _reduction_section(src),
     ]
     if isinstance(doc.get("settings"), dict):
         parts.append(_settings_section(doc["settings"]))

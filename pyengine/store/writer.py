@@ -31,8 +31,7 @@ from pyengine.store._format import (
 from pyengine.store._groups import GROUPS, ROW_CHUNK, RowGroup, column_dtype, group_rows, row_columns
 from pyengine.store._swmr import WriterLock, clear_flags_unlocked, open_for_writing, write_flags
 from pyengine.store.checksum import row_checksums
-
-COMPRESSIONS = (None, "lz4", "gzip")
+from pyengine.store.reduction import KEPT_DATASET, Reduction, read_kept_index, read_reduction, write_reduction
 
 COMPRESSIONS = (None, "lz4", "gzip")
 
@@ -87,6 +86,12 @@ class TrajectoryWriter:
         Row groups (``/eval``, ``/noise``, ``/hessian``) grown by :meth:`append_row`,
         laid out before the first snapshot. In mode ``"a"`` an existing group must have
         the same datasets; its rows past the file's last snapshot step are dropped.
+    reduction : Reduction, optional
+        The columns are a sample or a sketch of a larger model (``docs/format.md``,
+        "Reduced recordings"); ``n_params`` is then the number of columns (``n_kept``). In
+        mode ``"a"`` the file's reduction must be the same.
+    kept_index : array of int, shape (n_params,), optional
+        With a sample: the flat index in the full model of each column, increasing.
 
     Raises
     ------
@@ -120,6 +125,8 @@ class TrajectoryWriter:
         overwrite: bool = False,
         checksum: bool = True,
         groups: list[RowGroup] | tuple[RowGroup, ...] = (),
+        reduction: Reduction | None = None,
+        kept_index: np.ndarray | None = None,
     ) -> None:
         if n_params < 1:
             raise ValueError(f"n_params must be >= 1, got {n_params}")
@@ -130,7 +137,8 @@ class TrajectoryWriter:
         self.n_params = n_params
         self._rows = _row_layouts(groups)
         layout = _Layout(n_params, self.dtype, params, attrs, compression,
-                         chunk_shape(n_params, chunk_steps, chunk_params), checksum, tuple(groups))
+                         chunk_shape(n_params, chunk_steps, chunk_params), checksum, tuple(groups),
+                         *_checked_reduction(reduction, kept_index, n_params))
         if mode == "w":
             self._lock, self._file = _create(self.path, layout, overwrite, swmr)
         else:
@@ -368,6 +376,8 @@ class _Layout:
     chunks: tuple[int, int]
     checksum: bool
     groups: tuple[RowGroup, ...]
+    reduction: Reduction | None = None
+    kept_index: np.ndarray | None = None
 
 
 def _weight_dtype(dtype: str | np.dtype) -> np.dtype:
@@ -481,8 +491,41 @@ def _lay_out(f: h5py.File, layout: _Layout, params: list[ParamInfo], settings: s
     f.create_dataset("params", data=params_to_table(params))
     f.attrs.update(format=FORMAT_NAME, format_version=np.int64(FORMAT_VERSION), created=_now(),
                    producer=_producer(), settings=settings)
+    if layout.reduction is not None:
+        write_reduction(f, layout.reduction, layout.kept_index)
     for group in layout.groups:
         _lay_out_rows(f, group)
+
+
+def _checked_reduction(reduction: Reduction | None, kept: np.ndarray | None,
+                       n_params: int) -> tuple[Reduction | None, np.ndarray | None]:
+    if reduction is None:
+        if kept is not None:
+            raise ValueError("kept_index is given without a reduction (Reduction(\"sample\", ...))")
+        return None, None
+    if not isinstance(reduction, Reduction):
+        raise TypeError(f"reduction must be a pyengine.store.reduction.Reduction, got {type(reduction).__name__}")
+    if (kept is None) != (reduction.method != "sample"):
+        raise ValueError(f"a {reduction.method} needs {'the' if reduction.method == 'sample' else 'no'} kept_index")
+    kept = None if kept is None else np.asarray(kept, dtype=np.int64)
+    problems = reduction.problems(n_params, kept)
+    if problems:
+        raise FormatError("; ".join(problems))
+    return reduction, kept
+
+
+def _check_same_reduction(f: h5py.File, layout: _Layout, errors: list[str]) -> None:
+    """A resumed reduced recording continues the file's reduction: same method, sizes, seed, model."""
+    if layout.reduction is None or errors:
+        return
+    stored = read_reduction(f, layout.n_params, os.stat(f.filename).st_size)
+    if stored != layout.reduction:
+        held = "every parameter" if stored is None else stored.describe()
+        errors.append(f"the file holds {held}, but the writer was given {layout.reduction.describe()}"
+                      + (" (another model)" if stored is not None and stored.to_dict() == layout.reduction.to_dict()
+                         else ""))
+    elif layout.kept_index is not None and not np.array_equal(read_kept_index(f, stored), layout.kept_index):
+        errors.append(f"/{KEPT_DATASET}: the stored kept coordinates differ from the ones given")
 
 
 def _lay_out_rows(f: h5py.File, group: RowGroup, rows: dict[str, np.ndarray] | None = None) -> None:
@@ -510,6 +553,7 @@ def _prepare_append(f: h5py.File, layout: _Layout) -> None:
     """Check that the file continues this run; drop rows an interrupted write left; lay out row groups."""
     structure = check_structure(f)
     _check_resumable(f, structure.errors, layout.n_params, layout.dtype, layout.params, structure.params)
+    _check_same_reduction(f, layout, structure.errors)
     if structure.errors:
         raise FormatError(format_errors(f.filename, structure.errors) + "\n(cannot append to it)")
     n = structure.n_snapshots
