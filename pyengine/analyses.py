@@ -96,7 +96,7 @@ def _passed(ctx: Context, got: dict):
 def _msd_request(ctx: Context):
     from pyengine.estimators.msd import MSDRequest
 
-    return MSDRequest.make(ctx.plan, ctx.src.n_cols, ctx.settings["method"])
+    return MSDRequest.make(ctx.plan, ctx.src.n_cols, ctx.settings["method"], reduction=ctx.src.reduction)
 
 
 def _diffusion(ctx: Context, got: dict):
@@ -114,7 +114,7 @@ def _beta(ctx: Context, got: dict):
 def _pairs_request(ctx: Context):
     from pyengine.estimators.pairs import PairsRequest
 
-    return PairsRequest.make(ctx.plan, ctx.src.n_cols, coords="path" in ctx.selected)
+    return PairsRequest.make(ctx.plan, ctx.src.n_cols, coords="path" in ctx.selected, reduction=ctx.src.reduction)
 
 
 def _path(ctx: Context, got: dict):

@@ -25,6 +25,7 @@ from pyengine.analyses import INPUTS, Context, Statistic, figures_for, select, s
 from pyengine.engine.runner import pass_requests, prepare
 from pyengine.estimators.diffusion import PAPER_THRESHOLD
 from pyengine.estimators.loss import snapshot_loss
+from pyengine.estimators.reduced import accuracy, unavailable
 from pyengine.output import write_output
 from pyengine.plan import WindowPlan, make_plan
 from pyengine.progress import progress_bar
@@ -56,7 +57,10 @@ class Analysis:
     source : dict
         Where the data came from: path, snapshots, parameters, steps, and ``"settings"``:
         the run settings stored in the file (``Trajectory.attrs``: model, optimizer, batch
-        size, seed, …; {} for arrays).
+        size, seed, …; {} for arrays); ``"reduction"``: a sampled or sketched recording's
+        method, size, seed and P_full (None for every parameter), and ``"accuracy"``: per
+        statistic, ``{"status": "exact" | "unbiased estimate" | "estimate" | "not
+        available", "note": ...}`` (:mod:`pyengine.estimators.reduced`).
     settings : dict
         The settings of the analysis, as used: the window plan (``settings["plan"]``:
         t_w, window, lags, origins and the rule that chose the window), the backend
@@ -309,7 +313,7 @@ def _missing_input(row: Statistic, ctx: Context) -> str | None:
     if "loss" in row.needs and np.isnan(ctx.loss).any():
         return (f"no loss: none was recorded at {int(np.isnan(ctx.loss).sum())} of {ctx.loss.size} snapshots (NaN, "
                 "e.g. checkpoints imported without a loss); pass analyze(..., loss=array of shape (N,))")
-    return None
+    return unavailable(ctx.src.reduction, row.name)
 
 
 def _leftover(plan: WindowPlan) -> dict:
@@ -444,7 +448,9 @@ def analyze(
     results = {k: v for row in rows if row.name in got for k, v in stored(row, got[row.name]).items()}
     source = {"path": src.path, "n_snapshots": src.n_rows, "n_params": src.n_cols, "dtype": str(src.dtype),
               "first_step": int(src.steps[0]), "last_step": int(src.steps[-1]),
-              "warnings": src.warnings + [str(w.message) for w in caught], "settings": _stored_settings(x, src)}
+              "warnings": src.warnings + [str(w.message) for w in caught], "settings": _stored_settings(x, src),
+              "reduction": None if src.reduction is None else src.reduction.to_dict(),
+              "accuracy": accuracy(src.reduction, [r.name for r in rows if not r.internal])}
     settings = {"plan": plan.to_dict(), "window": plan.window, "method": method, "threshold": threshold,
                 "backend": options.backend, "nonfinite": options.nonfinite,
                 "statistics": [r.name for r in rows if not r.internal]}

@@ -19,7 +19,7 @@ import json
 import math
 import os
 import pathlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

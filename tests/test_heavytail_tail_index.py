@@ -3,7 +3,6 @@ import pytest
 
 import pyengine as pe
 from pyengine import config, reference
-from pyengine.heavytail import mohammadi
 from pyengine.engine import RunMeta, run, run_block
 from pyengine.heavytail.mohammadi import TailIndexAccumulator, choose_k1, tail_index
 from pyengine.kernels.tail_index import n_stats, tail_norms, tail_sums

@@ -4,6 +4,7 @@ partial file, the command line."""
 
 import pathlib
 
+import h5py
 import numpy as np
 import pytest
 
@@ -148,14 +149,20 @@ def test_no_loss_is_declared_and_the_analysis_says_why(run, tmp_path):
     assert "msd" in res.results and res.skipped["loss"].startswith("no loss: none was recorded at 6 of 6")
 
 
-def test_an_undeclared_nan_loss_is_still_invalid(tmp_path):
-    pe.store.write_trajectory(tmp_path / "run.h5", np.zeros((3, 2)), loss=[1.0, np.nan, 2.0])
-    assert "/loss: 1 non-finite values" in str(validate(tmp_path / "run.h5"))
-    pe.store.imports.declare_missing_loss(tmp_path / "run.h5")
-    assert validate(tmp_path / "run.h5").ok
-    pe.store.write_trajectory(tmp_path / "inf.h5", np.zeros((3, 2)), loss=[1.0, np.inf, np.nan])
-    pe.store.imports.declare_missing_loss(tmp_path / "inf.h5")
-    assert "/loss: 1 non-finite values (NaN/Inf), first at rows [1]" in str(validate(tmp_path / "inf.h5"))
+def test_nan_losses_need_the_declaration(tmp_path):
+    with pytest.raises(ValueError, match="loss must be finite, got nan at step 1; .* missing_loss=True"):
+        pe.store.write_trajectory(tmp_path / "run.h5", np.zeros((3, 2)), loss=[1.0, np.nan, 2.0])
+    assert not (tmp_path / "run.h5").exists()  # refused before the file is made
+    pe.store.write_trajectory(tmp_path / "ok.h5", np.zeros((3, 2)), loss=[1.0, np.nan, 2.0], missing_loss=True)
+    assert validate(tmp_path / "ok.h5").ok
+    with pytest.raises(ValueError, match="loss must be finite, got inf"):
+        pe.store.write_trajectory(tmp_path / "inf.h5", np.zeros((3, 2)), loss=[1.0, np.inf, np.nan], missing_loss=True)
+    with h5py.File(tmp_path / "ok.h5", "r+") as f:  # written by another tool: Inf still fails validation
+        f["loss"][1] = np.inf
+    assert "/loss: 1 non-finite values (NaN/Inf), first at rows [1]" in str(validate(tmp_path / "ok.h5"))
+    pe.store.write_trajectory(tmp_path / "none.h5", np.zeros((3, 2)))  # no loss given: every loss missing
+    with pe.store.open_trajectory(tmp_path / "none.h5") as traj:
+        assert np.isnan(traj.loss).all()
 
 
 def test_npy_files_and_natural_order(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import pyengine as pe  # noqa: E402
 from pyengine.record import EvalProbe, NoiseProbe, Recorder, select_params  # noqa: E402
 from pyengine.store import FormatError, TrajectoryWriter, group_rows, open_trajectory, verify  # noqa: E402
 from pyengine.heavytail import TailState, mohammadi, tail_index  # noqa: E402
@@ -123,6 +124,19 @@ def test_clear_errors(tmp_path):
     path.write_bytes(b"")
     with pytest.raises(FileExistsError, match="mode='a'"):
         Recorder(small_net(), path)
+
+
+def test_steps_without_a_loss_record_a_valid_file(tmp_path):
+    model = small_net()
+    path = tmp_path / "run.h5"
+    with Recorder(model, path) as rec:
+        train(model, 6, rec)
+        for _ in range(4):
+            rec.step()  # no loss: NaN, declared missing
+    with open_trajectory(path) as traj:  # validates
+        assert np.isfinite(traj.loss[:6]).all() and np.isnan(traj.loss[6:]).all()
+    res = pe.analyze(path, window=None, lags=3, only=["msd", "loss"], progress=False)
+    assert "msd" in res.results and res.skipped["loss"].startswith("no loss: none was recorded at 4 of 10")
 
 
 def test_resume_continues_steps(tmp_path):
@@ -346,3 +360,75 @@ def test_sigterm_drains_and_closes(tmp_path):
         finally:
             child.kill()
     assert _check_rows(path, step) >= step
+
+
+# -- sampled and sketched recordings (issue 22) -----------------------------------------------
+
+
+def record_three(model, steps, path, **reduced):
+    """Train with a full and a reduced recorder side by side; the full file's rows and the reduced file."""
+    with Recorder(model, path.with_name("full.h5"), overwrite=True) as full, \
+            Recorder(model, path, overwrite=True, chunk_steps=4, **reduced) as rec:
+        train(model, steps, _Both(full, rec))
+    with open_trajectory(path.with_name("full.h5")) as traj:
+        return traj.read_block(0, traj.n_params)
+
+
+class _Both:
+    def __init__(self, *recorders):
+        self.recorders = recorders
+
+    def step(self, loss):
+        for rec in self.recorders:
+            rec.step(loss)
+
+
+def test_sampled_recording_holds_the_kept_coordinates(tmp_path):
+    from pyengine.record import Sample
+
+    model, path = small_net(), tmp_path / "sampled.h5"
+    full = record_three(model, 9, path, sample=Sample(0.3, seed=4))
+    with open_trajectory(path) as traj:
+        kept = traj.kept_index()
+        np.testing.assert_array_equal(traj.read_block(0, traj.n_params), full[:, kept])
+        assert traj.dtype == np.float32 and traj.reduction.method == "sample" and traj.reduction.n_full == full.shape[1]
+        assert [p.name for p in traj.params] == [p.name for p in traj.reduction.full_params if
+                                                 any(p.offset <= i < p.offset + p.size for i in kept)]
+        assert traj.attrs["recorder"]["reduction"]["fraction"] == 0.3
+
+
+def test_sketched_recording_is_the_sketch_of_the_full_rows(tmp_path):
+    from pyengine.record.reduce import Sketch, reduce_rows
+
+    model, path = small_net(), tmp_path / "sketched.h5"
+    full = record_three(model, 9, path, sketch=16)
+    with open_trajectory(path) as traj:
+        expected, _ = reduce_rows(full, Sketch(16), traj.reduction.full_params)
+        assert traj.dtype == np.float64 and traj.n_params == 16
+        np.testing.assert_allclose(traj.read_block(0, 16), expected, rtol=1e-12, atol=1e-12)
+    rec = Recorder(small_net(), tmp_path / "x.h5", sketch=16)
+    assert "sketch into 16 columns" in repr(rec)
+
+
+def test_sampling_is_seeded_and_continues_across_a_resume(tmp_path):
+    from pyengine.record import Sample, Sketch
+
+    path, model = tmp_path / "run.h5", small_net()
+    spec = Sample(0.25, stratified=False, seed=11)
+    first = record_three(model, 6, path, sample=spec)
+    with open_trajectory(path) as traj:
+        kept = traj.kept_index()
+    with Recorder(model, path, mode="a", sample=spec) as rec:
+        second = train(model, 5, rec, seed=3)
+    with open_trajectory(path) as traj:
+        np.testing.assert_array_equal(traj.kept_index(), kept)
+        np.testing.assert_array_equal(traj.steps, np.arange(1, 12))
+        np.testing.assert_array_equal(traj.read_block(0, traj.n_params), np.concatenate([first, second])[:, kept])
+    assert np.array_equal(Recorder(small_net(), tmp_path / "new.h5", sample=spec)._reducer.kept, kept)
+    for other, why in [({}, "records sample of .* but this recorder records every parameter"),
+                       ({"sample": Sample(0.25, stratified=False, seed=12)}, "seed 12"),
+                       ({"sketch": Sketch(8)}, "CountSketch")]:
+        with pytest.raises(FormatError, match=why):
+            Recorder(model, path, mode="a", **other)
+    with pytest.raises(ValueError, match="not both"):
+        Recorder(model, tmp_path / "b.h5", sample=0.5, sketch=4)

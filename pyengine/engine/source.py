@@ -40,6 +40,10 @@ class Source:
         The file's /loss, if any.
     warnings : list of str
         What the reader noticed (e.g. incomplete snapshots of a file being written).
+    reduction : pyengine.store.reduction.Reduction or None
+        A sampled or sketched recording's reduction (``Trajectory.reduction``): the columns
+        are not the model's parameters, and sums over them are scaled (or, for per-coordinate
+        statistics of a sketch, not made); None for every other input.
     """
 
     n_rows: int
@@ -53,6 +57,7 @@ class Source:
     path: str | None = None
     loss: np.ndarray | None = field(default=None, repr=False)
     warnings: list = field(default_factory=list)
+    reduction: object | None = None
 
 
 def as_source(x) -> Source:
@@ -157,4 +162,5 @@ def _from_trajectory(traj) -> Source:
 
     return Source(traj.n_snapshots, traj.n_params, dtype, np.asarray(traj.steps, dtype=np.int64),
                   read, chunk_cols=traj.chunk_shape[1], map_cols=traj.map_cols if mappable else 0,
-                  path=str(traj.path), loss=np.asarray(traj.loss, dtype=np.float64), warnings=list(traj.warnings))
+                  path=str(traj.path), loss=np.asarray(traj.loss, dtype=np.float64), warnings=list(traj.warnings),
+                  reduction=traj.reduction)

@@ -17,6 +17,7 @@ import numpy as np
 from pyengine.engine.increments import IncrementsAccumulator, IncrementSampleAccumulator, IncrementWindow
 from pyengine.engine.groups import ColumnGroups, Grouped, GroupedAccumulator, column_groups
 from pyengine.engine.runner import prepare, run_requests
+from pyengine.estimators.reduced import require_available
 from pyengine.fits import PowerFit, jackknife_se, log_spaced, power_fit
 from pyengine.heavytail.increments import check_options, increment_tail_index
 from pyengine.kernels.spectral import fft_length
@@ -339,6 +340,7 @@ def increments(
     True
     """
     src, options = prepare(x, engine)
+    require_available(src.reduction, "increments")
     plan = make_plan(src.steps, window, t_w=t_w)
     (result,) = run_requests(src, [IncrementsRequest.make(plan, src.n_cols, max_lag, level, f_range)], options,
                              desc="increments")
@@ -601,6 +603,7 @@ def increment_tails(
     (True, 'permuted')
     """
     src, options = prepare(x, engine)
+    require_available(src.reduction, "tails")
     plan = make_plan(src.steps, window, t_w=t_w)
     request = IncrementTailsRequest.make(plan, src.n_cols, n_cols, k1=k1, stable=stable, grouping=grouping,
                                          seed=seed)

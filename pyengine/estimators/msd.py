@@ -9,6 +9,7 @@ import numpy as np
 from pyengine.engine.groups import ColumnGroups, Grouped, GroupedAccumulator, column_groups, replicates
 from pyengine.engine.msd import LagBandAccumulator, SpectralMSDAccumulator, SpectralWindow
 from pyengine.engine.runner import prepare, run_requests
+from pyengine.estimators.reduced import scale_to_full
 from pyengine.fits import jackknife_se
 from pyengine.plan import WindowPlan, make_plan
 from pyengine.results import Result, axes_or_new, band_alpha, readable_ticks, window_colors, window_legend
@@ -192,24 +193,31 @@ def msd(
     """
     src, options = prepare(x, engine)
     plan = make_plan(src.steps, window, t_w=t_w, lags=lags, origins=origins)
-    (result,) = run_requests(src, [MSDRequest.make(plan, src.n_cols, method)], options, desc="msd")
+    (result,) = run_requests(src, [MSDRequest.make(plan, src.n_cols, method, reduction=src.reduction)], options,
+                             desc="msd")
     return result
 
 
 @dataclass(frozen=True)
 class MSDRequest:
-    """The MSD estimator around the pass (see :class:`pyengine.engine.Request`)."""
+    """The MSD estimator around the pass (see :class:`pyengine.engine.Request`).
+
+    ``reduction``: a sampled or sketched input's (``Source.reduction``); its sums are scaled
+    to the full model where the request concludes (:func:`pyengine.estimators.reduced.scale_to_full`).
+    """
 
     plan: WindowPlan
     method: str
     n_params: int
     groups: ColumnGroups | None = None
+    reduction: object | None = None
 
     @classmethod
-    def make(cls, plan: WindowPlan, n_params: int, method: str = "auto") -> "MSDRequest":
+    def make(cls, plan: WindowPlan, n_params: int, method: str = "auto", reduction=None) -> "MSDRequest":
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        return cls(plan, choose_method(plan) if method == "auto" else method, n_params, column_groups(n_params))
+        return cls(plan, choose_method(plan) if method == "auto" else method, n_params, column_groups(n_params),
+                   reduction)
 
     def accumulators(self) -> list:
         plan = self.plan
@@ -234,6 +242,7 @@ class MSDRequest:
         values, counts, single = convert(plan, grouped.total if grouped else raw, self.n_params)
         reps = replicates(values, grouped, lambda part: part) if grouped else None
         se = jackknife_se(reps) if reps is not None else np.full(values.shape, np.nan)
+        values, se, reps, single = scale_to_full(self.reduction, self.n_params, (values, se, reps), (single,))
         return MSDResult(t_w=plan.t_w, lags=plan.lag_steps, msd=values, msd_se=se, counts=counts,
                          nonaveraged=single, window=plan.window, origins=plan.origins, method=self.method,
                          n_params=self.n_params, settings={"stride": plan.stride}, replicates=reps)

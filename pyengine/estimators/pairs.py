@@ -24,6 +24,7 @@ from pyengine.engine.groups import ColumnGroups, Grouped, GroupedAccumulator, co
 from pyengine.engine.msd import LagBandAccumulator
 from pyengine.engine.runner import prepare, run_requests
 from pyengine.estimators.loss import snapshot_loss
+from pyengine.estimators.reduced import scale_to_full
 from pyengine.fits import PowerFit, jackknife_se, power_fit, with_se
 from pyengine.kernels._arrays import to_host
 from pyengine.kernels.pairs import log_edges, pair_bin
@@ -460,6 +461,7 @@ class PairsRequest:
     rtol: float = 1e-6
     coords: bool = True
     groups: ColumnGroups | None = field(default=None)
+    reduction: object | None = None  # a sampled or sketched input's: sums scaled to the full model in conclude
 
     def __post_init__(self):
         if int(self.exact_lags) != self.exact_lags or self.exact_lags < 1:
@@ -501,6 +503,7 @@ class PairsRequest:
         reps = None
         if self.groups is not None:
             (grams, band), reps = (grams.total, band.total), self._replicates(*results)
+        grams, band, reps = scale_to_full(self.reduction, self.n_params, (grams, band, reps))
         plan, t = self.plan, self.plan.length
         d2, flagged = [], []
         for gram, start in zip(grams, plan.starts):
@@ -532,8 +535,8 @@ class PairsRequest:
 def _pairs_pass(src, options, window, t_w, coords: bool, **request) -> PairDistances:
     """The pairs pass of a standalone pair statistic."""
     plan = make_plan(src.steps, window, t_w=t_w, lags=1, origins="within")
-    (pairs,) = run_requests(src, [PairsRequest.make(plan, src.n_cols, coords=coords, **request)], options,
-                            desc="pairs")
+    (pairs,) = run_requests(src, [PairsRequest.make(plan, src.n_cols, coords=coords, reduction=src.reduction,
+                                                    **request)], options, desc="pairs")
     return pairs
 
 

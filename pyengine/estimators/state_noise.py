@@ -43,7 +43,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pyengine.results import Result, axes_or_new, legend_outside, window_colorbar, window_colors
+from pyengine.estimators.reduced import require_available
+from pyengine.results import Result, legend_outside, window_colorbar, window_colors
 from pyengine.store import open_trajectory
 from pyengine.store._groups import group_rows
 
@@ -289,7 +290,8 @@ def state_noise(traj_path: str | pathlib.Path) -> StateNoiseResult | None:
     Raises
     ------
     ValueError
-        Fewer than three probes, or none at a distinct distance.
+        Fewer than three probes, none at a distinct distance, or a sampled or sketched
+        recording (the fits need distances over every parameter).
 
     Examples
     --------
@@ -311,6 +313,7 @@ def state_noise(traj_path: str | pathlib.Path) -> StateNoiseResult | None:
             raise ValueError(f"/noise holds {len(steps)} probes; the state-dependent noise fit needs {MIN_PROBES}")
         if traj.n_snapshots == 0:
             raise ValueError("the file holds no snapshots: no final weights w*")
+        require_available(traj.reduction, "state_noise")
         index = np.clip(np.searchsorted(traj.steps, steps, side="right") - 1, 0, traj.n_snapshots - 1)
         unique, inverse = np.unique(index, return_inverse=True)
         final = np.asarray(traj.weights[traj.n_snapshots - 1], dtype=np.float64)

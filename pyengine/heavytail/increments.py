@@ -1,6 +1,6 @@
 """Tail index of a window's weight increments that measures tails, not drift or memory.
 
-Grouping K1 consecutive increments of one coordinate (what :func:`tail_index` does with
+Grouping K1 consecutive increments of one coordinate (what :func:`~pyengine.heavytail.mohammadi.tail_index` does with
 a (T, k) array, each column its own sequence) compares the displacement over K1 steps
 with single steps. That is a scaling exponent of the path, and drift and memory change
 it: a drift μ adds K1·μ to every group sum, and positively correlated steps make sums
@@ -25,7 +25,7 @@ estimates the tail of the increments' distribution:
    a K1-group is a sum of K1 values from random times and coordinates: (nearly)
    independent draws from the pooled marginal, whatever the memory of each coordinate.
    The Mohammadi estimator needs exactly that (Şimşekli et al. 2019, Thm. 3, i.i.d. X_j).
-4. **Estimate** with :func:`tail_index` on the permuted sequence; by default K1 is the
+4. **Estimate** with :func:`~pyengine.heavytail.mohammadi.tail_index` on the permuted sequence; by default K1 is the
    divisor of K closest to √K (Şimşekli et al.'s rule).
 
 What remains is the tail of the window's marginal: a scale that changes within the
@@ -42,7 +42,7 @@ import numpy as np
 
 from pyengine.heavytail._input import as_array, to_host
 from pyengine.fits import jackknife_se
-from pyengine.heavytail.mohammadi import TailState, finalize, resolve_k1, tail_index
+from pyengine.heavytail.mohammadi import TailState, finalize, resolve_k1
 from pyengine.kernels.tail_index import tail_sums
 from pyengine.heavytail.results import TailIndexResult
 
@@ -145,7 +145,7 @@ def increment_tail_index(sample, *, grouping: str = "permuted", k1=None, seed: i
         raw increments of one coordinate, i.e. K1-step displacements against single steps
         (drift and memory lower α̂; see the module notes).
     k1 : int, sequence of int, "grid" or None
-        Group sizes (see :func:`tail_index`). None: the divisor of K closest to √K, K the
+        Group sizes (see :func:`~pyengine.heavytail.mohammadi.tail_index`). None: the divisor of K closest to √K, K the
         number of values (T·k, less what is dropped, for ``"permuted"``).
     seed : int
         Seed (>= 0) of the permutation.

@@ -12,12 +12,15 @@ Examples
 from pyengine.record._params import param_kind, select_params
 from pyengine.record.probes import EvalProbe, NoiseProbe, Probe, preserved_training_state
 from pyengine.record.recorder import Recorder
+from pyengine.record.reduce import Sample, Sketch
 
 __all__ = [
     "EvalProbe",
     "NoiseProbe",
     "Probe",
     "Recorder",
+    "Sample",
+    "Sketch",
     "param_kind",
     "preserved_training_state",
     "select_params",

@@ -15,8 +15,8 @@ class FrameworkRecording:
 
     The framework reports each micro-batch loss (:meth:`add_loss`) and the optimizer step
     it reached (:meth:`reach`); every step in between is recorded with the step's loss.
-    A step without a loss is recorded with NaN, said once in a warning, and ``/loss`` is
-    declared to hold missing values when the recording closes (``docs/format.md``).
+    A step without a loss is recorded with NaN, said once in a warning; the recorder's
+    ``/loss`` declares NaN a missing loss (``docs/format.md``).
 
     Parameters
     ----------
@@ -74,8 +74,8 @@ class FrameworkRecording:
         if not self._missing:
             self._missing = True
             warnings.warn(f"{self.owner}: no loss for step {self.recorder.global_step + 1}; it is recorded as NaN "
-                          f"(no loss), as is any later step without one, and {self.path}'s /loss is declared to hold "
-                          "missing values when the recording closes. Return the loss from the training step, or pass "
+                          f"(no loss), as is any later step without one; the analysis of {self.path} will skip the loss "
+                          "statistics and the MSL. Return the loss from the training step, or pass "
                           "it to log_loss().", UserWarning, stacklevel=3)
         return None
 
@@ -85,10 +85,6 @@ class FrameworkRecording:
         if rec is None:
             return
         rec.close()
-        if self._missing:
-            from pyengine.store.imports import declare_missing_loss
-
-            declare_missing_loss(self.path)
 
 
 def versions(module) -> str:

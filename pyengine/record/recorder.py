@@ -17,6 +17,7 @@ from pyengine.record._background import BackgroundWriter, SnapshotBuffer
 from pyengine.record._params import Flattener, select_params
 from pyengine.record._settings import jsonable, model_settings, optimizer_settings
 from pyengine.record.probes import Probe
+from pyengine.record.reduce import DeferredSketch, Sample, Sketch, SketchReducer, make_reducer, reduction_spec
 from pyengine.store import FormatError, TrajectoryWriter, open_trajectory
 from pyengine.store._format import chunk_shape
 
@@ -57,7 +58,7 @@ class Recorder:
         ``"other"``) or a glob pattern on the name; default all trainable parameters.
     dtype : {None, "float16", "float32", "float64"}
         Dtype of ``/weights``; default the parameters' dtype (float32 if that is not one
-        of these).
+        of these), float64 for a sketch.
     compression : {None, "lz4", "gzip"}
         Lossless compression of ``/weights``.
     queue_size : int
@@ -89,6 +90,15 @@ class Recorder:
     checksum : bool
         Store a CRC-32 of every row of every chunk column of ``/weights`` (new files;
         a resumed file keeps its choice), checked by ``pyengine info --verify``.
+    sample : float or Sample, optional
+        Record a seeded subset of the coordinates instead of all: each kept with
+        probability f, stratified per parameter tensor by default
+        (:class:`~pyengine.record.reduce.Sample` for uniform sampling or another seed).
+    sketch : int or Sketch, optional
+        Record a seeded CountSketch of the flat weight vector into k coordinates, computed
+        on the parameters' device (:class:`~pyengine.record.reduce.Sketch`). Squared
+        distances stay unbiased; per-coordinate statistics are not available
+        (``docs/recorder.md``, "Sampled and sketched recordings").
 
     Raises
     ------
@@ -131,6 +141,8 @@ class Recorder:
         chunk_steps: int | None = None,
         flush_seconds: float = 10.0,
         checksum: bool = True,
+        sample: float | Sample | None = None,
+        sketch: int | Sketch | None = None,
     ) -> None:
         if int(every) < 1:
             raise ValueError(f"every must be >= 1 step, got {every}")
@@ -142,7 +154,15 @@ class Recorder:
         self.params, self.table = select_params(model, params)
         self._flattener = Flattener(self.params)
         self.n_params = self.table[-1].offset + self.table[-1].size
-        self.dtype = np.dtype(dtype or _file_dtype(self.params[0].dtype))
+        spec = reduction_spec(sample, sketch)
+        self._reducer = None if spec is None else make_reducer(spec, self.table, self.params[0].device)
+        #: Columns of /weights: P, or the kept coordinates / sketch size of a reduced recording.
+        self.n_cols = self.n_params if self._reducer is None else self._reducer.n_cols
+        default = "float64" if isinstance(spec, Sketch) else _file_dtype(self.params[0].dtype)
+        self.dtype = np.dtype(dtype or default)
+        # On the CPU the sketch runs in the writer thread, from a flat copy, beside training.
+        self._deferred = DeferredSketch(self._reducer) if (
+            isinstance(self._reducer, SketchReducer) and self.params[0].device.type == "cpu") else None
         self.compression, self.queue_size, self.flush_seconds = compression, queue_size, flush_seconds
         self.checksum = checksum
         self.probes = _check_probes(probes)
@@ -159,8 +179,8 @@ class Recorder:
             raise ValueError(f"{self.path} ends at step {last}; a resumed run must start at step >= {last}, "
                              f"got start_step={start_step}")
         self.global_step = int(start_step)
-        rows = chunk_steps or chunk_shape(self.n_params, None, None)[0]
-        row_bytes = self.n_params * self.dtype.itemsize
+        rows = chunk_steps or chunk_shape(self.n_cols, None, None)[0]
+        row_bytes = self.n_cols * self.dtype.itemsize
         self.chunk_steps = max(1, min(rows, STAGING_BYTES // ((queue_size + 2) * row_bytes)))
         self._bg: BackgroundWriter | None = None
         self._buf: SnapshotBuffer | None = None
@@ -235,15 +255,18 @@ class Recorder:
         if self._bg is not None:
             return self
         groups = [probe.layout(self.n_params) for probe in self.probes]
+        red = self._reducer
         writer = TrajectoryWriter(
-            self.path, self.n_params, dtype=self.dtype, params=self.table, attrs=self.settings(),
-            compression=self.compression, chunk_steps=self.chunk_steps, mode=self.mode if self.path.exists() else "w",
-            swmr=True, overwrite=self.overwrite, checksum=self.checksum, groups=groups,
+            self.path, self.n_cols, dtype=self.dtype, params=self.table if red is None else red.table,
+            attrs=self.settings(), compression=self.compression, chunk_steps=self.chunk_steps,
+            mode=self.mode if self.path.exists() else "w", swmr=True, overwrite=self.overwrite,
+            checksum=self.checksum, groups=groups, reduction=self.reduction, kept_index=getattr(red, "kept", None),
+            missing_loss=True,  # step() without a loss records NaN
         )
         pin = self.params[0].is_cuda
 
         def make_buffer():
-            return SnapshotBuffer(self.chunk_steps, self.n_params, _torch_dtype(self.dtype), pin)
+            return SnapshotBuffer(self.chunk_steps, self.n_cols, _torch_dtype(self.dtype), pin)
 
         self._bg = BackgroundWriter(writer, make_buffer, self.queue_size + 1)
         atexit.register(self.close)
@@ -281,11 +304,18 @@ class Recorder:
             "model": model_settings(self.model, self.n_params),
             "optimizer": None if self.optimizer is None else optimizer_settings(self.optimizer),
             "recorder": {"every": self.every, "dtype": str(self.dtype), "n_params": self.n_params,
+                         "reduction": None if self.reduction is None else self.reduction.to_dict(),
                          "params": [p.name for p in self.table] if len(self.table) < 1000 else None,
                          "probes": [p.describe() for p in self.probes]},
             "torch_version": torch.__version__,
         }
         return jsonable({**auto, **self.user_settings})
+
+    @property
+    def reduction(self):
+        """How the columns relate to the parameters (:class:`pyengine.store.reduction.Reduction`),
+        or None when every parameter is recorded."""
+        return None if self._reducer is None else self._reducer.reduction
 
     def __enter__(self) -> Recorder:
         self.open()
@@ -302,7 +332,8 @@ class Recorder:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"<Recorder {str(self.path)!r}: P={self.n_params} {self.dtype}, every {self.every}, "
+        reduced = "" if self.reduction is None else f", {self.reduction.method} into {self.n_cols} columns"
+        return (f"<Recorder {str(self.path)!r}: P={self.n_params}{reduced} {self.dtype}, every {self.every}, "
                 f"step {self.global_step}, {self.n_flushed} snapshots on disk>")
 
     # -- internals -----------------------------------------------------------------
@@ -317,7 +348,12 @@ class Recorder:
             self._buf = self._bg.take()
             self._buf_since = time.monotonic()
         buf = self._buf
-        self._flattener.copy_into(buf.weights[buf.n])
+        if self._reducer is None:
+            self._flattener.copy_into(buf.weights[buf.n])
+        elif self._deferred is not None:
+            self._deferred.copy_into(self.params, buf.weights[buf.n], self._bg.put)
+        else:
+            self._reducer.copy_into(self.params, buf.weights[buf.n])
         buf.losses.append(loss)
         buf.steps.append(self.global_step)
 
@@ -336,8 +372,10 @@ class Recorder:
 
     def _check_resumable(self) -> int | None:
         with open_trajectory(self.path) as traj:
-            if traj.params != self.table:
-                raise FormatError(f"{self.path}: /params does not match the model: {_table_difference(traj.params, self.table)}")
+            self._check_same_reduction(traj)
+            table = self.table if self._reducer is None else self._reducer.table
+            if traj.params != table:
+                raise FormatError(f"{self.path}: /params does not match the model: {_table_difference(traj.params, table)}")
             if traj.dtype != self.dtype:
                 raise FormatError(f"{self.path}: /weights is {traj.dtype}, the recorder writes {self.dtype}")
             every = (traj.attrs.get("recorder") or {}).get("every", self.every)
@@ -345,6 +383,23 @@ class Recorder:
                 raise ValueError(f"{self.path} was recorded every {every} steps; resume with every={every}, "
                                  f"got every={self.every}")
             return int(traj.steps[-1]) if traj.n_snapshots else None
+
+    def _check_same_reduction(self, traj) -> None:
+        """A resumed file continues its reduction; a sample continues with the file's kept coordinates."""
+        held, mine = traj.reduction, self.reduction
+        if held != mine:
+            what = "every parameter" if held is None else held.describe()
+            wanted = "every parameter" if mine is None else mine.describe()
+            if what == wanted:
+                raise FormatError(f"{self.path}: /params_full does not match the model: "
+                                  f"{_table_difference(list(held.full_params), list(mine.full_params))}")
+            raise FormatError(f"{self.path} records {what}, but this recorder records {wanted}: resume with the "
+                              "recorded run's sample=/sketch= settings (Sample/Sketch with its seed), or record to a "
+                              "new file")
+        kept = traj.kept_index()
+        if kept is not None and not np.array_equal(kept, self._reducer.kept):  # drawn by another numpy: keep the file's
+            self._reducer = make_reducer(Sample(held.fraction, held.stratified, held.seed), self.table,
+                                         self.params[0].device, kept=kept)
 
 
 def _check_probes(probes: Sequence[Probe]) -> list[Probe]:

@@ -248,6 +248,18 @@ def _training_section(stored) -> str:
     return "<h2>Training run</h2>" + lead + (table(main) if main else "") + more
 
 
+def _reduction_section(src: dict) -> str:
+    """A sampled or sketched recording: per statistic, exact, an estimate or not available."""
+    red, acc = src.get("reduction"), src.get("accuracy")
+    if not isinstance(red, dict) or not isinstance(acc, dict):
+        return ""
+    size = f"k = {cell_text(red.get('k'))} sketch coordinates" if red.get("method") == "sketch" else \
+        f"{cell_text(red.get('n_kept'))} sampled coordinates (f = {cell_text(red.get('fraction'))})"
+    rows = [[cell_text(k), cell_text(v.get("status")), cell_text(v.get("note"))] for k, v in acc.items() if isinstance(v, dict)]
+    return (f"<h2>Reduced recording</h2><p>{size} of P = {cell_text(red.get('n_full'))} parameters, seed "
+            f"{cell_text(red.get('seed'))}.</p>" + html_table(["statistic", "status", "note"], rows, text=True))
+
+
 def render(folder: str | os.PathLike, *, self_contained: bool = False) -> pathlib.Path:
     """Write ``index.html`` for the analysis outputs in ``folder``; return its path.
 
@@ -300,6 +312,7 @@ def _page(folder: pathlib.Path, doc: dict, embed: bool) -> str:
                [[cell_text(src.get("path") or "in-memory array"), cell_text(src.get("n_snapshots")), cell_text(src.get("n_params")),
                  f"{cell_text(src.get('first_step'))} … {cell_text(src.get('last_step'))}", cell_text(src.get("dtype"))]]),
         _training_section(src.get("settings")),
+        _reduction_section(src),
     ]
     if isinstance(doc.get("settings"), dict):
         parts.append(_settings_section(doc["settings"]))

@@ -103,7 +103,7 @@ class ChecksumReport:
                  f"(chunks of {rows} rows x {cols} columns): the values there are not those written",
                  f"  bad chunks (chunk row, chunk column): {self.bad_chunks[:MAX_LISTED]}"
                  + (" ..." if len(self.bad_chunks) > MAX_LISTED else ""),
-                 f"  first bad rows (row, columns): "
+                 "  first bad rows (row, columns): "
                  + ", ".join(f"({r}, {c * cols}:{(c + 1) * cols})" for r, c in self.bad)]
         return "\n".join(lines)
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pyengine.store._format import LOSS_MISSING_ATTR, ParamInfo, chunk_shape
-from pyengine.store._swmr import WriterLock, open_for_writing
-from pyengine.store.writer import _ALIGN_CHUNKS, TrajectoryWriter
+from pyengine.store._format import ParamInfo, chunk_shape
+from pyengine.store._swmr import WriterLock
+from pyengine.store.writer import TrajectoryWriter
 
 __all__ = ["ImportResult", "import_checkpoints"]
 
@@ -780,8 +780,6 @@ def _write(checkpoints: list[_Checkpoint], temporary: pathlib.Path, options: _Op
             bar.update()
         rows.flush()
         writer.close()
-        if n_losses < len(checkpoints):
-            declare_missing_loss(temporary)
     except BaseException:
         if writer is not None:  # the temporary file is ours: a failed import leaves nothing
             writer.close()
@@ -801,7 +799,7 @@ def _open_writer(temporary: pathlib.Path, table: _Table, options: _Options, firs
                        "first": first, "skipped": table.skipped}, **table.settings}
     writer = TrajectoryWriter(temporary, n_params, dtype=table.dtype, params=table.params,
                               attrs={**auto, **options.settings}, compression=options.compression,
-                              chunk_steps=n_rows, swmr=False, overwrite=True)
+                              chunk_steps=n_rows, swmr=False, overwrite=True, missing_loss=True)
     return writer, _Rows(writer, n_rows, n_params, table.dtype)
 
 
@@ -840,28 +838,3 @@ class _Rows:
     @property
     def steps_range(self) -> tuple[int, int]:
         return self.first_step, self.last_step
-
-
-def declare_missing_loss(path: str | os.PathLike) -> None:
-    """Mark a closed trajectory file's ``/loss`` as holding NaN where no loss is known.
-
-    Sets the attribute ``missing = "nan"`` of ``/loss`` (``docs/format.md``): validation
-    then accepts NaN losses (still no ±Inf) and the analysis skips the loss statistics and
-    the MSL with that reason. Used by the importer and the framework callbacks.
-
-    Raises
-    ------
-    BlockingIOError
-        A live writer holds the file.
-
-    Examples
-    --------
-    >>> declare_missing_loss("run.h5")  # doctest: +SKIP
-    """
-    with WriterLock(path):
-        alignment = (_ALIGN_CHUNKS["alignment_threshold"], _ALIGN_CHUNKS["alignment_interval"])
-        f = open_for_writing(path, swmr=False, alignment=alignment)
-        try:
-            f["loss"].attrs[LOSS_MISSING_ATTR] = "nan"
-        finally:
-            f.close()

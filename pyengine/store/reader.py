@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import pathlib
 from collections.abc import Iterator
 from types import TracebackType
@@ -22,6 +23,7 @@ from pyengine.store._checks import (
 from pyengine.store._format import FormatError, ParamInfo
 from pyengine.store._raw_chunks import RawChunks
 from pyengine.store._watchdog import probe_metadata
+from pyengine.store.reduction import Reduction, read_kept_index, read_reduction
 
 #: Upper bound on the hash-table slots of the chunk cache of ``/weights``.
 MAX_CACHE_SLOTS = 100_000
@@ -59,6 +61,10 @@ class Trajectory:
         Chunk shape of ``/weights``: (steps, parameters).
     warnings : list of str
         Non-fatal findings, e.g. incomplete trailing snapshots ignored.
+    reduction : Reduction or None
+        For a sampled or sketched recording, how its columns relate to the full model
+        (method, fraction or k, seed, P_full and the full parameter table); None when the
+        file holds every parameter (``docs/format.md``, "Reduced recordings").
 
     Examples
     --------
@@ -84,6 +90,11 @@ class Trajectory:
         self.n_params = self.weights.shape[1]
         self.dtype = self.weights.dtype
         self.chunk_shape: tuple[int, int] = self.weights.chunks
+        try:
+            self.reduction: Reduction | None = read_reduction(self.file, self.n_params, os.stat(self.path).st_size)
+        except BaseException:
+            self.file.close()
+            raise
         # Raw chunk reads skip HDF5's chunk buffer; not while a writer may still append (SWMR).
         self._raw = None if self.file.swmr_mode else RawChunks.open(self.weights)
 
@@ -131,6 +142,21 @@ class Trajectory:
         else:
             self.weights.read_direct(out, np.s_[: self.n_snapshots, j0:j1])
         return out
+
+    def kept_index(self) -> np.ndarray | None:
+        """The flat index in the full model of each column of a sampled recording.
+
+        Returns
+        -------
+        ndarray of int64, shape (P,), or None
+            Increasing; None unless ``reduction.method == "sample"``.
+
+        Examples
+        --------
+        >>> traj.kept_index()[:3]  # doctest: +SKIP
+        array([ 17, 230, 301])
+        """
+        return read_kept_index(self.file, self.reduction)
 
     def _check_columns(self, j0: int, j1: int) -> None:
         if not 0 <= j0 < j1 <= self.n_params:
@@ -263,7 +289,8 @@ class Trajectory:
 
     def __repr__(self) -> str:
         span = f", steps {self.steps[0]}..{self.steps[-1]}" if self.n_snapshots else ""
-        return f"<Trajectory {str(self.path)!r}: N={self.n_snapshots} x P={self.n_params} {self.dtype}{span}>"
+        reduced = "" if self.reduction is None else f", {self.reduction.method} of P_full={self.reduction.n_full}"
+        return f"<Trajectory {str(self.path)!r}: N={self.n_snapshots} x P={self.n_params} {self.dtype}{span}{reduced}>"
 
 
 def open_trajectory(path: str | pathlib.Path, *, validate: bool = True, check_values: bool = False,

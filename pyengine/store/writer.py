@@ -13,12 +13,13 @@ import h5py
 import hdf5plugin
 import numpy as np
 
-from pyengine.store._checks import check_structure, format_errors
+from pyengine.store._checks import check_structure, format_errors, nan_means_missing
 from pyengine.store._format import (
     CHECKSUM_DATASET,
     CHUNK_ROWS_1D,
     FORMAT_NAME,
     FORMAT_VERSION,
+    LOSS_MISSING_ATTR,
     OPTIONAL_GROUPS,
     WEIGHT_DTYPES,
     FormatError,
@@ -31,8 +32,7 @@ from pyengine.store._format import (
 from pyengine.store._groups import GROUPS, ROW_CHUNK, RowGroup, column_dtype, group_rows, row_columns
 from pyengine.store._swmr import WriterLock, clear_flags_unlocked, open_for_writing, write_flags
 from pyengine.store.checksum import row_checksums
-
-COMPRESSIONS = (None, "lz4", "gzip")
+from pyengine.store.reduction import KEPT_DATASET, Reduction, read_kept_index, read_reduction, write_reduction
 
 COMPRESSIONS = (None, "lz4", "gzip")
 
@@ -87,6 +87,16 @@ class TrajectoryWriter:
         Row groups (``/eval``, ``/noise``, ``/hessian``) grown by :meth:`append_row`,
         laid out before the first snapshot. In mode ``"a"`` an existing group must have
         the same datasets; its rows past the file's last snapshot step are dropped.
+    reduction : Reduction, optional
+        The columns are a sample or a sketch of a larger model (``docs/format.md``,
+        "Reduced recordings"); ``n_params`` is then the number of columns (``n_kept``). In
+        mode ``"a"`` the file's reduction must be the same.
+    kept_index : array of int, shape (n_params,), optional
+        With a sample: the flat index in the full model of each column, increasing.
+    missing_loss : bool
+        Allow snapshots without a loss: NaN in ``loss`` marks them, declared by the
+        ``/loss`` attribute ``missing = "nan"`` (``docs/format.md``). Without it (and in a
+        file that does not declare it) a NaN loss is refused; ±Inf always is.
 
     Raises
     ------
@@ -120,6 +130,9 @@ class TrajectoryWriter:
         overwrite: bool = False,
         checksum: bool = True,
         groups: list[RowGroup] | tuple[RowGroup, ...] = (),
+        reduction: Reduction | None = None,
+        kept_index: np.ndarray | None = None,
+        missing_loss: bool = False,
     ) -> None:
         if n_params < 1:
             raise ValueError(f"n_params must be >= 1, got {n_params}")
@@ -130,7 +143,8 @@ class TrajectoryWriter:
         self.n_params = n_params
         self._rows = _row_layouts(groups)
         layout = _Layout(n_params, self.dtype, params, attrs, compression,
-                         chunk_shape(n_params, chunk_steps, chunk_params), checksum, tuple(groups))
+                         chunk_shape(n_params, chunk_steps, chunk_params), checksum, tuple(groups),
+                         *_checked_reduction(reduction, kept_index, n_params), missing_loss)
         if mode == "w":
             self._lock, self._file = _create(self.path, layout, overwrite, swmr)
         else:
@@ -143,6 +157,7 @@ class TrajectoryWriter:
                 raise
         self._weights, self._step, self._loss = (self._file[name] for name in ("weights", "step", "loss"))
         self._checksums = self._file.get(CHECKSUM_DATASET)
+        self._nan_is_missing = nan_means_missing(self._loss)
         steps = self._step[:]
         self._last_step = int(steps[-1]) if steps.size else None
 
@@ -161,12 +176,14 @@ class TrajectoryWriter:
         step : int or array_like of int, shape (k,)
             Optimizer steps, strictly increasing and greater than every step written.
         loss : float or array_like, shape (k,)
-            Minibatch losses.
+            Minibatch losses; NaN for a snapshot without one, if the writer was made with
+            ``missing_loss=True``.
 
         Raises
         ------
         ValueError
-            Wrong shapes or steps that do not increase.
+            Wrong shapes, steps that do not increase, an infinite loss, or a NaN loss in a
+            file that does not declare missing losses.
 
         Examples
         --------
@@ -202,6 +219,7 @@ class TrajectoryWriter:
         bad = np.flatnonzero(np.diff(previous) <= 0)
         if bad.size:
             raise ValueError(f"steps must increase strictly: step {previous[bad[0] + 1]} after {previous[bad[0]]}")
+        _check_losses(losses, s, self._nan_is_missing)
         return w, s.astype(np.int64), losses
 
     def append_row(self, group: str, row: dict[str, object]) -> None:
@@ -325,7 +343,9 @@ def write_trajectory(
     steps : array_like of int, shape (N,), optional
         Strictly increasing steps; default ``0, 1, ..., N-1``.
     loss : array_like, shape (N,), optional
-        Losses; default zeros.
+        Losses (NaN where there is none, with ``missing_loss=True``). Without it the file
+        declares every loss missing (NaN): the analysis then skips the loss statistics and
+        the MSL unless it is given a loss.
     params, attrs
         As for :class:`TrajectoryWriter`.
     **writer_kwargs
@@ -348,12 +368,26 @@ def write_trajectory(
         raise ValueError(f"weights must be a 2-D array (N snapshots, P parameters), got shape {w.shape}")
     n = len(w)
     steps = np.arange(n) if steps is None else steps
-    loss = np.zeros(n) if loss is None else loss
+    if loss is None:
+        loss = np.full(n, np.nan)
+        writer_kwargs["missing_loss"] = True
+    _check_losses(np.atleast_1d(np.asarray(loss, dtype=np.float64)), np.atleast_1d(steps),
+                 bool(writer_kwargs.get("missing_loss")))  # before the file is made
     writer_kwargs.setdefault("dtype", w.dtype if w.dtype in WEIGHT_DTYPES else np.float32)
     with TrajectoryWriter(path, w.shape[1], params=params, attrs=attrs, swmr=False, **writer_kwargs) as writer:
         if n:
             writer.append(w, steps, loss)
     return pathlib.Path(path)
+
+
+def _check_losses(losses: np.ndarray, steps: np.ndarray, nan_is_missing: bool) -> None:
+    """Refuse an infinite loss, and a NaN one unless the file declares NaN a missing loss."""
+    bad = np.isinf(losses) | (np.isnan(losses) & (not nan_is_missing))
+    if bad.any():
+        first = np.flatnonzero(bad)[0]
+        step = f" at step {steps[first]}" if first < len(steps) else ""
+        raise ValueError(f"loss must be finite, got {losses[first]}{step}; for snapshots without a loss pass NaN "
+                         "to a writer made with missing_loss=True")
 
 
 @dataclass(frozen=True)
@@ -368,6 +402,9 @@ class _Layout:
     chunks: tuple[int, int]
     checksum: bool
     groups: tuple[RowGroup, ...]
+    reduction: Reduction | None = None
+    kept_index: np.ndarray | None = None
+    missing_loss: bool = False
 
 
 def _weight_dtype(dtype: str | np.dtype) -> np.dtype:
@@ -478,11 +515,46 @@ def _lay_out(f: h5py.File, layout: _Layout, params: list[ParamInfo], settings: s
                          chunks=(max(1, CHUNK_ROWS_1D // n_sums), n_sums))
     for name, dt in (("step", np.int64), ("loss", np.float64)):
         f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(CHUNK_ROWS_1D,))
+    if layout.missing_loss:
+        f["loss"].attrs[LOSS_MISSING_ATTR] = "nan"
     f.create_dataset("params", data=params_to_table(params))
     f.attrs.update(format=FORMAT_NAME, format_version=np.int64(FORMAT_VERSION), created=_now(),
                    producer=_producer(), settings=settings)
+    if layout.reduction is not None:
+        write_reduction(f, layout.reduction, layout.kept_index)
     for group in layout.groups:
         _lay_out_rows(f, group)
+
+
+def _checked_reduction(reduction: Reduction | None, kept: np.ndarray | None,
+                       n_params: int) -> tuple[Reduction | None, np.ndarray | None]:
+    if reduction is None:
+        if kept is not None:
+            raise ValueError("kept_index is given without a reduction (Reduction(\"sample\", ...))")
+        return None, None
+    if not isinstance(reduction, Reduction):
+        raise TypeError(f"reduction must be a pyengine.store.reduction.Reduction, got {type(reduction).__name__}")
+    if (kept is None) != (reduction.method != "sample"):
+        raise ValueError(f"a {reduction.method} needs {'the' if reduction.method == 'sample' else 'no'} kept_index")
+    kept = None if kept is None else np.asarray(kept, dtype=np.int64)
+    problems = reduction.problems(n_params, kept)
+    if problems:
+        raise FormatError("; ".join(problems))
+    return reduction, kept
+
+
+def _check_same_reduction(f: h5py.File, layout: _Layout, errors: list[str]) -> None:
+    """A resumed reduced recording continues the file's reduction: same method, sizes, seed, model."""
+    if layout.reduction is None or errors:
+        return
+    stored = read_reduction(f, layout.n_params, os.stat(f.filename).st_size)
+    if stored != layout.reduction:
+        held = "every parameter" if stored is None else stored.describe()
+        errors.append(f"the file holds {held}, but the writer was given {layout.reduction.describe()}"
+                      + (" (another model)" if stored is not None and stored.to_dict() == layout.reduction.to_dict()
+                         else ""))
+    elif layout.kept_index is not None and not np.array_equal(read_kept_index(f, stored), layout.kept_index):
+        errors.append(f"/{KEPT_DATASET}: the stored kept coordinates differ from the ones given")
 
 
 def _lay_out_rows(f: h5py.File, group: RowGroup, rows: dict[str, np.ndarray] | None = None) -> None:
@@ -510,6 +582,7 @@ def _prepare_append(f: h5py.File, layout: _Layout) -> None:
     """Check that the file continues this run; drop rows an interrupted write left; lay out row groups."""
     structure = check_structure(f)
     _check_resumable(f, structure.errors, layout.n_params, layout.dtype, layout.params, structure.params)
+    _check_same_reduction(f, layout, structure.errors)
     if structure.errors:
         raise FormatError(format_errors(f.filename, structure.errors) + "\n(cannot append to it)")
     n = structure.n_snapshots
@@ -521,6 +594,8 @@ def _prepare_append(f: h5py.File, layout: _Layout) -> None:
         _resume_rows(f, group, last_step)
     if layout.attrs:
         f.attrs["settings"] = _settings_json({**structure.settings, **layout.attrs})
+    if layout.missing_loss:
+        f["loss"].attrs[LOSS_MISSING_ATTR] = "nan"
 
 
 def _resume_rows(f: h5py.File, group: RowGroup, last_step: int | None) -> None:
