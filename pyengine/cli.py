@@ -12,6 +12,8 @@ import sys
 
 from pyengine._version import __version__
 
+SELF_CONTAINED_HELP = "also write report-self-contained.html: the report with its figures embedded, one file to mail"
+
 
 def _cmd_backends(args: argparse.Namespace) -> int:
     from pyengine.dispatch import backends
@@ -218,12 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true",
                    help="no progress (default: a bar on a terminal, else a line on stderr every few seconds)")
     p.add_argument("--self-contained", action="store_true",
-                   help="also write report-self-contained.html: the report with its figures embedded, one file to mail")
+                   help=SELF_CONTAINED_HELP)
     p.set_defaults(func=_cmd_analyze)
     p = sub.add_parser("report", help="re-render the HTML report of an analysis output directory")
     p.add_argument("dir", help="directory written by `pyengine analyze`")
     p.add_argument("--self-contained", action="store_true",
-                   help="also write report-self-contained.html: the report with its figures embedded, one file to mail")
+                   help=SELF_CONTAINED_HELP)
     p.set_defaults(func=_cmd_report)
     p = sub.add_parser("import", help="write checkpoints on disk (PyTorch, safetensors, npz) as a trajectory file",
                        description="Write each checkpoint of SRC as one snapshot of the trajectory file OUT: PyTorch "

@@ -631,6 +631,19 @@ def axes_or_new(ax=None):
     return ax
 
 
+def panels_or_new(ax, n: int, owner: str) -> np.ndarray:
+    """The ``n`` axes given as ``ax``, or those of a new one-row figure of ``n`` panels
+    (for ``plot(ax=None)`` methods that draw several panels; ``owner`` names the method)."""
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(1, n, figsize=(5 * n, 4.2))
+    axes = np.atleast_1d(ax)
+    if axes.size != n:
+        raise ValueError(f"{owner} draws {n} panels, got {axes.size} axes")
+    return axes
+
+
 #: Per-window figures have a legend up to this many windows, a colour bar of t_w above it.
 MAX_LEGEND_WINDOWS = 6
 

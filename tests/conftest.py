@@ -21,6 +21,19 @@ def rng():
 
 
 @pytest.fixture(scope="module")
+def driver():
+    """Headless Chromium (tests/browser.py); skips the test where it is not installed."""
+    pytest.importorskip("selenium.webdriver")
+    from browser import CHROMIUM, DRIVER, chromium
+
+    if not (CHROMIUM and DRIVER):
+        pytest.skip("chromium and chromedriver not installed")
+    chrome = chromium()
+    yield chrome
+    chrome.quit()
+
+
+@pytest.fixture(scope="module")
 def torch_one_thread():
     """Tiny torch models run fastest on one thread (and leave the other core to the rest)."""
     import torch

@@ -15,6 +15,7 @@ from pyengine import cli
 from pyengine.compare import QUANTITIES, Comparison, fit_trend, read_run
 from pyengine.report import SELF_CONTAINED
 from pyengine.store import TrajectoryWriter
+from browser import IMAGES, console_errors
 
 #: batch size → Hurst exponent: H = 0.25 + 0.25 log10(b), so α = 2H rises 0.5 per decade of b.
 HURST = {1: 0.25, 10: 0.5, 100: 0.75}
@@ -212,31 +213,10 @@ def test_repr_html_escapes_settings(analyses):
 
 # -- the page in headless Chromium ---------------------------------------------------------------
 
-webdriver = pytest.importorskip("selenium.webdriver")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
-browser = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium and chromedriver not installed")
-IMAGES = "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0])"
 TABLE = ("const h = Array.from(document.querySelectorAll('h2')).find(e => e.textContent === arguments[0]);"
          "let t = h.nextElementSibling; while (!t.querySelector('table') && t.tagName !== 'TABLE') "
          "t = t.nextElementSibling; t = t.tagName === 'TABLE' ? t : t.querySelector('table');"
          "return Array.from(t.rows).map(r => Array.from(r.cells).map(c => c.innerText));")
-
-
-@pytest.fixture(scope="module")
-def driver():
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1000"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    chrome = webdriver.Chrome(service=Service(DRIVER), options=options)
-    yield chrome
-    chrome.quit()
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +232,6 @@ def page(folders, tmp_path_factory):
     return cmp, cmp.save(tmp_path_factory.mktemp("page") / "cmp", self_contained=True)
 
 
-@browser
 def test_comparison_page_in_headless_chromium(page, driver):
     cmp, index = page
     driver.get(index.as_uri())
@@ -276,10 +255,9 @@ def test_comparison_page_in_headless_chromium(page, driver):
     driver.execute_script("document.querySelectorAll('details').forEach(d => d.open = true)")
     assert HOSTILE in driver.find_element("tag name", "body").text  # the shared settings, as text
     assert driver.title == "pyengine comparison: 6 runs"
-    assert not [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    assert not console_errors(driver)
 
 
-@browser
 def test_self_contained_comparison_needs_no_other_file(page, driver, tmp_path):
     _, index = page
     alone = tmp_path / "mail.html"

@@ -3,7 +3,6 @@ many windows and stored training settings shows its settings table and colour ba
 self-contained report loads its images from data URIs alone."""
 
 import io
-import shutil
 
 import numpy as np
 import pytest
@@ -11,34 +10,7 @@ import pytest
 import pyengine as pe
 from pyengine.report import SELF_CONTAINED
 from pyengine.store import TrajectoryWriter
-
-webdriver = pytest.importorskip("selenium.webdriver")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium and chromedriver not installed")
-
-IMAGES = "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0])"
-
-
-@pytest.fixture(scope="module")
-def driver():
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1000"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    browser = webdriver.Chrome(service=Service(DRIVER), options=options)
-    yield browser
-    browser.quit()
-
-
-def _errors(driver) -> list:
-    return [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
-
+from browser import IMAGES, console_errors
 
 def test_report_in_headless_chromium(tmp_path, driver):
     x = pe.models.brownian(1201, 16, seed=2)
@@ -47,7 +19,7 @@ def test_report_in_headless_chromium(tmp_path, driver):
     images = driver.execute_script(IMAGES)
     assert len(images) >= 4
     assert all(ok for _, ok in images), images
-    assert not _errors(driver)
+    assert not console_errors(driver)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +67,7 @@ def test_many_windows_report_shows_settings_table_and_colour_bars(many_windows, 
              for name in ("msd", "beta", "tails")}
     assert _colour_bar_columns(shots["msd"]) >= 5 and _colour_bar_columns(shots["beta"]) >= 5
     assert _colour_bar_columns(shots["tails"]) == 0
-    assert not _errors(driver)
+    assert not console_errors(driver)
 
 
 def test_many_windows_figures_have_a_colour_bar_axis(many_windows):
@@ -129,4 +101,4 @@ def test_self_contained_report_loads_its_images_from_data_uris_alone(many_window
         ".filter(s => !s.startsWith('data:'))")
     assert external == []
     assert "optimizer.lr" in driver.find_element("tag name", "body").text
-    assert not _errors(driver)
+    assert not console_errors(driver)

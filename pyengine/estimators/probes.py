@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pyengine.results import (Result, axes_or_new, legend_outside, plain_text, readable_ticks, window_colorbar,
+from pyengine.results import (Result, axes_or_new, legend_outside, panels_or_new, plain_text, readable_ticks, window_colorbar,
                               window_colors)
 from pyengine.store._groups import group_rows, matches
 
@@ -180,13 +180,7 @@ class NoiseCovarianceRecord(Result):
         """Two panels: the eigenvalues of Σ_b against their index at each probe step (log
         scale, coloured by step), and tr Σ_b with the participation ratio and numerical rank
         against the step; returns the axes."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(1, 2, figsize=(10, 4.2))
-        axes = np.atleast_1d(ax)
-        if axes.size != 2:
-            raise ValueError(f"NoiseCovarianceRecord.plot draws 2 panels, got {axes.size} axes")
+        axes = panels_or_new(ax, 2, "NoiseCovarianceRecord.plot")
         self._plot_spectrum(axes[0])
         self._plot_trace(axes[1])
         return axes

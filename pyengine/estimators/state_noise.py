@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyengine.estimators.reduced import require_available
-from pyengine.results import Result, legend_outside, window_colorbar, window_colors
+from pyengine.results import Result, legend_outside, panels_or_new, window_colorbar, window_colors
 from pyengine.store import open_trajectory
 from pyengine.store._groups import group_rows
 
@@ -225,13 +225,7 @@ class StateNoiseResult(Result):
     def plot(self, ax=None):
         """Two panels (log scales): tr Σ_b against ‖w − w*‖ with σ_g + σ_H d², and against the
         loss with the line c_0 + c_L L; points coloured by step. Returns the axes."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(1, 2, figsize=(10, 4.2))
-        axes = np.atleast_1d(ax)
-        if axes.size != 2:
-            raise ValueError(f"StateNoiseResult.plot draws 2 panels, got {axes.size} axes")
+        axes = panels_or_new(ax, 2, "StateNoiseResult.plot")
         colors = window_colors(len(self.steps))[:len(self.steps)]
         left, right = axes
         left.scatter(self.distance, self.trace, c=colors, s=14, zorder=3)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyengine.fits import quality_flag
-from pyengine.results import Result, jsonable
+from pyengine.results import Result, axes_or_new, jsonable
 
 #: What the dimension of each kind measures, and its range.
 KIND_LABELS = {
@@ -169,10 +169,7 @@ class BoxCountResult(Result):
         -------
         matplotlib Axes
         """
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots()
+        ax = axes_or_new(ax)
         x, y, m = self.log_sizes, self.log_counts, self.fitted
         ax.plot(x[~m], y[~m], "o", mfc="none", color="0.5", label="outside fit")
         ax.plot(x[m], y[m], "o", color="C0", label="fitted")

@@ -15,7 +15,7 @@ import numpy as np
 
 from pyengine.fractal import fbm_variance
 from pyengine.fractal.result import fit_line
-from pyengine.results import Result, jsonable
+from pyengine.results import Result, axes_or_new, jsonable
 
 #: Name of the estimator of each order p.
 ORDERS = {2: "variogram", 1: "madogram"}
@@ -251,10 +251,7 @@ class VariogramResult(Result):
         -------
         matplotlib Axes
         """
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots()
+        ax = axes_or_new(ax)
         x = self.log_lags
         ax.plot(x, self.log_values, "o", color="C0", label=f"{self.method} (p = {self.p})")
         ax.plot(x, self.intercept + self.p * self.hurst * x, "-", color="C1",

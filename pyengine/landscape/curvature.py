@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyengine.landscape.results import plain
-from pyengine.results import Result, legend_outside, readable_ticks, window_colors
+from pyengine.results import Result, legend_outside, panels_or_new, readable_ticks, window_colors
 from pyengine.store import open_trajectory
 from pyengine.store._groups import group_rows
 
@@ -297,13 +297,7 @@ class CurvatureResult(Result):
         -------
         ndarray of matplotlib Axes
         """
-        if ax is None:
-            import matplotlib.pyplot as plt
-
-            _, ax = plt.subplots(1, 3, figsize=(15, 4.2))
-        axes = np.atleast_1d(ax)
-        if axes.size != 3:
-            raise ValueError(f"CurvatureResult.plot draws 3 panels, got {axes.size} axes")
+        axes = panels_or_new(ax, 3, "CurvatureResult.plot")
         self._plot_density(axes[0])
         self._plot_fractions(axes[1])
         self._plot_alignment(axes[2])

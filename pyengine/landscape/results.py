@@ -14,7 +14,7 @@ from functools import cached_property
 import numpy as np
 
 from pyengine.fractal import BoxCountResult, VariogramResult, boxcount, level_set, variogram_dimension
-from pyengine.results import Result, axes_or_new, jsonable, plain_text, readable_ticks, window_colors
+from pyengine.results import Result, axes_or_new, jsonable, panels_or_new, plain_text, readable_ticks, window_colors
 from pyengine.store import open_trajectory
 
 #: Quantiles of the finite losses at which level sets are box-counted by default.
@@ -149,13 +149,7 @@ class LandscapeResult(Result):
         -------
         ndarray of matplotlib Axes
         """
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(1, 2, figsize=(10, 4.2))
-        ax = np.atleast_1d(ax)
-        if ax.size != 2:
-            raise ValueError(f"LandscapeResult.plot draws 2 panels, got {ax.size} axes")
+        ax = panels_or_new(ax, 2, "LandscapeResult.plot")
         self._plot_contour(ax[0])
         self._plot_counts(ax[1])
         return ax
