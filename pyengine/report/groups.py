@@ -94,8 +94,11 @@ def _kappa_table(results: dict, sizes: dict) -> str:
         ci = inner.get("ci") if isinstance(inner.get("ci"), list) else [None, None]
         tail = (tails.get("groups") or {}).get(name) if isinstance(tails.get("groups"), dict) else None
         coords = len(tail.get("columns") or []) if isinstance(tail, dict) else None
-        cells = [html.escape(str(name)), _text(sizes.get(name)), _text(inner.get("kappa")),
-                 f"{_text(ci[0] if ci else None)} … {_text(ci[1] if len(ci) > 1 else None)}",
+        low, high = (ci + [None, None])[:2]
+        gaussian = inner.get("kappa") is None and _number(low) is not None  # κ = ∞ is stored as null
+        kappa = "∞ (Gaussian)" if gaussian else _text(inner.get("kappa"))
+        cells = [html.escape(str(name)), _text(sizes.get(name)), kappa,
+                 f"{_text(low)} … {'∞' if gaussian or (high is None and _number(low) is not None) else _text(high)}",
                  _text(fit.get("n_sampled")), _text(coords)]
         rows.append("<tr><td class='text'>" + "</td><td>".join(cells) + "</td></tr>")
     if not rows:
@@ -129,6 +132,13 @@ def groups_section(results: dict, settings: dict) -> str:
     return "<h2>Per-group statistics</h2>" + lead + "".join(maps) + _kappa_table(results, sizes)
 
 
+def _group_colors(n: int) -> list:
+    """Distinct colours: matplotlib's ten, or twenty (tab20) for more groups."""
+    from matplotlib import cm
+
+    return [f"C{k}" for k in range(n)] if n <= 10 else [cm.tab20(k % 20) for k in range(n)]
+
+
 def plot_groups(result, ax=None, window: int = -1):
     """Every group's curve of one statistic on one axes; returns the axes.
 
@@ -157,20 +167,20 @@ def plot_groups(result, ax=None, window: int = -1):
     if not getattr(result, "groups", None):
         raise ValueError("this result has no per-group results: compute it with groups= (pe.analyze, pe.msd, …)")
     ax = axes_or_new(ax)
+    colors = _group_colors(len(result.groups))
     if isinstance(result, MSDResult):
-        for name, res in result.groups.items():
-            ax.loglog(res.lags, res.msd[window] / res.n_params, lw=1, label=plain_text(name, 30))
+        for color, (name, res) in zip(colors, result.groups.items()):
+            ax.loglog(res.lags, res.msd[window] / res.n_params, lw=1, color=color, label=plain_text(name, 30))
         ax.loglog(result.lags, result.msd[window] / result.n_params, "k--", lw=1, label="whole model")
         ax.set_xlabel("lag τ (steps)")
         ax.set_ylabel(f"MSD per parameter, t_w = {result.t_w[window]}")
     elif isinstance(result, (DiffusionFit, IncrementTails)):
         diffusion = isinstance(result, DiffusionFit)
-        for k, (name, res) in enumerate(result.groups.items()):
+        for color, (name, res) in zip(colors, result.groups.items()):
             fits = [w.late for w in res.windows] if diffusion else res.tail
             values = res.alpha2 if diffusion else res.alpha
             ses = res.alpha2_se if diffusion else res.alpha_se
             ok = np.array([f.flag is None for f in fits], dtype=bool)
-            color = f"C{k % 10}"
             ax.plot(res.t_w, values, "-", color=color, lw=0.8)
             ax.errorbar(res.t_w[ok], values[ok], yerr=ses[ok], fmt="o", ms=4, capsize=2, color=color,
                         label=plain_text(name, 30))
