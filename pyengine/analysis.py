@@ -362,9 +362,11 @@ def _requests(rows: list[Statistic], ctx: Context, skipped: dict) -> dict:
                 reason = str(exc)
         if reason is not None:
             skipped[row.name] = reason
-        refused = getattr(requests.get(row.name), "refused", None)
-        for reader in (r for r in rows if refused and (r is row or row.name in r.needs) and not r.internal):
-            skipped[f"{reader.name}[groups]"] = refused
+        refused = getattr(requests.get(row.name), "refused", None)  # made for the whole model only
+        if refused:
+            for reader in rows:
+                if row.name in reader.needs and not reader.internal:
+                    skipped[f"{reader.name}[groups]"] = refused
     return requests
 
 
@@ -380,7 +382,8 @@ def _conclude(rows: list[Statistic], ctx: Context, passed: dict, skipped: dict, 
     return got
 
 
-def _conclude_groups(rows: list[Statistic], ctx: Context, requests: dict, raw: dict, got: dict, skipped: dict) -> None:
+def _conclude_groups(rows: list[Statistic], ctx: Context, requests: dict, raw: dict, got: dict,
+                     skipped: dict) -> None:
     """Every grouped row's result per named group, from its request's ``conclude_group`` and
     the group's own earlier results, attached to the whole model's results as ``.groups``.
     An ill-posed group is skipped as ``"<row>[<group>]"``; rows whose whole-model result or
