@@ -7,7 +7,7 @@ all pairwise distances), and ``pe.msd`` alone. Peak RSS is measured in fresh pro
 (VmHWM) at two sizes of P and of N. The 0.5 GB case runs again next to a process spinning
 on one core, against the floor measured under the same load. The table also splits the
 time of one analysis into the pass, each statistic's conclusion, the figures and the
-report, and projects a 1 TB run onto 1 … 64 machines from the per-column costs measured
+report, measures the cost of ``groups=`` (32 layers against none), and projects a 1 TB run onto 1 … 64 machines from the per-column costs measured
 here.
 
 Run: ``python -m bench analyze`` (``--quick`` for small files).
