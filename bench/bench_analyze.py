@@ -7,7 +7,7 @@ all pairwise distances), and ``pe.msd`` alone. Peak RSS is measured in fresh pro
 (VmHWM) at two sizes of P and of N. The 0.5 GB case runs again next to a process spinning
 on one core, against the floor measured under the same load. The table also splits the
 time of one analysis into the pass, each statistic's conclusion, the figures and the
-report, and projects a 1 TB run onto 1 … 64 machines from the per-column costs measured
+report, measures the cost of ``groups=`` (32 layers against none), and projects a 1 TB run onto 1 … 64 machines from the per-column costs measured
 here.
 
 Run: ``python -m bench analyze`` (``--quick`` for small files).
@@ -34,21 +34,28 @@ _CHILD = r"""
 import json, sys, time
 import pyengine as pe
 pe.config.JACKKNIFE_GROUPS = int(sys.argv[2])
+layers, only = int(sys.argv[3]), sys.argv[4].split(",") if sys.argv[4] else None
+groups = None
+if layers:  # that many layers of consecutive columns
+    with pe.open(sys.argv[1]) as traj:
+        p = traj.n_params
+    groups = {f"layer{i}": slice(i * p // layers, (i + 1) * p // layers) for i in range(layers)}
 t0 = time.perf_counter()
-a = pe.analyze(sys.argv[1], progress=False)
+a = pe.analyze(sys.argv[1], progress=False, groups=groups, only=only)
 wall = time.perf_counter() - t0
 peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
-print(json.dumps({"wall": wall, "rss_mib": peak / 1024, "timings": a.timings}))
+print(json.dumps({"wall": wall, "rss_mib": peak / 1024, "timings": a.timings, "skipped": list(a.skipped)}))
 """
 
 _SPIN = "import time\nt = time.time()\nwhile time.time() - t < 3600:\n    pass\n"
 
 
-def _child(path: str, groups: int | None = None) -> dict:
-    """pe.analyze in a fresh process (``groups``: jackknife groups, default the configured)."""
+def _child(path: str, groups: int | None = None, layers: int = 0, only: str = "") -> dict:
+    """pe.analyze in a fresh process (``groups``: jackknife groups, default the configured;
+    ``layers``: that many named groups of consecutive columns; ``only``: comma list)."""
     groups = pe.config.JACKKNIFE_GROUPS if groups is None else groups
-    out = subprocess.run([sys.executable, "-c", _CHILD, path, str(groups)], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", _CHILD, path, str(groups), str(layers), only], capture_output=True,
+                         text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -144,6 +151,30 @@ def bench_error_bars(n: int, p: int, repeat: int = 3) -> list[Row]:
                 f"({ratio_m:.2f}×); medians of {repeat} fresh processes each")]
 
 
+def bench_layers(n: int, p: int, layers: int = 32, repeat: int = 3) -> list[Row]:
+    """Time of pe.analyze with ``layers`` named groups (``groups=``) against without, in fresh
+    processes: every statistic, and the MSD-type ones alone (the issue's target). The bench
+    file has one tensor, so the layers are a mapping of consecutive column ranges, as
+    ``groups="layer"`` would give a network of ``layers`` equal layers."""
+    path = str(trajectory_file(n, p))
+    wall = {}
+    for key, only in (("all", ""), ("msd", "diffusion")):
+        for count in (0, layers):
+            runs = [_child(path, layers=count, only=only) for _ in range(repeat)]
+            wall[key, count] = float(np.median([r["wall"] for r in runs]))
+            if key == "all" and count:
+                rss = max(r["rss_mib"] for r in runs)
+                groups_s = float(np.median([r["timings"]["groups"] for r in runs]))
+                pairs = "refused beyond config.GROUP_PAIRS_BYTES" if "path[groups]" in runs[0]["skipped"] else "made"
+    ratio_all, ratio_msd = wall["all", layers] / wall["all", 0], wall["msd", layers] / wall["msd", 0]
+    return [Row(SUITE, f"pe.analyze(groups=) with {layers} layers vs without, {n * p * 4 / 1e9:.1f} GB",
+                wall["all", layers], "the same without groups", wall["all", 0], "≤ 1.2× (MSD-type statistics)",
+                ratio_msd <= 1.2,
+                f"MSD and exponents alone: {ratio_msd:.2f}× ({wall['msd', layers]:.2f} vs {wall['msd', 0]:.2f} s); "
+                f"every statistic: {ratio_all:.2f}×, of which {groups_s:.2f} s the groups' conclusions (per-group "
+                f"MSL and path: {pairs}); peak RSS {rss:.0f} MiB; medians of {repeat} fresh processes")]
+
+
 def bench_memory(sizes: list[tuple[int, int]]) -> list[Row]:
     """Peak RSS of pe.analyze in fresh processes: flat in P and in N."""
     peaks = {(n, p): _child(str(trajectory_file(n, p)))["rss_mib"] for n, p in sizes}
@@ -201,8 +232,9 @@ def run(quick: bool = False) -> list[Row]:
     base = (2000, 4096) if quick else (16000, 16384)
     memory = bench_memory([base, (base[0], 2 * base[1]), (2 * base[0], base[1])])
     error_bars = bench_error_bars(*small, repeat=1 if quick else 3)
+    layers = bench_layers(*small, repeat=1 if quick else 3)
     conclusions = big_info["wall"] - big_info["split"]["pass"]
-    return (rows + big_rows + loaded + memory + error_bars
+    return (rows + big_rows + loaded + memory + error_bars + layers
             + projection(*big, pass_costs(big_info["path"]), conclusions))
 
 

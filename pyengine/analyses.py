@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from pyengine.engine.groups import NamedGroups
 from pyengine.engine.options import EngineOptions
 from pyengine.engine.source import Source
 from pyengine.plan import WindowPlan
@@ -26,7 +27,8 @@ __all__ = ["Context", "Figure", "Statistic", "STATISTICS", "INPUTS", "PUBLIC", "
 @dataclass(frozen=True)
 class Context:
     """What every row sees: the input, the one window plan, the resolved engine options,
-    the loss (or None), the statistic settings and the names selected for this run."""
+    the loss (or None), the statistic settings, the names selected for this run and the
+    named groups of parameters (``groups=``; None for the whole model only)."""
 
     src: Source
     plan: WindowPlan
@@ -34,6 +36,7 @@ class Context:
     loss: np.ndarray | None
     settings: dict
     selected: frozenset
+    named: NamedGroups | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,11 @@ class Statistic:
     figures : tuple of Figure
     internal : bool
         An intermediate shared by other rows, not a result of its own.
+    grouped : bool
+        Also made per named group with ``groups=``: its request's ``conclude_group`` and
+        its conclusion on the group's inputs (docs/estimators.md, "Per-layer statistics").
+    group_only : bool
+        Made only with ``groups=`` (selected by default then, and never without).
     """
 
     name: str
@@ -83,6 +91,8 @@ class Statistic:
     figures: tuple[Figure, ...] = ()
     internal: bool = False
     many: bool = False
+    grouped: bool = False
+    group_only: bool = False
 
 
 def _plot(key: str, panels: int = 1, **kwargs):
@@ -96,7 +106,7 @@ def _passed(ctx: Context, got: dict):
 def _msd_request(ctx: Context):
     from pyengine.estimators.msd import MSDRequest
 
-    return MSDRequest.make(ctx.plan, ctx.src.n_cols, ctx.settings["method"], reduction=ctx.src.reduction)
+    return MSDRequest.make(ctx.plan, ctx.src.n_cols, ctx.settings["method"], ctx.named, reduction=ctx.src.reduction)
 
 
 def _diffusion(ctx: Context, got: dict):
@@ -114,7 +124,8 @@ def _beta(ctx: Context, got: dict):
 def _pairs_request(ctx: Context):
     from pyengine.estimators.pairs import PairsRequest
 
-    return PairsRequest.make(ctx.plan, ctx.src.n_cols, coords="path" in ctx.selected, reduction=ctx.src.reduction)
+    return PairsRequest.make(ctx.plan, ctx.src.n_cols, ctx.named, coords="path" in ctx.selected,
+                             reduction=ctx.src.reduction)
 
 
 def _path(ctx: Context, got: dict):
@@ -132,13 +143,19 @@ def _msl(ctx: Context, got: dict):
 def _increments_request(ctx: Context):
     from pyengine.estimators.increments import IncrementsRequest
 
-    return IncrementsRequest.make(ctx.plan, ctx.src.n_cols)
+    return IncrementsRequest.make(ctx.plan, ctx.src.n_cols, named=ctx.named)
 
 
 def _tails_request(ctx: Context):
     from pyengine.estimators.increments import IncrementTailsRequest
 
-    return IncrementTailsRequest.make(ctx.plan, ctx.src.n_cols)
+    return IncrementTailsRequest.make(ctx.plan, ctx.src.n_cols, named=ctx.named)
+
+
+def _kappa_request(ctx: Context):
+    from pyengine.estimators.weights import KappaRequest
+
+    return KappaRequest.make(ctx.plan, ctx.src.n_cols, ctx.named)
 
 
 def _loss(ctx: Context, got: dict):
@@ -194,9 +211,9 @@ def _landscape_figure(key: str) -> Figure:
 
 
 STATISTICS: tuple[Statistic, ...] = (
-    Statistic("msd", "time-averaged MSD per window (Chen et al. Eq. 3)", _passed, request=_msd_request),
+    Statistic("msd", "time-averaged MSD per window (Chen et al. Eq. 3)", _passed, request=_msd_request, grouped=True),
     Statistic("diffusion", "diffusion exponents α, α1, α2, τ0 per window and t0", _diffusion, needs=("msd",),
-              figures=(
+              grouped=True, figures=(
                   Figure("msd", "Mean squared displacement",
                          "Time-averaged MSD Δr²(t_w, τ) per window, coloured by waiting time t_w (a colour bar "
                          "above six windows), with the power-law fits (dashed; dotted when flagged by the fit quality "
@@ -207,34 +224,34 @@ STATISTICS: tuple[Statistic, ...] = (
                          "against the waiting time, with t0 (or why it is undefined) above; α > 1 is superdiffusive, "
                          "α < 1 subdiffusive; open markers fail the fit quality rule.",
                          ("diffusion",), _plot("diffusion", kind="exponents")))),
-    Statistic("beta", "local diffusion exponent β(τ) (Eq. 6, local fits)", _beta, needs=("msd",),
+    Statistic("beta", "local diffusion exponent β(τ) (Eq. 6, local fits)", _beta, needs=("msd",), grouped=True,
               figures=(Figure("beta", "Local exponent β(τ)",
                               "Log-derivative β(t_w, τ) of the MSD (Eq. 6): the local diffusion exponent at each lag, "
                               "± the SE of its local fit.",
                               ("beta",), _plot("beta")),)),
     Statistic("distances", "squared distances of all pairs in each window (shared by path and msl)", _passed,
-              request=_pairs_request, internal=True),
+              request=_pairs_request, internal=True, grouped=True),
     Statistic("path", "path geometry: Δr² against contour length, λ and D_f, transverse distances", _path,
-              needs=("distances",),
+              needs=("distances",), grouped=True,
               figures=(Figure("path", "Path geometry",
                               "End-to-end distance Δr² against contour length Δs, per window, fitted as Δr² ∝ Δs^λ on "
                               "both sides of the crossover; D_f = 2/λ (λ = 2: straight, λ = 1: Brownian).",
                               ("path",), _plot("path")),)),
     Statistic("msl", "mean squared loss against distance and its exponent 2H (Eq. 9)", _msl,
-              needs=("distances", "loss"),
+              needs=("distances", "loss"), grouped=True,
               figures=(Figure("msl", "Mean squared loss",
                               "MSL(Δr): mean of (L_a − L_b)² over pairs of snapshots at distance Δr, per window, with "
                               "the power-law fit MSL ∝ Δr^2H (Chen et al. Eq. 9); a slope > 0 means a rough, "
                               "fractal-like landscape.", ("msl",), _plot("msl")),)),
     Statistic("increments", "spectra of weight increments and weight autocorrelation (Chaudhari 2018)", _passed,
-              request=_increments_request,
+              request=_increments_request, grouped=True,
               figures=(Figure("increments", "Increment spectra and autocorrelation",
                               "Power spectrum of the weight increments (mean over coordinates, with a geometric ±1 sd "
                               "band) and the weight autocorrelation (mean ± sd) with its white-noise band (Chaudhari "
                               "2018, Fig. 6.3).",
                               ("increments",), _plot("increments", 2), 2),)),
     Statistic("tails", "tail index and α-stable fit of weight increments, on a sample of coordinates", _passed,
-              request=_tails_request,
+              request=_tails_request, grouped=True,
               figures=(
                   Figure("tails", "Tail index of increments",
                          "Tail index α ± SE of the weight increments per window (Mohammadi estimator, Şimşekli et "
@@ -245,6 +262,8 @@ STATISTICS: tuple[Statistic, ...] = (
                          "Density ± SE of the first and last windows' increments (log scale, limited to the "
                          "densities measured) with their α-stable (solid) and Gaussian (dotted) fits (Chen et al. "
                          "Fig. 5).", ("tails",), _plot("tails", kind="distribution")))),
+    Statistic("kappa", "κ of the weights at the last window's end, per group (with --groups only)", _passed,
+              request=_kappa_request, grouped=True, group_only=True),
     Statistic("loss", "loss curve, |ΔL| per window and moving variance", _loss, needs=("loss",),
               figures=(Figure("loss", "Loss",
                               "Minibatch loss, its per-window change |ΔL| and its moving variance (window 100).",
@@ -299,19 +318,28 @@ PUBLIC = tuple(s.name for s in STATISTICS if not s.internal)
 _BY_NAME = {s.name: s for s in STATISTICS}
 
 
-def select(only=None, skip=()) -> list[Statistic]:
+def select(only=None, skip=(), grouped: bool = False) -> list[Statistic]:
     """The rows to run: ``only`` (default: all) minus ``skip``, with what they need, in table order.
+
+    ``grouped``: the run has named groups (``groups=``); without them, the rows made per
+    group only (``group_only``) are not in the default and may not be asked for.
 
     Raises
     ------
     ValueError
-        For a name that is not in the table (the message lists the names).
+        For a name that is not in the table (the message lists the names), or a row made
+        per group only asked for without groups.
     """
-    only = PUBLIC if only is None else tuple([only] if isinstance(only, str) else only)
+    per_group = tuple(s.name for s in STATISTICS if s.group_only)
+    default = PUBLIC if grouped else tuple(n for n in PUBLIC if n not in per_group)
+    only = default if only is None else tuple([only] if isinstance(only, str) else only)
     skip = tuple([skip] if isinstance(skip, str) else skip)
     unknown = sorted((set(only) | set(skip)) - set(PUBLIC))
     if unknown:
         raise ValueError(f"unknown statistic(s) {', '.join(map(repr, unknown))}; choose from {', '.join(PUBLIC)}")
+    alone = sorted(set(only) - set(default))
+    if alone:
+        raise ValueError(f"{', '.join(map(repr, alone))} is made per group only: pass groups= (--groups) as well")
     wanted = set(only) - set(skip)
     closed = set()
 

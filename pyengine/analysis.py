@@ -26,10 +26,11 @@ from pyengine.engine.runner import pass_requests, prepare
 from pyengine.estimators.diffusion import PAPER_THRESHOLD
 from pyengine.estimators.loss import snapshot_loss
 from pyengine.estimators.reduced import accuracy, unavailable
+from pyengine.layers import named_groups
 from pyengine.output import write_output
 from pyengine.plan import WindowPlan, make_plan
 from pyengine.progress import progress_bar
-from pyengine.results import TIDY_COLUMNS, import_optional
+from pyengine.results import TIDY_COLUMNS, import_optional, with_groups
 from pyengine.threads import blas_single_threaded
 
 __all__ = ["Analysis", "analyze"]
@@ -64,14 +65,18 @@ class Analysis:
     settings : dict
         The settings of the analysis, as used: the window plan (``settings["plan"]``:
         t_w, window, lags, origins and the rule that chose the window), the backend
-        actually used, the statistics run, the τ0 threshold.
+        actually used, the statistics run, the τ0 threshold; with ``groups=``,
+        ``settings["groups"]``: the spec, and the groups' names and sizes.
     skipped : dict of str to str
         What could not be made on these data, with the reason: statistics (a window
-        whose weights do not move has no tail index; no loss, no MSL) and snapshots after
-        the last whole window (``"windows"``).
+        whose weights do not move has no tail index; no loss, no MSL), snapshots after
+        the last whole window (``"windows"``), and per group ``"<statistic>[<group>]"``
+        (``"<statistic>[groups]"`` for all groups, e.g. the per-group pairs beyond their
+        memory limit).
     timings : dict of str to float
         Seconds spent: ``"pass"`` (the one pass over the weights), then each statistic's
-        conclusion; :meth:`save` adds ``"figures"`` and ``"report"`` to what it writes.
+        conclusion (and ``"groups"``: every group's); :meth:`save` adds ``"figures"`` and
+        ``"report"`` to what it writes.
     """
 
     results: dict
@@ -83,6 +88,21 @@ class Analysis:
     def __getitem__(self, key: str):
         return self.results[key]
 
+    @property
+    def groups(self) -> dict:
+        """Per named group (``groups=``), its results: ``{group: {statistic: result}}``, the
+        same classes as the whole model's (each also in ``results[statistic].groups``);
+        {} without groups.
+
+        Examples
+        --------
+        >>> res = pe.analyze("run.h5", groups="layer")  # doctest: +SKIP
+        >>> res.groups["layer1.0.conv1"]["diffusion"].alpha2  # doctest: +SKIP
+        """
+        names = (self.settings.get("groups") or {}).get("names", [])
+        return {name: {key: result.groups[name] for key, result in self.results.items()
+                       if result.groups is not None and name in result.groups} for name in names}
+
     def _overview(self) -> tuple[str, list[tuple[str, str]], list[tuple[str, str]]]:
         """The title line, (name, headline) per result and (name, reason) per skipped item."""
         src, plan = self.source, self.settings.get("plan", {})
@@ -92,6 +112,10 @@ class Analysis:
         t_w = plan.get("t_w", [])
         if t_w:
             title += f"\n  windows: {len(t_w)} × {plan.get('window')} steps, t_w {t_w[0]} … {t_w[-1]}"
+        groups = self.settings.get("groups")
+        if groups:
+            names = groups["names"]
+            title += _cut(f"\n  groups ({groups['spec']}, {len(names)}, in .groups): {', '.join(names)}")
         rows = [(k, v.headline() if hasattr(v, "headline") else type(v).__name__) for k, v in self.results.items()]
         return title, rows, list(self.skipped.items())
 
@@ -135,7 +159,7 @@ class Analysis:
         frames = []
         for key, result in self.results.items():
             table = result.summary()
-            if set(table.columns) - {"t_w", "step"}:  # headline numbers, not only the rows
+            if set(table.columns) - {"t_w", "step", "group"}:  # headline numbers, not only the rows
                 table.insert(0, "statistic", key)
                 frames.append(table)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"statistic": []})
@@ -330,7 +354,8 @@ def _leftover(plan: WindowPlan) -> dict:
 
 
 def _requests(rows: list[Statistic], ctx: Context, skipped: dict) -> dict:
-    """Each row's share of the pass; a row whose request is ill-posed is skipped with the reason."""
+    """Each row's share of the pass; a row whose request is ill-posed is skipped with the
+    reason (and the rows that read a request made without its named groups, with why)."""
     requests = {}
     for row in rows:
         reason = _missing_input(row, ctx)
@@ -341,6 +366,11 @@ def _requests(rows: list[Statistic], ctx: Context, skipped: dict) -> dict:
                 reason = str(exc)
         if reason is not None:
             skipped[row.name] = reason
+        refused = getattr(requests.get(row.name), "refused", None)  # made for the whole model only
+        if refused:
+            for reader in rows:
+                if row.name in reader.needs and not reader.internal:
+                    skipped[f"{reader.name}[groups]"] = refused
     return requests
 
 
@@ -354,6 +384,40 @@ def _conclude(rows: list[Statistic], ctx: Context, passed: dict, skipped: dict, 
             timings[row.name] = time.perf_counter() - start
             bar.update()
     return got
+
+
+def _conclude_groups(rows: list[Statistic], ctx: Context, requests: dict, raw: dict, got: dict,
+                     skipped: dict) -> None:
+    """Every grouped row's result per named group, from its request's ``conclude_group`` and
+    the group's own earlier results, attached to the whole model's results as ``.groups``.
+    An ill-posed group is skipped as ``"<row>[<group>]"``; rows whose whole-model result or
+    per-group request could not be made are left out (their reason is already recorded)."""
+    names = ctx.named.names
+    by_row: dict[str, dict] = {row.name: {} for row in rows if row.grouped and not row.internal}
+    with progress_bar(ctx.options.progress, "analyze: groups", len(names), "groups") as bar:
+        for k, name in enumerate(names):
+            mine: dict = {}  # this group's results, internal ones too (its pair distances)
+            for row in rows:
+                request = requests.get(row.name)
+                unsplit = request is not None and (request.groups is None or request.groups.named is None)
+                if not row.grouped or row.name not in got or unsplit:
+                    continue
+                if any(n not in INPUTS and n not in mine for n in row.needs):
+                    continue
+                inputs = {n: mine[n] for n in row.needs if n in mine}
+                try:
+                    if request is not None:
+                        inputs["pass"] = request.conclude_group(raw[row.name], k)
+                    mine[row.name] = row.conclude(ctx, inputs)
+                except ILL_POSED as exc:
+                    skipped[f"{row.name}[{name}]"] = str(exc)
+            for row_name, results in by_row.items():
+                if row_name in mine:
+                    results[name] = mine[row_name]
+            bar.update()
+    for row_name, results in by_row.items():
+        if results:
+            with_groups(got[row_name], results)
 
 
 def _conclude_row(row: Statistic, ctx: Context, passed: dict, skipped: dict, got: dict) -> None:
@@ -384,6 +448,7 @@ def analyze(
     threshold: float | str = PAPER_THRESHOLD,
     only=None,
     skip=(),
+    groups=None,
     **engine,
 ) -> Analysis:
     """Run every analysis of a trajectory in one streaming pass.
@@ -406,6 +471,13 @@ def analyze(
     only, skip : sequence of str
         Statistics to run (default: all of :data:`pyengine.analyses.PUBLIC`) and to leave
         out; what a statistic needs comes along.
+    groups : None, "tensor", "layer", "kind" or mapping
+        Also every statistic per named group of parameters, from the same pass
+        (:mod:`pyengine.layers`; docs/estimators.md, "Per-layer statistics"): each result
+        of the whole model gets ``.groups`` (``{group: result of the same class}``, each
+        with its own jackknife SEs), ``Analysis.groups`` gathers them by group, and κ of
+        each group's weights (``"kappa"``) comes along. The whole model's results are those
+        without groups (to rounding; their SEs from a jackknife inside the groups).
     **engine
         Engine settings: ``backend``, ``block_cols``, ``workers``, ``progress``,
         ``scheduler``, ``nonfinite`` (see :class:`pyengine.engine.EngineOptions`);
@@ -428,10 +500,11 @@ def analyze(
     """
     src, options = prepare(x, engine)
     plan = make_plan(src.steps, window, t_w=t_w, lags=lags, origins=origins)
-    rows = select(only, skip)
+    named = named_groups(groups, src)
+    rows = select(only, skip, grouped=named is not None)
     settings = {"method": method, "threshold": threshold}
     ctx = Context(src, plan, options, snapshot_loss(src.loss if loss is None else loss, src.n_rows), settings,
-                  frozenset(r.name for r in rows))
+                  frozenset(r.name for r in rows), named)
     skipped = _leftover(plan)
     requests = _requests(rows, ctx, skipped)
     timings = {}
@@ -440,9 +513,14 @@ def analyze(
         start = time.perf_counter()
         raw = pass_requests(src, list(requests.values()), options, desc="analyze: pass") if requests else []
         timings["pass"] = time.perf_counter() - start
-        passed = {name: (lambda r=r, q=q: q.conclude(r)) for (name, q), r in zip(requests.items(), raw)}
+        raw = dict(zip(requests, raw))
+        passed = {name: (lambda r=raw[name], q=q: q.conclude(r)) for name, q in requests.items()}
         with blas_single_threaded():
             got = _conclude(rows, ctx, passed, skipped, timings)
+            if named is not None:
+                start = time.perf_counter()
+                _conclude_groups(rows, ctx, requests, raw, got, skipped)
+                timings["groups"] = time.perf_counter() - start
     for w in caught:  # pass them on, and keep them with the results
         warnings.warn(w.message, w.category, stacklevel=2)
     results = {k: v for row in rows if row.name in got for k, v in stored(row, got[row.name]).items()}
@@ -454,4 +532,6 @@ def analyze(
     settings = {"plan": plan.to_dict(), "window": plan.window, "method": method, "threshold": threshold,
                 "backend": options.backend, "nonfinite": options.nonfinite,
                 "statistics": [r.name for r in rows if not r.internal]}
+    if named is not None:
+        settings["groups"] = {"spec": groups if isinstance(groups, str) else "mapping", **named.to_dict()}
     return Analysis(results, source, settings, skipped, {k: round(v, 4) for k, v in timings.items()})

@@ -107,7 +107,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     analysis = pe.analyze(args.file, window=args.window, lags=args.lags, origins=args.origins, method=args.method,
                           threshold=args.threshold, only=args.only, skip=args.skip or (), backend=args.backend,
                           workers=args.workers, block_cols=args.block_cols, progress=not args.quiet,
-                          scheduler=args.dask, nonfinite=args.nonfinite)
+                          scheduler=args.dask, nonfinite=args.nonfinite, groups=args.groups)
     out = analysis.save(out, progress=not args.quiet, self_contained=args.self_contained)
     print(f"results: {out / 'results.json'}\nreport:  {out / 'index.html'}")
     if args.self_contained:
@@ -209,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", type=_names, default=None, metavar="NAMES",
                    help="comma list of statistics to run (default: all; see below)")
     p.add_argument("--skip", type=_names, default=None, metavar="NAMES", help="comma list of statistics to leave out")
+    p.add_argument("--groups", choices=("tensor", "layer", "kind"), default=None,
+                   help="also every statistic per group of parameters from the file's parameter table: each tensor, "
+                        "each layer (module prefix) or each kind (weight/bias/norm/other), with a heat map in the "
+                        "report")
     p.add_argument("--backend", choices=("auto", "cuda", "cpp", "numba", "numpy"), default="auto",
                    help="compute backend (see `pyengine backends`)")
     p.add_argument("--workers", type=_positive, default=1, help="column blocks computed at once (default: %(default)s)")

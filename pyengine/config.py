@@ -35,3 +35,9 @@ MAP_FILES = True
 #: fit; docs/estimators.md, "Uncertainty"). 0 (or 1) turns it off: SEs then come from fit
 #: residuals only.
 JACKKNIFE_GROUPS = 32
+#: Most bytes the per-group pair statistics (MSL and path geometry with ``groups=``) may hold
+#: in one pass state: a T × T float64 Gram matrix per named group and window (their pairs
+#: need their own), plus their jackknife's sampled pair distances and lag bands
+#: (``PairsRequest.group_bytes``). Beyond it they are refused with the reason (in
+#: ``Analysis.skipped``); every other per-group statistic costs a few small sums per group.
+GROUP_PAIRS_BYTES = 512 * 2**20

@@ -34,6 +34,10 @@ A result class declares only what is specific to it, in class attributes that th
     ``{field: field}``: a curve's standard error and the count behind each value (the
     ``se`` and ``n`` columns of the tidy table).
 
+A result computed with ``groups=`` carries its per-group results, of the same class, in
+``result.groups`` (:func:`with_groups`); :meth:`Result.to_dict`, the tidy table (its
+``group`` column), :meth:`Result.summary` and the repr include them.
+
 Paths name attributes: ``"alpha_se"``; ``"windows[].whole.flag"`` maps over a list
 (``[w.whole.flag for w in self.windows]``); ``"fits[][].flag"`` over a list of pairs. A
 None on the way gives None, and a missing number is NaN.
@@ -50,11 +54,11 @@ from typing import ClassVar
 
 import numpy as np
 
-__all__ = ["Result", "jsonable", "import_optional", "resolve", "TIDY_COLUMNS", "MAX_LEGEND_WINDOWS", "window_colors",
-           "window_legend", "window_colorbar", "band_alpha", "readable_ticks", "legend_outside"]
+__all__ = ["Result", "with_groups", "jsonable", "import_optional", "resolve", "TIDY_COLUMNS", "MAX_LEGEND_WINDOWS",
+           "window_colors", "window_legend", "window_colorbar", "band_alpha", "readable_ticks", "legend_outside"]
 
 #: Columns of every tidy table (:meth:`Result.to_pandas`), in this order.
-TIDY_COLUMNS = ("statistic", "quantity", "t_w", "x_name", "x", "value", "se", "n", "flag")
+TIDY_COLUMNS = ("statistic", "group", "quantity", "t_w", "x_name", "x", "value", "se", "n", "flag")
 #: Widest line of a repr; most lines per section (headline numbers, arrays, settings).
 WIDTH = 100
 MAX_HEADLINE_LINES = 6
@@ -228,6 +232,10 @@ class Result:
     dataclass must be declared with ``repr=False`` so that the mixin's ``__repr__`` is used.
     """
 
+    #: Per-group results of the same class, ``{group name: result}`` (:func:`with_groups`;
+    #: docs/estimators.md, "Per-layer statistics"); None when the result has none.
+    groups = None
+
     _exclude: ClassVar[tuple[str, ...]] = ()
     _rows: ClassVar[str | None] = "t_w"
     _headline: ClassVar[dict] = {}
@@ -242,8 +250,14 @@ class Result:
     _n: ClassVar[dict] = {}
 
     def to_dict(self) -> dict:
-        """JSON-ready dict: arrays as lists, NaN/Inf as None, nested results as dicts."""
-        return jsonable({f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in self._exclude})
+        """JSON-ready dict: arrays as lists, NaN/Inf as None, nested results as dicts; the
+        per-group results (if any) under ``"groups"``."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in self._exclude}
+        return jsonable(fields) | self._groups_dict()
+
+    def _groups_dict(self) -> dict:
+        """``{"groups": {name: result.to_dict()}}``, or {} without per-group results."""
+        return {} if self.groups is None else {"groups": {k: v.to_dict() for k, v in self.groups.items()}}
 
     def to_json(self) -> str:
         """:meth:`to_dict` as a JSON string."""
@@ -324,7 +338,8 @@ class Result:
         Columns: the row coordinate, each headline number and its standard error
         (``<name>_se``), words such as the diffusion regime, and ``flag``: why a value fails
         the fit quality rule (:mod:`pyengine.fits`), naming the values, or None. Missing
-        values are NaN.
+        values are NaN. A result with per-group results (``groups``) has a first column
+        ``group``: NaN on the whole model's rows, then each group's rows under its name.
 
         Examples
         --------
@@ -334,13 +349,20 @@ class Result:
         (2, 3)
         """
         pd = import_optional("pandas")
-        return pd.DataFrame({k: _missing_as_nan(v) for k, v in self._summary_columns().items()})
+        table = pd.DataFrame({k: _missing_as_nan(v) for k, v in self._summary_columns().items()})
+        if self.groups is None:
+            return table
+        frames = [table] + [r.summary().assign(group=name) for name, r in self.groups.items()]
+        table = pd.concat(frames, ignore_index=True)
+        return table[["group"] + [c for c in table.columns if c != "group"]]
 
     def to_pandas(self):
         """Every number of the result as one tidy pandas DataFrame (long format).
 
         One row per value, with the columns of :data:`TIDY_COLUMNS`: ``statistic`` (the
-        class; in :meth:`pyengine.Analysis.to_pandas` the analysis' name), ``quantity``,
+        class; in :meth:`pyengine.Analysis.to_pandas` the analysis' name), ``group`` (NaN
+        for the whole model; the group's name for the rows of each per-group result of
+        ``groups``, which follow the whole model's), ``quantity``,
         ``t_w`` (the window; NaN when the value is not per window), ``x_name`` and ``x``
         (what the curve runs over: ``"lag"``, ``"freq"``, ``"r"``, ``"step"`` …; NaN for a
         headline number), ``value``, ``se`` and ``n`` (its standard error and the count
@@ -375,6 +397,7 @@ class Result:
                 return np.broadcast_to(np.asarray(v, dtype=dtype), shape).ravel()
 
             cols["statistic"].append(np.full(size, name, dtype=object))
+            cols["group"].append(np.full(size, None, dtype=object))
             cols["quantity"].append(column(quantity, object, None))
             cols["t_w"].append(column(t_w, np.float64, np.nan))
             cols["x_name"].append(np.full(size, x_name, dtype=object))
@@ -384,6 +407,14 @@ class Result:
             cols["n"].append(column(n, np.float64, np.nan))
             cols["flag"].append(column(flag, object, None))
 
+        self._tidy_own(add)
+        for group, result in (self.groups or {}).items():
+            for k, v in result._tidy().items():
+                cols[k] += [np.full(len(a), group, dtype=object) for a in v] if k == "group" else v
+        return cols
+
+    def _tidy_own(self, add) -> None:
+        """The result's own rows (without its groups'), through ``add``."""
         rows = self._row_values()
         for quantity, value, se, flag in self._headlines():
             if quantity in self._curves:
@@ -397,7 +428,6 @@ class Result:
         for field, dims in self._curves.items():
             for quantity, value in self._curve_arrays(field):
                 self._tidy_curve(add, field, quantity, dims, value)
-        return cols
 
     def _tidy_curve(self, add, field: str, quantity: str, dims: tuple, value: np.ndarray) -> None:
         shape = value.shape
@@ -541,6 +571,9 @@ class Result:
         arrays = [t for f in dataclasses.fields(self) if (t := _array_text(f.name, getattr(self, f.name)))]
         lines += _wrap(arrays)
         lines += _wrap([f"{k}={_short(v)}" for k, v in self._settings_items()])
+        if self.groups is not None:
+            text = f"  groups ({len(self.groups)}, in .groups): " + ", ".join(map(str, self.groups))
+            lines.append(text if len(text) <= WIDTH else text[: WIDTH - 1] + "…")
         return lines
 
     def __repr__(self) -> str:
@@ -579,6 +612,18 @@ class Result:
         if settings:
             parts.append(f"<p><b>settings</b>: {esc('; '.join(settings))}</p>")
         return "".join(parts) + "</div>"
+
+
+def with_groups(result, groups: dict):
+    """``result`` with its per-group results (``{group name: result of the same class}``)
+    as ``result.groups``; returns ``result``.
+
+    The attribute is not a dataclass field: the whole-model result compares, copies
+    (``dataclasses.replace`` drops it) and constructs as before; :meth:`Result.to_dict`,
+    :meth:`Result.to_pandas`, :meth:`Result.summary` and the repr show the groups.
+    """
+    object.__setattr__(result, "groups", dict(groups))  # frozen results too
+    return result
 
 
 def _html_table(cols: dict, numbers: set) -> str:

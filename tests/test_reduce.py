@@ -290,3 +290,24 @@ def test_state_noise_needs_every_parameter(tmp_path):
     assert "not available on a sampled recording" in res.skipped["state_noise"]
     assert res.source["accuracy"]["state_noise"]["status"] == "not available"
     assert "noise_covariance" not in res.skipped  # probes of the full model: unaffected by the sample
+
+
+def test_per_layer_sums_of_a_sample_estimate_the_full_layers(tmp_path):
+    """Two layers of Brownian coordinates with step variances 1 and 9: the sampled file's
+    per-layer MSD (kept columns × 1/f) is the full file's within its jackknife SE."""
+    table = [ParamInfo("a.weight", 0, 4000, (4000,), "weight"), ParamInfo("b.weight", 4000, 4000, (4000,), "weight")]
+    x = pe.models.brownian(201, 8000, seed=4)
+    x[:, 4000:] *= 3.0
+    write_reduced(tmp_path / "s.h5", x, Sample(0.25, seed=1), table)
+    write_trajectory(tmp_path / "full.h5", x, params=table, dtype="float64")
+    lags = [1, 4, 16]
+    got = pe.msd(tmp_path / "s.h5", window=100, lags=lags, groups="layer", progress=False)
+    full = pe.msd(tmp_path / "full.h5", window=100, lags=lags, groups="layer", progress=False)
+    for name, scale in (("a", 1.0), ("b", 9.0)):
+        est, ref = got.groups[name], full.groups[name]
+        assert np.all(np.abs(est.msd - ref.msd) < 4 * est.msd_se), name
+        np.testing.assert_allclose(est.msd[:, 0], 4000 * scale, rtol=0.1)  # Σ over the layer: P_L σ² τ
+    x2 = pe.models.brownian(101, 500, seed=5)
+    write_reduced(tmp_path / "k.h5", x2, Sketch(64, seed=0))
+    with pytest.raises(ValueError, match="groups: this file holds a sketch"):
+        pe.msd(tmp_path / "k.h5", window=50, groups="layer", progress=False)

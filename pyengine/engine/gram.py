@@ -8,7 +8,9 @@ D²_ab = G_aa + G_bb − 2 G_ab (:func:`sq_distances`, into a new array), the pa
 top eigenvectors of the centred G (:func:`principal_coordinates`).
 
 Memory: the state is T² float64 per window (8 MB at T = 1000, 800 MB at T = 10⁴), per
-worker; ``workers`` blocks in flight hold one state each.
+worker; ``workers`` blocks in flight hold one state each. With named column groups (layers,
+tensors: :class:`~pyengine.engine.groups.NamedGroups`), one such matrix per named group
+and window, their sum being the whole model's.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyengine.engine.accumulator import RunMeta
-from pyengine.engine.groups import ColumnGroups, Grouped
+from pyengine.engine.groups import ColumnGroups, Grouped, merge_parts
 from pyengine.kernels._arrays import array_module, to_host
 
 __all__ = ["GramWindow", "WindowGramAccumulator", "sq_distances", "principal_coordinates", "CENTERS"]
@@ -41,9 +43,9 @@ class GramWindow:
 
 @dataclass
 class GramState:
-    grams: list  # per window: (T, T) float64, Σ over the columns seen so far of y_a·y_b
+    grams: dict  # per named group (0: all columns): per window, (T, T) float64, Σ over its columns seen of y_a·y_b
     meta: RunMeta
-    parts: list | None = None  # per column group: per window, D² of the sampled pairs (or None)
+    parts: dict | None = None  # per label (column group): per window, D² of the sampled pairs
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,9 @@ class WindowGramAccumulator:
     groups : ColumnGroups, optional
         Keep, per column group, the squared distances of the sampled ``pairs`` (the
         jackknife's parts, see :mod:`pyengine.engine.groups`): each group's columns of a
-        block go through one product of their own, so this costs no extra GEMM.
+        block go through one product of their own, so this costs no extra GEMM. With named
+        groups, one Gram matrix per named group and window (their sum is the whole
+        model's), allocated when the group's first column is seen.
     pairs : (ndarray, ndarray), optional
         Row indices (a, b) inside a window of the sampled pairs (with ``groups``).
 
@@ -91,24 +95,34 @@ class WindowGramAccumulator:
         for w in self.windows:
             if w.length < 1 or w.start < 0 or w.start + w.length > meta.n_rows:
                 raise ValueError(f"window {w} does not fit in rows [0, {meta.n_rows})")
-        xp = array_module(meta.on_gpu)
-        parts = None if self.groups is None else [None] * self.groups.count
+        parts = None if self.groups is None else {}
+        grams = {} if self._named else {0: self._zeros(meta)}
+        return GramState(grams, meta, parts)
+
+    @property
+    def _named(self) -> bool:
+        return self.groups is not None and self.groups.named is not None
+
+    def _zeros(self, meta: RunMeta) -> list:
         # Fortran order: BLAS's SYRK adds Y Yᵀ into its upper triangle in place (see _add_product)
-        return GramState([xp.zeros((w.length, w.length), order="F") for w in self.windows], meta, parts)
+        xp = array_module(meta.on_gpu)
+        return [xp.zeros((w.length, w.length), order="F") for w in self.windows]
 
     def update(self, state: GramState, block, cols: slice) -> None:
         groups = self._groups_of(block, cols)
         if self.groups is not None:
             for g, _ in groups:
-                if state.parts[g] is None:
+                if g not in state.parts:
                     state.parts[g] = [np.zeros(self.pairs[0].size, np.float32) for _ in self.windows]
+                if g // self.groups.count not in state.grams:
+                    state.grams[g // self.groups.count] = self._zeros(state.meta)
         threads = 1 if state.meta.on_gpu else state.meta.threads
         windows = range(len(self.windows))
         if threads == 1 or len(self.windows) == 1:
             for i in windows:
                 self._update_window(state, i, groups)
             return
-        # Windows go to the engine's threads, each adding into its own Gram matrix (BLAS runs
+        # Windows go to the engine's threads, each adding into its own Gram matrices (BLAS runs
         # one thread inside a pass: an idle BLAS pool spins next to the other kernels' threads).
         with ThreadPoolExecutor(min(threads, len(self.windows)), thread_name_prefix="pyengine-gram") as pool:
             list(pool.map(lambda i: self._update_window(state, i, groups), windows))
@@ -124,15 +138,19 @@ class WindowGramAccumulator:
 
     def _update_window(self, state: GramState, i: int, groups: list) -> None:
         """Add each group's columns of window i to its Gram matrix (and the group's part)."""
-        w, gram = self.windows[i], state.grams[i]
-        before = None if self.groups is None else self._pair_entries(gram)
+        w = self.windows[i]
+        before = {}  # per named group: the sampled pairs' entries of its Gram before the next group's columns
         for g, views in groups:
+            named = 0 if g is None else g // self.groups.count
+            gram = state.grams[named][i]
+            if g is not None and named not in before:
+                before[named] = self._pair_entries(gram)
             for y in self._centred_pieces(views, w):
                 _add_product(gram, y)
             if g is not None:  # the group's share: what its columns added (one gather per group)
                 after = self._pair_entries(gram)
-                state.parts[g][i] += _pair_d2(after, before)
-                before = after
+                state.parts[g][i] += _pair_d2(after, before[named])
+                before[named] = after
 
     def _centred_pieces(self, views: list, w: GramWindow):
         """The window's rows of the views, centred per column in float64, at most
@@ -152,18 +170,29 @@ class WindowGramAccumulator:
         return to_host(diag[a]), to_host(diag[b]), to_host(gram[a, b])
 
     def merge(self, a: GramState, b: GramState) -> GramState:
-        for ga, gb in zip(a.grams, b.grams):
-            ga += gb
+        for named, grams in b.grams.items():
+            if named not in a.grams:
+                a.grams[named] = grams
+                continue
+            for ga, gb in zip(a.grams[named], grams):
+                ga += gb
         if a.parts is not None:
-            a.parts = [y if x is None else x if y is None else [u + v for u, v in zip(x, y)]
-                       for x, y in zip(a.parts, b.parts)]
+            a.parts = merge_parts(a.parts, b.parts)
         return a
 
     def finalize(self, state: GramState):
         """Per window, the (T, T) float64 Gram matrix on the host; with ``groups``, a
-        :class:`~pyengine.engine.groups.Grouped` of them and each group's pair distances."""
-        grams = [_symmetric(to_host(g)) for g in state.grams]
-        return grams if self.groups is None else Grouped(grams, state.parts, self.groups)
+        :class:`~pyengine.engine.groups.Grouped` of them and each group's pair distances
+        (with named groups, ``Grouped.named`` holds each named group's Gram matrices and the
+        total is their sum)."""
+        if not self._named:
+            grams = [_symmetric(to_host(g)) for g in state.grams[0]]
+            return grams if self.groups is None else Grouped(grams, state.parts, self.groups)
+        zeros = [np.zeros((w.length, w.length)) for w in self.windows]
+        named = [[_symmetric(to_host(g)) for g in state.grams[k]] if k in state.grams else zeros
+                 for k in range(self.groups.n_named)]
+        total = [np.sum([grams[i] for grams in named], axis=0) for i in range(len(self.windows))]
+        return Grouped(total, state.parts, self.groups, named)
 
 
 def _add_product(gram, y) -> None:

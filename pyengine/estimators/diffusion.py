@@ -23,7 +23,7 @@ import numpy as np
 from pyengine.estimators.msd import MSDResult
 from pyengine.fits import PowerFit, log_spaced, power_fit, regime
 from pyengine.results import (Result, axes_or_new, band_alpha, legend_outside, readable_ticks, window_colors,
-                              window_legend)
+                              window_legend, with_groups)
 
 __all__ = ["WindowFit", "DiffusionFit", "LogDerivative", "fit_diffusion", "log_derivative"]
 
@@ -320,6 +320,8 @@ def fit_diffusion(
     Returns
     -------
     DiffusionFit
+        With ``groups``: the fit of each group's MSD, when ``msd_result`` has per-group
+        results (``pe.msd(..., groups=...)``).
 
     References
     ----------
@@ -357,8 +359,18 @@ def fit_diffusion(
     below = [w.t_w for w in windows if w.whole.rmse < level]
     t0 = int(below[0]) if below else None
     t0_reason = None if below else f"no window's whole fit has RMSE < {level:.3g}"
-    return DiffusionFit(windows, t0, t0_reason, msd_result.lags[cols], level, rule, int(min_points),
-                        float(points_per_decade), int(msd_result.window), msd_result)
+    fit = DiffusionFit(windows, t0, t0_reason, msd_result.lags[cols], level, rule, int(min_points),
+                       float(points_per_decade), int(msd_result.window), msd_result)
+    return _per_group(fit, msd_result, lambda res: fit_diffusion(res, threshold, min_points,
+                                                                points_per_decade=points_per_decade,
+                                                                lag_range=lag_range))
+
+
+def _per_group(result, msd_result: MSDResult, conclude):
+    """``result`` with ``conclude`` of each group's MSD as its ``groups`` (if the MSD has them)."""
+    if msd_result.groups is None:
+        return result
+    return with_groups(result, {name: conclude(res) for name, res in msd_result.groups.items()})
 
 
 @dataclass(repr=False)
@@ -451,6 +463,7 @@ def log_derivative(
     Returns
     -------
     LogDerivative
+        With ``groups`` when ``msd_result`` has per-group results.
 
     References
     ----------
@@ -467,6 +480,14 @@ def log_derivative(
     _check_msd_result(msd_result)
     if method not in DERIVATIVE_METHODS:
         raise ValueError(f"method must be one of {DERIVATIVE_METHODS}, got {method!r}")
+    result = _log_derivative(msd_result, dtau, method, points_per_decade, half_width)
+    return _per_group(result, msd_result, lambda res: log_derivative(
+        res, dtau, method, points_per_decade=points_per_decade, half_width=half_width))
+
+
+def _log_derivative(msd_result: MSDResult, dtau, method: str, points_per_decade: float,
+                    half_width: float) -> LogDerivative:
+    """:func:`log_derivative` of one MSD (the settings checked)."""
     lags = msd_result.lags.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_msd = np.where(msd_result.msd > 0, np.log(msd_result.msd), np.nan)

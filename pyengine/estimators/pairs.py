@@ -19,17 +19,19 @@ from functools import cached_property
 
 import numpy as np
 
+from pyengine import config
 from pyengine.engine.gram import GramWindow, WindowGramAccumulator, principal_coordinates, sq_distances
-from pyengine.engine.groups import ColumnGroups, Grouped, GroupedAccumulator, column_groups, replicates
+from pyengine.engine.groups import ColumnGroups, Grouped, GroupedAccumulator, NamedGroups, column_groups, replicates
 from pyengine.engine.msd import LagBandAccumulator
-from pyengine.engine.runner import prepare, run_requests
+from pyengine.engine.runner import pass_requests, prepare
 from pyengine.estimators.loss import snapshot_loss
 from pyengine.estimators.reduced import scale_to_full
 from pyengine.fits import PowerFit, jackknife_se, power_fit, with_se
 from pyengine.kernels._arrays import to_host
 from pyengine.kernels.pairs import log_edges, pair_bin
+from pyengine.layers import conclude_groups, named_groups
 from pyengine.plan import WindowPlan, make_plan
-from pyengine.results import Result, axes_or_new, readable_ticks, window_colors, window_legend
+from pyengine.results import Result, axes_or_new, readable_ticks, window_colors, window_legend, with_groups
 
 __all__ = ["MSLResult", "PathResult", "PairsRequest", "PairDistances", "msl", "msl_from", "path_geometry",
            "path_from", "transverse_distances"]
@@ -462,6 +464,7 @@ class PairsRequest:
     coords: bool = True
     groups: ColumnGroups | None = field(default=None)
     reduction: object | None = None  # a sampled or sketched input's: sums scaled to the full model in conclude
+    refused: str | None = None  # why per-group pairs were refused (the memory limit), if they were
 
     def __post_init__(self):
         if int(self.exact_lags) != self.exact_lags or self.exact_lags < 1:
@@ -470,9 +473,29 @@ class PairsRequest:
             raise ValueError(f"rtol must be in (0, 1), got {self.rtol!r}")
 
     @classmethod
-    def make(cls, plan: WindowPlan, n_params: int, **settings) -> "PairsRequest":
-        """The request with the jackknife's column groups (``config.JACKKNIFE_GROUPS``)."""
-        return cls(plan, n_params, groups=column_groups(n_params), **settings)
+    def make(cls, plan: WindowPlan, n_params: int, named: NamedGroups | None = None, **settings) -> "PairsRequest":
+        """The request with the jackknife's column groups (``config.JACKKNIFE_GROUPS``), inside
+        the ``named`` groups if their Gram matrices fit ``config.GROUP_PAIRS_BYTES``; else
+        for the whole model only, with the reason in ``refused``."""
+        request = cls(plan, n_params, groups=column_groups(n_params, named), **settings)
+        need = None if named is None else request.group_bytes()
+        if need is None or need <= config.GROUP_PAIRS_BYTES:
+            return request
+        reason = (f"per-group MSL and path geometry need a {plan.length} × {plan.length} Gram matrix per group and "
+                  f"window: {need / 2**20:.0f} MiB for {len(named.names)} groups × {plan.starts.size} windows, over "
+                  f"config.GROUP_PAIRS_BYTES = {config.GROUP_PAIRS_BYTES / 2**20:.0f} MiB; use fewer groups, "
+                  "shorter windows (window=, t_w=) or raise the limit")
+        return cls(plan, n_params, groups=column_groups(n_params), refused=reason, **settings)
+
+    def group_bytes(self) -> int:
+        """Bytes of one pass state's per-group parts: a T × T float64 Gram matrix per named
+        group and window, the sampled pairs' float32 distances and the float64 lag band per
+        label (named group × jackknife group)."""
+        g = self.groups
+        windows, t = self.plan.starts.size, self.plan.length
+        labels = int(np.count_nonzero(g.sizes()))
+        return (g.n_named * windows * 8 * t * t + labels * windows * 4 * self.sample[0].size
+                + labels * 8 * self.exact_lags * self.plan.n_rows)
 
     @cached_property
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
@@ -496,18 +519,30 @@ class PairsRequest:
         if self.groups is None:
             return [WindowGramAccumulator(windows, self.center), band]
         return [WindowGramAccumulator(windows, self.center, self.groups, self.sample),
-                GroupedAccumulator(band, self.groups, lambda state: to_host(state.band[0]).copy())]
+                GroupedAccumulator(band, self.groups, lambda state: to_host(state.band).copy())]
 
     def conclude(self, results: list) -> PairDistances:
         grams, band = results
-        reps = None
-        if self.groups is not None:
-            (grams, band), reps = (grams.total, band.total), self._replicates(*results)
+        if self.groups is None:
+            return self._distances(grams, band, self.n_params, None)
+        return self._distances(grams.total, band.total, self.n_params, self._replicates(grams.total, band.total,
+                                                                                       *results))
+
+    def conclude_group(self, results: list, group: int) -> PairDistances:
+        """The pair distances of named group ``group`` (an index into ``groups.named.names``):
+        from its own Gram matrices and lag band, with its own jackknife replicates."""
+        grams, band = results
+        mine_grams, mine_band = grams.named[group], band.named_total(group)
+        n_params = int(self.groups.named.sizes()[group])
+        return self._distances(mine_grams, mine_band, n_params,
+                               self._replicates(mine_grams, mine_band, grams, band, group))
+
+    def _distances(self, grams: list, band: np.ndarray, n_params: int, reps) -> PairDistances:
         grams, band, reps = scale_to_full(self.reduction, self.n_params, (grams, band, reps))
         plan, t = self.plan, self.plan.length
         d2, flagged = [], []
         for gram, start in zip(grams, plan.starts):
-            dist, n_bad = sq_distances(gram, self.n_params, exact=band[:, start : start + t], rtol=self.rtol)
+            dist, n_bad = sq_distances(gram, n_params, exact=band[:, start : start + t], rtol=self.rtol)
             dist.flags.writeable = False
             d2.append(dist)
             flagged.append(n_bad)
@@ -520,24 +555,30 @@ class PairsRequest:
                 coords[i, :, : min(2, t)], explained[i, : min(2, t)] = principal_coordinates(
                     gram, 2, centered=self.center == "mean")
         return PairDistances(plan, d2, np.array(flagged, dtype=np.int64), np.sqrt(band[0]), coords, explained,
-                             self.n_params, {"center": self.center, "exact_lags": self.exact_lags, "rtol": self.rtol},
+                             n_params, {"center": self.center, "exact_lags": self.exact_lags, "rtol": self.rtol},
                              self.sample if reps else None, reps)
 
-    def _replicates(self, grams: Grouped, band: Grouped) -> tuple | None:
-        """Jackknife replicates of the sampled pairs' D² and of the squared step sizes."""
+    def _replicates(self, grams: list, band: np.ndarray, grouped_grams: Grouped, grouped_band: Grouped,
+                    group: int | None = None) -> tuple | None:
+        """Jackknife replicates of the sampled pairs' D² and of the squared step sizes (of the
+        whole model, or of named group ``group``: ``grams`` and ``band`` are then its own)."""
         a, b = self.sample
-        total = np.stack([np.diag(g)[a] + np.diag(g)[b] - 2.0 * g[a, b] for g in grams.total])
-        d2 = replicates(total, grams, np.stack)
-        steps = replicates(band.total[0], band, lambda part: part)
+        total = np.stack([np.diag(g)[a] + np.diag(g)[b] - 2.0 * g[a, b] for g in grams])
+        d2 = replicates(total, grouped_grams, np.stack, group)
+        steps = replicates(band[0], grouped_band, lambda part: part[0], group)
         return None if d2 is None or steps is None else (np.maximum(d2, 0.0), np.maximum(steps, 0.0))
 
 
-def _pairs_pass(src, options, window, t_w, coords: bool, **request) -> PairDistances:
-    """The pairs pass of a standalone pair statistic."""
+def _pairs_pass(src, options, window, t_w, coords: bool, groups, **request) -> tuple[PairDistances, dict]:
+    """The pairs pass of a standalone pair statistic: the whole model's distances, and each
+    named group's (refused with a ValueError beyond ``config.GROUP_PAIRS_BYTES``)."""
     plan = make_plan(src.steps, window, t_w=t_w, lags=1, origins="within")
-    (pairs,) = run_requests(src, [PairsRequest.make(plan, src.n_cols, coords=coords, reduction=src.reduction,
-                                                    **request)], options, desc="pairs")
-    return pairs
+    request = PairsRequest.make(plan, src.n_cols, named_groups(groups, src), coords=coords, reduction=src.reduction,
+                                **request)
+    if request.refused:
+        raise ValueError(request.refused)
+    (raw,) = pass_requests(src, [request], options, desc="pairs")
+    return request.conclude(raw), conclude_groups(request, raw)
 
 
 def _binner(backend: str):
@@ -585,6 +626,7 @@ def msl(
     center: str = "mean",
     exact_lags: int = 1,
     rtol: float = 1e-6,
+    groups=None,
     **engine,
 ) -> MSLResult:
     """Mean squared loss difference of point pairs against their distance (Chen et al. Eq. 9).
@@ -614,6 +656,10 @@ def msl(
         Pairs up to this separation (rows) take exact distances from the lag band.
     rtol : float
         Pairs whose distance the Gram matrix resolves worse than this are left out.
+    groups : None, "tensor", "layer", "kind" or mapping
+        Also the MSL of each named group (the distances of its own parameters), in
+        ``result.groups`` (:mod:`pyengine.layers`): one Gram matrix per group and window,
+        refused with a ValueError beyond ``config.GROUP_PAIRS_BYTES``.
     **engine
         Engine settings: ``backend``, ``block_cols``, ``workers``, ``progress``,
         ``scheduler``, ``nonfinite`` (see :class:`pyengine.engine.EngineOptions`).
@@ -640,8 +686,12 @@ def msl(
     if loss is None:
         raise ValueError("no loss given and the input has no /loss: pass loss=array of shape (n_snapshots,)")
     _edges(bins, 1.0, 2.0, 32)  # bad bins fail before the pass, not after it
-    pairs = _pairs_pass(src, options, window, t_w, False, center=center, exact_lags=exact_lags, rtol=rtol)
-    return msl_from(pairs, loss, bins, fit_range, options.backend)
+    pairs, by_group = _pairs_pass(src, options, window, t_w, False, groups, center=center, exact_lags=exact_lags,
+                                  rtol=rtol)
+    result = msl_from(pairs, loss, bins, fit_range, options.backend)
+    if not by_group:
+        return result
+    return with_groups(result, {k: msl_from(p, loss, bins, fit_range, options.backend) for k, p in by_group.items()})
 
 
 def msl_from(pairs: PairDistances, loss: np.ndarray, bins=None, fit_range=None, backend: str = "auto") -> MSLResult:
@@ -682,6 +732,7 @@ def path_geometry(
     center: str = "mean",
     exact_lags: int = 1,
     rtol: float = 1e-6,
+    groups=None,
     **engine,
 ) -> PathResult:
     """Fractal geometry of the path: end-to-end Δr² against contour length Δs, per window.
@@ -705,7 +756,7 @@ def path_geometry(
         contour of all windows, or explicit edges.
     n_transverse : int
         Log-spaced pair separations sampled for the transverse distance.
-    center, exact_lags, rtol
+    center, exact_lags, rtol, groups
         As in :func:`msl`.
     **engine
         Engine settings (see :class:`pyengine.engine.EngineOptions`).
@@ -730,8 +781,12 @@ def path_geometry(
     _edges(bins, 1.0, 2.0, 32)
     if isinstance(n_transverse, bool) or not isinstance(n_transverse, (int, np.integer)) or n_transverse < 1:
         raise ValueError(f"n_transverse must be a positive integer, got {n_transverse!r}")
-    pairs = _pairs_pass(src, options, window, t_w, True, center=center, exact_lags=exact_lags, rtol=rtol)
-    return path_from(pairs, bins, n_transverse, options.backend)
+    pairs, by_group = _pairs_pass(src, options, window, t_w, True, groups, center=center, exact_lags=exact_lags,
+                                  rtol=rtol)
+    result = path_from(pairs, bins, n_transverse, options.backend)
+    if not by_group:
+        return result
+    return with_groups(result, {k: path_from(p, bins, n_transverse, options.backend) for k, p in by_group.items()})
 
 
 def path_from(pairs: PairDistances, bins=None, n_transverse: int = 16, backend: str = "auto") -> PathResult:

@@ -34,7 +34,7 @@ __all__ = ["ACCURACY", "READS", "accuracy", "require_available", "scale_to_full"
 #: the full model) or "none" (the loss and the probe groups).
 READS = {
     "msd": "sums", "diffusion": "sums", "beta": "sums", "distances": "sums", "path": "sums", "msl": "sums",
-    "increments": "coordinates", "tails": "coordinates", "state_noise": "all",
+    "increments": "coordinates", "tails": "coordinates", "kappa": "coordinates", "state_noise": "all",
     "loss": "none", "eval": "none", "noise": "none", "hessian": "none", "landscape": "none",
     "noise_covariance": "none", "curvature": "none",
 }

@@ -17,6 +17,8 @@ import math
 import os
 import pathlib
 
+from pyengine.report.groups import GROUP_STYLE, groups_section
+
 __all__ = ["render", "SELF_CONTAINED", "STYLE", "cell_text", "html_table", "flatten", "setting_cell", "figure_html", "write_page",
            "FIRST_SETTINGS", "RECORDED_SETTINGS"]
 
@@ -39,7 +41,7 @@ table.settings td.key { font-family: ui-monospace, monospace; white-space: nowra
 table.fits td { white-space: nowrap; } table.fits td:last-child { white-space: normal; text-align: left; }
 details pre { font-size: 0.8em; max-height: 24em; overflow: auto; background: #f8f8f8; padding: 0.5em; }
 .t0 { font-size: 1.05em; }
-"""
+""" + GROUP_STYLE
 
 
 def cell_text(value, digits: int = 3) -> str:
@@ -168,6 +170,9 @@ def _settings_section(settings: dict) -> str:
         ("NaN/Inf weights", cell_text(settings.get("nonfinite"))),
         ("statistics", cell_text(", ".join(map(str, settings.get("statistics") or [])))),
     ]
+    groups = settings.get("groups") if isinstance(settings.get("groups"), dict) else None
+    if groups:
+        rows.append(("groups", cell_text(f"{groups.get('spec')}: {len(groups.get('names') or [])} groups")))
     return "<h2>Settings</h2>" + html_table(["setting", "value"], [[cell_text(k), v] for k, v in rows], text=True)
 
 
@@ -322,6 +327,7 @@ def _page(folder: pathlib.Path, doc: dict, embed: bool) -> str:
     if isinstance(results.get("diffusion"), dict):
         parts.append(_diffusion_section(results["diffusion"]))
     parts.append(_fits_section(results))
+    parts.append(groups_section(results, doc["settings"] if isinstance(doc.get("settings"), dict) else {}))
     if isinstance(doc.get("skipped"), dict) and doc["skipped"]:
         parts.append("<h2>Not computed</h2>" + html_table(
             ["what", "reason"], [[cell_text(k), cell_text(v)] for k, v in doc["skipped"].items()], text=True))
