@@ -8,13 +8,15 @@ D²_ab = G_aa + G_bb − 2 G_ab (:func:`sq_distances`, into a new array), the pa
 top eigenvectors of the centred G (:func:`principal_coordinates`).
 
 Memory: the state is T² float64 per window (8 MB at T = 1000, 800 MB at T = 10⁴), per
-worker; ``workers`` blocks in flight hold one state each. With named column groups (layers,
+worker; ``workers`` blocks in flight hold one state each, and each thread one T × T
+product buffer. With named column groups (layers,
 tensors: :class:`~pyengine.engine.groups.NamedGroups`), one such matrix per named group
 and window, their sum being the whole model's.
 """
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -104,9 +106,8 @@ class WindowGramAccumulator:
         return self.groups is not None and self.groups.named is not None
 
     def _zeros(self, meta: RunMeta) -> list:
-        # Fortran order: BLAS's SYRK adds Y Yᵀ into its upper triangle in place (see _add_product)
         xp = array_module(meta.on_gpu)
-        return [xp.zeros((w.length, w.length), order="F") for w in self.windows]
+        return [xp.zeros((w.length, w.length)) for w in self.windows]
 
     def update(self, state: GramState, block, cols: slice) -> None:
         groups = self._groups_of(block, cols)
@@ -123,7 +124,8 @@ class WindowGramAccumulator:
                 self._update_window(state, i, groups)
             return
         # Windows go to the engine's threads, each adding into its own Gram matrices (BLAS runs
-        # one thread inside a pass: an idle BLAS pool spins next to the other kernels' threads).
+        # one thread inside a pass: an idle BLAS pool spins next to the other kernels' threads;
+        # NumPy's matmul releases the GIL, SciPy's BLAS wrappers do not).
         with ThreadPoolExecutor(min(threads, len(self.windows)), thread_name_prefix="pyengine-gram") as pool:
             list(pool.map(lambda i: self._update_window(state, i, groups), windows))
 
@@ -139,18 +141,14 @@ class WindowGramAccumulator:
     def _update_window(self, state: GramState, i: int, groups: list) -> None:
         """Add each group's columns of window i to its Gram matrix (and the group's part)."""
         w = self.windows[i]
-        before = {}  # per named group: the sampled pairs' entries of its Gram before the next group's columns
         for g, views in groups:
             named = 0 if g is None else g // self.groups.count
             gram = state.grams[named][i]
-            if g is not None and named not in before:
-                before[named] = self._pair_entries(gram)
             for y in self._centred_pieces(views, w):
-                _add_product(gram, y)
-            if g is not None:  # the group's share: what its columns added (one gather per group)
-                after = self._pair_entries(gram)
-                state.parts[g][i] += _pair_d2(after, before[named])
-                before[named] = after
+                product = _product(y)
+                gram += product
+                if g is not None:  # the group's share of the sampled pairs' D²
+                    state.parts[g][i] += self._pair_d2(product)
 
     def _centred_pieces(self, views: list, w: GramWindow):
         """The window's rows of the views, centred per column in float64, at most
@@ -163,11 +161,11 @@ class WindowGramAccumulator:
                 y -= y.mean(axis=0) if self.center == "mean" else y[0].copy()
                 yield y
 
-    def _pair_entries(self, gram) -> tuple:
-        """The Gram entries the sampled pairs' distances need: diagonal and (a, b) (upper)."""
+    def _pair_d2(self, product) -> np.ndarray:
+        """D² of the sampled pairs over the columns of a product Y Yᵀ (float32, on the host)."""
         a, b = self.pairs
-        diag = gram.diagonal()
-        return to_host(diag[a]), to_host(diag[b]), to_host(gram[a, b])
+        diag = product.diagonal()
+        return to_host(diag[a] + diag[b] - 2.0 * product[a, b]).astype(np.float32)
 
     def merge(self, a: GramState, b: GramState) -> GramState:
         for named, grams in b.grams.items():
@@ -186,35 +184,29 @@ class WindowGramAccumulator:
         (with named groups, ``Grouped.named`` holds each named group's Gram matrices and the
         total is their sum)."""
         if not self._named:
-            grams = [_symmetric(to_host(g)) for g in state.grams[0]]
+            grams = [to_host(g) for g in state.grams[0]]
             return grams if self.groups is None else Grouped(grams, state.parts, self.groups)
         zeros = [np.zeros((w.length, w.length)) for w in self.windows]
-        named = [[_symmetric(to_host(g)) for g in state.grams[k]] if k in state.grams else zeros
+        named = [[to_host(g) for g in state.grams[k]] if k in state.grams else zeros
                  for k in range(self.groups.n_named)]
         total = [np.sum([grams[i] for grams in named], axis=0) for i in range(len(self.windows))]
         return Grouped(total, state.parts, self.groups, named)
 
 
-def _add_product(gram, y) -> None:
-    """gram += Y Yᵀ (upper triangle), in place: BLAS SYRK with β = 1 on the host (no
-    temporary T × T product), a product on the GPU."""
-    if isinstance(gram, np.ndarray):
-        from scipy.linalg.blas import dsyrk
-
-        dsyrk(1.0, y.T, beta=1.0, c=gram, trans=1, lower=0, overwrite_c=1)
-    else:
-        gram += y @ y.T
+_products = threading.local()
 
 
-def _symmetric(upper: np.ndarray) -> np.ndarray:
-    """The symmetric matrix whose upper triangle (diagonal included) is given."""
-    return np.triu(upper) + np.triu(upper, 1).T
-
-
-def _pair_d2(after: tuple, before: tuple) -> np.ndarray:
-    """D² of the sampled pairs over the columns added between two readings of the Gram."""
-    (da, db, c), (da0, db0, c0) = after, before
-    return ((da - da0) + (db - db0) - 2.0 * (c - c0)).astype(np.float32)
+def _product(y):
+    """Y Yᵀ (symmetric, T × T): on the host into this thread's reused buffer (NumPy calls
+    BLAS SYRK for a product with its own transpose, and releases the GIL), on the GPU a new
+    array."""
+    if not isinstance(y, np.ndarray):
+        return y @ y.T
+    t = y.shape[0]
+    out = getattr(_products, "buffer", None)
+    if out is None or out.shape != (t, t):
+        out = _products.buffer = np.empty((t, t))
+    return np.matmul(y, y.T, out=out)
 
 
 def sq_distances(gram: np.ndarray, n_params: int, *, exact=None, rtol: float = 1e-6) -> tuple[np.ndarray, int]:
