@@ -73,13 +73,16 @@ class RawChunks:
         chunks is not allocated, not page aligned or not a whole number of pages. The
         chunks are mapped side by side (``mmap``), one chunk column at a time, so they must
         start on page boundaries: files written by :class:`TrajectoryWriter` have them there.
+        Also None for columns narrower than half their chunk column: mapping populates every
+        page of the chunk column, so a narrow view would hold many times its own bytes
+        resident (N × chunk width × itemsize; 1.3 GB for N = 20000 and 16384-wide chunks).
 
         The view keeps the mapping alive. A file truncated under it makes reading its pages
         fail with SIGBUS, where :meth:`read` would report a short read.
         """
         cr, cc = self._chunk_rows, self._chunk_cols
         c0 = j0 - j0 % cc
-        if not self.map_cols or j1 > c0 + cc:
+        if not self.map_cols or j1 > c0 + cc or 2 * (j1 - j0) < min(cc, self._ds.shape[1] - c0):
             return None
         offsets = [self._chunk_offset(r0, c0) for r0 in range(0, n_rows, cr)]
         if any(o is None or o % mmap.PAGESIZE for o in offsets):
