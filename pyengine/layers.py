@@ -34,8 +34,8 @@ import numpy as np
 
 from pyengine.engine.groups import NamedGroups
 
-__all__ = ["SPECS", "OTHER", "MAX_RANGES", "param_groups", "params_of", "named_groups", "run_grouped",
-           "conclude_groups"]
+__all__ = ["SPECS", "OTHER", "MAX_RANGES", "param_groups", "check_spec", "tensor_groups", "params_of",
+           "named_groups", "run_grouped", "conclude_groups"]
 
 #: The named ways to group the parameters of a trajectory file's parameter table.
 SPECS = ("tensor", "layer", "kind")
@@ -212,10 +212,8 @@ def param_groups(spec, params: list | None, n_params: int) -> NamedGroups | None
     """
     if spec is None:
         return None
+    check_spec(spec)
     if isinstance(spec, str):
-        if spec not in SPECS:
-            raise ValueError(f"groups must be one of {SPECS}, a mapping {{name: [glob or columns, ...]}} or None, "
-                             f"got {spec!r}")
         if params is None:
             raise ValueError(f"groups={spec!r} needs a parameter table (a trajectory file's /params); for an array "
                              "pass a mapping {name: slice or column indices}")
@@ -226,17 +224,81 @@ def param_groups(spec, params: list | None, n_params: int) -> NamedGroups | None
         if (owner < 0).any():  # a table that does not tile the columns (not a valid file): the rest apart
             names.append(OTHER)
             owner[owner < 0] = len(names) - 1
-    elif isinstance(spec, Mapping):
-        names, owner = _by_mapping(spec, params, n_params)
     else:
-        raise TypeError(f"groups must be one of {SPECS}, a mapping {{name: [glob or columns, ...]}} or None, got "
-                        f"{type(spec).__name__}")
+        names, owner = _by_mapping(spec, params, n_params)
     used = np.unique(owner)
     if used.size < len(names):  # a mapping's group that claimed no column (empty index list)
         empty = [names[k] for k in range(len(names)) if k not in set(used.tolist())]
         raise ValueError(f"groups: group(s) {', '.join(map(repr, empty))} hold no column")
     starts, owners = _ranges(owner)
     return NamedGroups(tuple(names), starts, owners, int(n_params))
+
+
+def check_spec(spec) -> None:
+    """Refuse what is not a ``groups=`` spec (None, a name of :data:`SPECS` or a mapping).
+
+    Raises
+    ------
+    ValueError
+        An unknown name.
+    TypeError
+        Neither a name nor a mapping.
+    """
+    if isinstance(spec, str) and spec not in SPECS:
+        raise ValueError(f"groups must be one of {SPECS}, a mapping {{name: [glob or columns, ...]}} or None, "
+                         f"got {spec!r}")
+    if not (spec is None or isinstance(spec, (str, Mapping))):
+        raise TypeError(f"groups must be one of {SPECS}, a mapping {{name: [glob or columns, ...]}} or None, got "
+                        f"{type(spec).__name__}")
+
+
+def tensor_groups(spec, params: list) -> tuple[NamedGroups, dict[str, list[str]]]:
+    """Named groups of whole tensors of a parameter table (the Hessian's diagonal blocks).
+
+    Parameters
+    ----------
+    spec : "tensor", "layer", "kind" or mapping
+        As for :func:`param_groups`; slices and indices must take whole tensors.
+    params : list of ParamInfo
+        The table (offsets tiling [0, P)).
+
+    Returns
+    -------
+    named : NamedGroups
+        The groups over the table's P columns.
+    tensors : dict of str to list of str
+        The names of each group's tensors, in table order.
+
+    Raises
+    ------
+    ValueError
+        As :func:`param_groups`, and for a group that takes part of a tensor (naming it).
+
+    Examples
+    --------
+    >>> from pyengine.store import ParamInfo
+    >>> table = [ParamInfo("fc1.weight", 0, 6, (2, 3), "weight"), ParamInfo("fc1.bias", 6, 2, (2,), "bias")]
+    >>> tensor_groups("kind", table)[1]
+    {'weight': ['fc1.weight'], 'bias': ['fc1.bias']}
+    >>> tensor_groups({"head": slice(0, 4)}, table)
+    Traceback (most recent call last):
+    ...
+    ValueError: groups: tensor 'fc1.weight' (columns 0…5) is split between groups 'head' and 'other'; ...
+    """
+    n_params = max((int(p.offset + p.size) for p in params), default=0)
+    named = param_groups(spec, params, n_params)
+    tensors: dict[str, list[str]] = {name: [] for name in named.names}
+    for p in params:
+        if p.size == 0:
+            continue
+        owners = list(dict.fromkeys(owner for owner, *_ in named.ranges(int(p.offset), int(p.offset + p.size))))
+        if len(owners) > 1:
+            raise ValueError(f"groups: tensor {p.name!r} (columns {p.offset}…{p.offset + p.size - 1}) is split between "
+                             f"groups {' and '.join(repr(named.names[o]) for o in owners)}; the Hessian's blocks are "
+                             "whole tensors: give globs on tensor names (or 'tensor', 'layer', 'kind'), or slices "
+                             "that take whole tensors")
+        tensors[named.names[owners[0]]].append(p.name)
+    return named, tensors
 
 
 def named_groups(spec, src) -> NamedGroups | None:

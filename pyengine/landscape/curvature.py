@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pyengine.landscape.results import plain
-from pyengine.results import Result, legend_outside, panels_or_new, readable_ticks, window_colors
+from pyengine.landscape.results import block_rows, hessian_settings
+from pyengine.results import Result, legend_outside, panels_or_new, readable_ticks, window_colors, with_groups
 from pyengine.store import open_trajectory
 from pyengine.store._groups import group_rows
 
@@ -163,6 +163,11 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 class CurvatureResult(Result):
     """Hessian density, trace and noise alignment at the probe steps (``/hessian``).
 
+    A probe recorded with groups (``HessianProbe(groups=...)``) gives each group's diagonal
+    block H_LL in ``groups`` (``{group: CurvatureResult}``): its ``lambda_max`` (top of the
+    block's Lanczos) and ``trace`` ± ``trace_se`` (tr H_LL from the SLQ vectors, NaN without
+    a density); the block's density and alignment are not measured (NaN).
+
     Attributes
     ----------
     steps : ndarray of int64, shape (M,)
@@ -235,7 +240,9 @@ class CurvatureResult(Result):
     @classmethod
     def from_rows(cls, rows: dict[str, np.ndarray], attrs: dict, n_params: int,
                   zero_tol: float = ZERO_TOL) -> CurvatureResult:
-        """From the row datasets of ``/hessian`` (:func:`pyengine.store.group_rows`)."""
+        """From the row datasets of ``/hessian`` (:func:`pyengine.store.group_rows`) and its
+        attributes (:func:`pyengine.landscape.results.hessian_settings`), with the blocks'
+        results in ``groups``."""
         steps = np.asarray(rows["step"], dtype=np.int64)
         m = len(steps)
 
@@ -268,11 +275,16 @@ class CurvatureResult(Result):
         ratio = _ratio(hd, trace * noise)
         rel = np.sqrt(np.nan_to_num(_ratio(hd_se, hd)) ** 2 + np.nan_to_num(_ratio(trace_se, trace)) ** 2)
         align_k = np.asarray(rows["align_k"], dtype=np.int64) if "align_k" in rows else np.zeros(m, np.int64)
-        return cls(steps, eig[:, 0], lam_min, trace, trace_se, frac["near_zero"], frac["near_zero_se"],
-                   frac["near_zero_lo"], frac["near_zero_hi"], frac["negative"], frac["negative_se"],
-                   frac["negative_lo"], frac["negative_hi"], col("overlap"), align_k,
-                   ratio, np.abs(ratio) * rel, hd, noise, grid, density, nodes, weights, int(n_params),
-                   float(zero_tol), dict(attrs))
+        result = cls(steps, eig[:, 0], lam_min, trace, trace_se, frac["near_zero"], frac["near_zero_se"],
+                     frac["near_zero_lo"], frac["near_zero_hi"], frac["negative"], frac["negative_se"],
+                     frac["negative_lo"], frac["negative_hi"], col("overlap"), align_k,
+                     ratio, np.abs(ratio) * rel, hd, noise, grid, density, nodes, weights, int(n_params),
+                     float(zero_tol), dict(attrs))
+        blocks = block_rows(rows, attrs)
+        if blocks:
+            with_groups(result, {name: cls.from_rows(block, own, own["n_params"] or 0, zero_tol)
+                                 for name, (block, own) in blocks.items()})
+        return result
 
     def to_dict(self) -> dict:
         """Plain Python types, ready for JSON (the quadrature nodes and weights left out).
@@ -388,7 +400,7 @@ def curvature_result(traj_path: str | pathlib.Path, zero_tol: float = ZERO_TOL) 
         if group is None or "step" not in group:
             return None
         rows = group_rows(group)
-        attrs = {key: plain(value) for key, value in group.attrs.items()}
+        attrs = hessian_settings(group.attrs)
         n_params = traj.n_params
     has_density = "slq_nodes" in rows and rows["slq_nodes"].size > 0
     has_alignment = "overlap" in rows and np.isfinite(np.asarray(rows["overlap"], dtype=np.float64)).any()

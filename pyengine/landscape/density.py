@@ -10,7 +10,10 @@ Rademacher z, E[(q_iᵀu)²] = 1/n, so μ_u is an unbiased estimate of the spect
 (1/n) Σ_i δ(λ − λ_i); averaging over V start vectors is SLQ (Ubaru, Chen & Saad 2017;
 Ghorbani, Krishnan & Xiao 2019). The first node-weighted moment Σ_j τ_j θ_j = uᵀAu, so
 n·uᵀAu = zᵀAz is Hutchinson's estimate of tr A, with Var = 2(‖A‖_F² − Σ_i A_ii²) per
-vector (Hutchinson 1990; Avron & Toledo 2011).
+vector (Hutchinson 1990; Avron & Toledo 2011). The same products give the trace of each
+diagonal block A_LL of a partition of the coordinates into groups L: z ⊙ Az is an unbiased
+estimate of the diagonal of A (Bekas, Kokiopoulou & Saad 2007), so Σ_{i∈L} z_i (Az)_i
+estimates tr A_LL, and the groups' estimates add up to zᵀAz exactly.
 
 Reading stored densities needs NumPy only (:mod:`pyengine.landscape.results`).
 """
@@ -24,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 import torch
+
+from pyengine.engine.groups import NamedGroups
 
 __all__ = ["SLQResult", "slq", "hutchinson_trace"]
 
@@ -45,6 +50,9 @@ class SLQResult:
         Dimension of A.
     iterations : int
         Products with A in all.
+    block_quadratic : ndarray of float64, shape (V, G), optional
+        With groups: Σ_{i∈L} u_i (A u)_i of each start vector u and group L (the rows sum
+        to ``quadratic``).
     """
 
     nodes: np.ndarray
@@ -52,6 +60,7 @@ class SLQResult:
     quadratic: np.ndarray
     n: int
     iterations: int
+    block_quadratic: np.ndarray | None = None
 
     @property
     def trace(self) -> float:
@@ -64,6 +73,24 @@ class SLQResult:
         v = len(self.quadratic)
         return float(self.n * self.quadratic.std(ddof=1) / math.sqrt(v)) if v > 1 else math.nan
 
+    @property
+    def block_trace(self) -> np.ndarray:
+        """Each group's estimate of tr A_LL, shape (G,): n times the mean of its part of uᵀAu."""
+        return self.n * self._blocks().mean(axis=0)
+
+    @property
+    def block_trace_se(self) -> np.ndarray:
+        """Their standard errors over the start vectors, shape (G,) (NaN for one vector)."""
+        parts = self._blocks()
+        if len(parts) < 2:
+            return np.full(parts.shape[1], np.nan)
+        return self.n * parts.std(axis=0, ddof=1) / math.sqrt(len(parts))
+
+    def _blocks(self) -> np.ndarray:
+        if self.block_quadratic is None:
+            raise ValueError("this SLQ ran without groups: pass groups= to slq for the blocks' traces")
+        return self.block_quadratic
+
 
 def _rademacher(gen: torch.Generator, n: int, dtype, device) -> torch.Tensor:
     """A unit vector of ±1/√n entries (drawn on the CPU, so a seed gives the same vector everywhere)."""
@@ -72,12 +99,13 @@ def _rademacher(gen: torch.Generator, n: int, dtype, device) -> torch.Tensor:
 
 
 def lanczos_tridiagonal(matvec: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor,
-                        steps: int) -> tuple[np.ndarray, np.ndarray]:
+                        steps: int, first: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
     """α (diagonal) and β (off-diagonal) of the Lanczos tridiagonal matrix from a unit vector.
 
     Full reorthogonalisation (classical Gram–Schmidt, twice), so the basis stays
     orthogonal to working precision. Stops early when the Krylov space closes
-    (β < 1e-10·max|α|): then T's eigenvalues are exact eigenvalues of A.
+    (β < 1e-10·max|α|): then T's eigenvalues are exact eigenvalues of A. ``first``, the
+    product A·start when the caller has it already, is used instead of computing it again.
 
     Returns
     -------
@@ -92,7 +120,7 @@ def lanczos_tridiagonal(matvec: Callable[[torch.Tensor], torch.Tensor], start: t
     q = start
     for j in range(steps):
         basis[j] = q
-        w = matvec(q).to(start.dtype)
+        w = (matvec(q) if j or first is None else first.clone()).to(start.dtype)
         alpha.append(float(q @ w))
         for _ in range(2):
             w -= basis[:j + 1].T @ (basis[:j + 1] @ w)
@@ -105,7 +133,8 @@ def lanczos_tridiagonal(matvec: Callable[[torch.Tensor], torch.Tensor], start: t
 
 
 def slq(matvec: Callable[[torch.Tensor], torch.Tensor], n: int, vectors: int = 4, steps: int = 40, seed: int = 0,
-        dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> SLQResult:
+        dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu",
+        groups: NamedGroups | None = None) -> SLQResult:
     """Spectral density of a symmetric n × n operator by stochastic Lanczos quadrature.
 
     Parameters
@@ -124,6 +153,10 @@ def slq(matvec: Callable[[torch.Tensor], torch.Tensor], n: int, vectors: int = 4
         Seeds the start vectors.
     dtype, device
         Of the Lanczos vectors.
+    groups : NamedGroups, optional
+        A partition of the n coordinates (:func:`pyengine.layers.param_groups`): also the
+        trace of each diagonal block, from the same products (``block_trace``,
+        ``block_trace_se``; module docstring).
 
     Returns
     -------
@@ -132,7 +165,8 @@ def slq(matvec: Callable[[torch.Tensor], torch.Tensor], n: int, vectors: int = 4
 
     Notes
     -----
-    Cost: V·s products with A and s vectors of n values held at once.
+    Cost: V·s products with A and s vectors of n values held at once; the blocks' traces
+    cost no product.
 
     References
     ----------
@@ -152,20 +186,35 @@ def slq(matvec: Callable[[torch.Tensor], torch.Tensor], n: int, vectors: int = 4
         raise ValueError(f"vectors must be >= 1, got {vectors}")
     if not 1 <= int(steps) <= n:
         raise ValueError(f"steps must be in [1, n] = [1, {n}], got {steps}")
+    if groups is not None and groups.n_params != n:
+        raise ValueError(f"groups must partition the n = {n} coordinates, got groups of {groups.n_params}")
     vectors, steps = int(vectors), int(steps)
     gen = torch.Generator().manual_seed(int(seed))
     nodes = np.full((vectors, steps), np.nan)
     weights = np.zeros((vectors, steps))
     quadratic = np.empty(vectors)
+    blocks = None if groups is None else np.empty((vectors, len(groups.names)))
     products = 0
     for v in range(vectors):
-        alpha, beta = lanczos_tridiagonal(matvec, _rademacher(gen, n, dtype, device), steps)
+        start = _rademacher(gen, n, dtype, device)
+        first = matvec(start).to(dtype)
+        if blocks is not None:
+            blocks[v] = _block_sums(start * first, groups)
+        alpha, beta = lanczos_tridiagonal(matvec, start, steps, first)
         products += len(alpha)
         theta, s = scipy.linalg.eigh_tridiagonal(alpha, beta)
         nodes[v, :len(theta)] = theta
         weights[v, :len(theta)] = s[0] ** 2
         quadratic[v] = alpha[0]
-    return SLQResult(nodes, weights, quadratic, int(n), products)
+    return SLQResult(nodes, weights, quadratic, int(n), products, blocks)
+
+
+def _block_sums(values: torch.Tensor, groups: NamedGroups) -> np.ndarray:
+    """Σ of ``values`` over each group's coordinates, shape (G,) float64 (one transfer from the device)."""
+    sums = torch.zeros(len(groups.names), dtype=torch.float64, device=values.device)
+    for owner, a, b, _ in groups.ranges(0, groups.n_params):
+        sums[owner] += values[a:b].sum(dtype=torch.float64)
+    return sums.cpu().numpy()
 
 
 def hutchinson_trace(matvec: Callable[[torch.Tensor], torch.Tensor], n: int, samples: int = 16, seed: int = 0,

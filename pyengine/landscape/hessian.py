@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.linalg
 import torch
 import torch.nn.functional as F
 
+from pyengine.engine.groups import NamedGroups
 from pyengine.landscape._store import write_group
 from pyengine.landscape._weights import Data, LossFn, assign, check_data, resolve_weights, snapshot, trainable
 from pyengine.landscape.covariance import hessian_noise_trace, subspace_overlap
 from pyengine.landscape.curvature import ZERO_TOL, CurvatureResult
 from pyengine.landscape.density import slq
-from pyengine.landscape.results import HessianResult
-from pyengine.record import NoiseProbe, Probe, preserved_training_state
+from pyengine.landscape.results import BLOCK_COLUMNS, HessianResult
+from pyengine.layers import check_spec, tensor_groups
+from pyengine.record import NoiseProbe, Probe, preserved_training_state, select_params
+from pyengine.store import ParamInfo, RowGroup
 
 #: Relative residual ‖H u − θ u‖ / max|θ| below which all top-k Ritz values count as converged.
 TOL = 1e-6
@@ -261,6 +264,10 @@ class Curvature:
         SLQ start vectors (0: no density, no trace).
     density_steps : int
         Lanczos steps per SLQ vector.
+    groups : NamedGroups, optional
+        Groups of whole tensors of the parameters (:func:`pyengine.layers.tensor_groups`):
+        also the top-k eigenvalues of each diagonal block H_LL (Lanczos on the products
+        with L's tensors alone) and, with a density, its trace from the SLQ vectors.
 
     Examples
     --------
@@ -277,6 +284,7 @@ class Curvature:
     tol: float = TOL
     density: int = 0
     density_steps: int = 40
+    groups: NamedGroups | None = None
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -289,7 +297,8 @@ class Curvature:
         """The settings as stored in ``/hessian``'s attributes."""
         return {"k": self.k, "method": "lanczos", "iters": -1 if self.iters is None else self.iters,
                 "seed": self.seed, "tol": self.tol, "density": self.density, "density_steps": self.density_steps,
-                "n_nodes": self.density * self.density_steps}
+                "n_nodes": self.density * self.density_steps,
+                "n_blocks": 0 if self.groups is None else len(self.groups.names)}
 
     def measure(self, model: torch.nn.Module, loss_fn: LossFn, data: Data, params: Sequence[torch.Tensor],
                 noise=None, step: int = 0) -> dict[str, object]:
@@ -309,6 +318,9 @@ class Curvature:
         params = list(params)
         data = check_data(data, params[0].device)
         n = sum(p.numel() for p in params)
+        if self.groups is not None and self.groups.n_params != n:
+            raise ValueError(f"the groups partition {self.groups.n_params} parameters, but the Hessian's parameters "
+                             f"hold {n}: resolve the groups against these parameters' table")
         dtype, device = params[0].dtype, params[0].device
         nan = float("nan")
         with preserved_training_state(model):
@@ -319,18 +331,78 @@ class Curvature:
             row = {"eigenvalues": top.eigenvalues, "residuals": top.residuals, "iterations": top.iterations,
                    "trace": nan, "trace_se": nan, "noise_trace": nan, "hd_trace": nan, "hd_trace_se": nan,
                    "overlap": nan, "align_k": 0}
+            if self.groups is not None:
+                row.update(self._blocks(model, loss_fn, data, params))
             if self.density:
-                out = slq(hvp, n, self.density, min(self.density_steps, n), self.seed, dtype, device)
+                out = slq(hvp, n, self.density, min(self.density_steps, n), self.seed, dtype, device, self.groups)
                 nodes = np.full((self.density, self.density_steps), np.nan)  # the stored width, also when P < steps
                 weights = np.zeros((self.density, self.density_steps))
                 nodes[:, :out.nodes.shape[1]], weights[:, :out.nodes.shape[1]] = out.nodes, out.weights
                 row.update(trace=out.trace, trace_se=out.trace_se, slq_nodes=nodes.ravel(), slq_weights=weights.ravel())
+                if self.groups is not None:
+                    row.update(block_trace=out.block_trace, block_trace_se=out.block_trace_se)
             if cov is not None:
                 align_k = min(self.k, cov.rank)
                 hd, hd_se = hessian_noise_trace(hvp, cov, seed=self.seed)
                 row.update(noise_trace=cov.trace, hd_trace=hd, hd_trace_se=hd_se, align_k=align_k,
                            overlap=subspace_overlap(cov.vectors[:align_k], top.vectors[:align_k]) if align_k else nan)
         return row
+
+    def _blocks(self, model, loss_fn: LossFn, data: Data, params: list[torch.Tensor]) -> dict[str, np.ndarray]:
+        """Top-k of each diagonal block H_LL: Lanczos on the Hessian-vector products in the
+        block's tensors alone (the other tensors held fixed); NaN past a block's size, and
+        NaN traces (filled in from the SLQ vectors when there is a density)."""
+        g = len(self.groups.names)
+        sized = [p for p in params if p.numel()]  # an empty tensor has no column, so no group
+        owners = self.groups.of(np.cumsum([0] + [p.numel() for p in sized[:-1]]))
+        eigenvalues, residuals = np.full((g, self.k), np.nan), np.full((g, self.k), np.nan)
+        iterations = np.zeros(g, np.int64)
+        for block in range(g):
+            tensors = [p for p, owner in zip(sized, owners) if owner == block]
+            n = sum(p.numel() for p in tensors)
+            k = min(self.k, n)
+            hvp = hessian_vector_product(model, loss_fn, data, tensors, self.batch_size)
+            top = lanczos_topk(hvp, n, k, None if self.iters is None else min(self.iters, n), self.seed, self.tol,
+                               tensors[0].dtype, tensors[0].device)
+            eigenvalues[block, :k], residuals[block, :k] = top.eigenvalues, top.residuals
+            iterations[block] = top.iterations
+        return {"block_eigenvalues": eigenvalues, "block_residuals": residuals, "block_iterations": iterations,
+                "block_trace": np.full(g, np.nan), "block_trace_se": np.full(g, np.nan)}
+
+
+def hessian_blocks(spec, table: Sequence[ParamInfo]) -> tuple[NamedGroups, dict]:
+    """The diagonal blocks of ``groups=`` for the Hessian in the parameters of ``table``, and
+    the attributes that describe them in ``/hessian``.
+
+    Parameters
+    ----------
+    spec : "tensor", "layer", "kind" or mapping
+        As in :func:`pyengine.layers.param_groups`; every group takes whole tensors.
+    table : sequence of ParamInfo
+        The parameters of the Hessian, in order (offsets tiling [0, P)).
+
+    Returns
+    -------
+    groups : NamedGroups
+    attrs : dict
+        ``block_spec`` (the name, or ``"mapping"``), ``block_groups`` ({group: [tensor
+        names]}) and ``block_sizes`` (parameters per group).
+
+    Raises
+    ------
+    ValueError, TypeError
+        A bad spec, a glob that matches no tensor, a group that splits a tensor.
+
+    Examples
+    --------
+    >>> from pyengine.store import ParamInfo
+    >>> table = [ParamInfo("fc1.weight", 0, 6, (2, 3), "weight"), ParamInfo("fc2.weight", 6, 2, (1, 2), "weight")]
+    >>> hessian_blocks("layer", table)[1]
+    {'block_spec': 'layer', 'block_groups': {'fc1': ['fc1.weight'], 'fc2': ['fc2.weight']}, 'block_sizes': [6, 2]}
+    """
+    named, tensors = tensor_groups(spec, list(table))
+    return named, {"block_spec": spec if isinstance(spec, str) else "mapping", "block_groups": tensors,
+                   "block_sizes": named.sizes().tolist()}
 
 
 class HessianProbe(Probe):
@@ -345,9 +417,13 @@ class HessianProbe(Probe):
     negative eigenvalues included), and ``trace`` ± ``trace_se`` (Hutchinson, from the
     same vectors); with ``noise``, ``noise_trace`` tr Σ, ``hd_trace`` ± ``hd_trace_se``
     tr(H Σ) and ``overlap``, the mean squared cosine of the principal angles between the
-    top-``align_k`` eigenvectors of Σ and of H (align_k = min(k, rank Σ)). Columns not
-    measured hold NaN (``align_k`` 0). The Hessian is taken in the parameters the
-    recorder records, in eval mode, on ``data``; Σ is the noise probe's, on its data.
+    top-``align_k`` eigenvectors of Σ and of H (align_k = min(k, rank Σ)); with ``groups``,
+    per group L of whole tensors (G groups) ``block_eigenvalues`` and ``block_residuals``
+    (M, G, k), the top-k of the diagonal block H_LL (NaN past the block's size),
+    ``block_iterations`` (M, G), and ``block_trace`` ± ``block_trace_se`` (M, G), tr H_LL
+    from the SLQ vectors (NaN without a density). Columns not measured hold NaN
+    (``align_k`` 0). The Hessian is taken in the parameters the recorder records, in eval
+    mode, on ``data``; Σ is the noise probe's, on its data.
 
     Parameters
     ----------
@@ -371,6 +447,12 @@ class HessianProbe(Probe):
         once per step for both probes; costs the top-k Ritz vectors and one
         Hessian-vector product per non-zero eigenvalue of Σ, at most
         ``covariance.ALIGN_PRODUCTS``).
+    groups : "tensor", "layer", "kind" or mapping, optional
+        Also the diagonal block H_LL of each group L of the recorded tensors
+        (:mod:`pyengine.layers`; every group takes whole tensors), resolved against the
+        recorder's parameter table when the file is laid out: its top-k eigenvalues (up to
+        ``iters`` more Hessian-vector products per group, each cheaper than a whole one)
+        and its trace from the SLQ vectors (no more products).
 
     Examples
     --------
@@ -378,26 +460,51 @@ class HessianProbe(Probe):
     >>> probe = HessianProbe((x[:512], y[:512]), k=20, every=500, density=2, noise=noise)  # doctest: +SKIP
     >>> with Recorder(model, "run.h5", probes=[noise, probe]) as rec:  # doctest: +SKIP
     ...     ...
+    >>> per_layer = HessianProbe((x[:512], y[:512]), k=5, every=500, density=2, groups="layer")  # doctest: +SKIP
     """
 
     group = "hessian"
 
     def __init__(self, data: Data, loss_fn: LossFn = F.cross_entropy, k: int = 20, every: int = 100,
                  iters: int | None = None, seed: int = 0, batch_size: int = 1024, tol: float = TOL, *,
-                 density: int = 0, density_steps: int = 40, noise: NoiseProbe | None = None) -> None:
+                 density: int = 0, density_steps: int = 40, noise: NoiseProbe | None = None, groups=None) -> None:
         super().__init__(every)
         self.data = check_data(data)
         if noise is not None and not isinstance(noise, NoiseProbe):
             raise TypeError(f"noise must be a NoiseProbe, got {type(noise).__name__}")
+        check_spec(groups)
         self.curvature = Curvature(k, iters, seed, batch_size, tol, density, density_steps)
-        self.loss_fn, self.noise = loss_fn, noise
+        self.loss_fn, self.noise, self.groups = loss_fn, noise, groups
         self.k, self.iters, self.seed, self.batch_size, self.tol = k, iters, seed, batch_size, tol
         self.rows.update({name: [] for name in _ROW_NAMES})
         if density:
             self.rows.update(slq_nodes=[], slq_weights=[])
         self.attrs.update(self.curvature.attrs(), n_samples=len(self.data[0]), align=noise is not None)
 
+    def layout(self, n_params: int, params: Sequence[ParamInfo] | None = None) -> RowGroup:
+        """Resolves ``groups`` against the recorded parameters' table (which fixes the
+        blocks' row shapes), then lays ``/hessian`` out.
+
+        Raises
+        ------
+        ValueError
+            ``groups`` without a table, or groups that do not fit it (a glob matching no
+            tensor, a group splitting a tensor).
+        """
+        if self.groups is not None:
+            if params is None:
+                raise ValueError("HessianProbe(groups=...) resolves its groups against the recorded parameters' "
+                                 "table: pass it, layout(n_params, params) (the Recorder does)")
+            named, attrs = hessian_blocks(self.groups, params)
+            self.curvature = replace(self.curvature, groups=named)
+            self.rows.update({name: [] for name in _BLOCK_NAMES})
+            self.attrs.update(self.curvature.attrs(), **attrs)
+        return super().layout(n_params, params)
+
     def measure(self, model: torch.nn.Module, params: Sequence[torch.Tensor], step: int) -> None:
+        if self.groups is not None and self.curvature.groups is None:
+            raise RuntimeError("HessianProbe(groups=...) measures after its layout (the Recorder lays it out when "
+                               "it opens the file): call layout(n_params, params) first")
         row = self.curvature.measure(model, self.loss_fn, self.data, params, self.noise, step)
         self.rows["step"].append(step)
         for name, value in row.items():
@@ -407,12 +514,14 @@ class HessianProbe(Probe):
 #: Row datasets of ``/hessian`` that every probe run fills (``slq_*`` only with a density).
 _ROW_NAMES = ("eigenvalues", "residuals", "iterations", "trace", "trace_se", "noise_trace", "hd_trace", "hd_trace_se",
               "overlap", "align_k")
+#: Row datasets of a probe with groups.
+_BLOCK_NAMES = tuple(f"block_{name}" for name in BLOCK_COLUMNS)
 
 
 def hessian_spectrum(model: torch.nn.Module, loss_fn: LossFn, data: Data, path: str | pathlib.Path,
                      snapshots: Sequence[int], k: int = 20, iters: int | None = None, seed: int = 0, *,
                      batch_size: int = 1024, tol: float = TOL, store: bool = True, density: int = 0,
-                     density_steps: int = 40, noise: NoiseProbe | None = None) -> HessianResult:
+                     density_steps: int = 40, noise: NoiseProbe | None = None, groups=None) -> HessianResult:
     """Hessian spectra at recorded snapshots of a trajectory file: the top-k eigenvalues,
     optionally the density and trace, and the alignment with the gradient noise.
 
@@ -437,6 +546,9 @@ def hessian_spectrum(model: torch.nn.Module, loss_fn: LossFn, data: Data, path: 
         Write ``/hessian``.
     density, density_steps, noise
         As for :class:`HessianProbe`.
+    groups : "tensor", "layer", "kind" or mapping, optional
+        As for :class:`HessianProbe`, resolved against the model's trainable parameters
+        (the Hessian's): each block's results in ``result.groups``.
 
     Returns
     -------
@@ -447,19 +559,19 @@ def hessian_spectrum(model: torch.nn.Module, loss_fn: LossFn, data: Data, path: 
     >>> subset = (x[:512], y[:512])  # doctest: +SKIP
     >>> res = hessian_spectrum(model, F.cross_entropy, subset, "run.h5", range(0, 1000, 100))  # doctest: +SKIP
     >>> res.plot()  # doctest: +SKIP
+    >>> hessian_spectrum(model, F.cross_entropy, subset, "run.h5", [-1], groups="layer").groups  # doctest: +SKIP
     """
     curvature = Curvature(k, iters, seed, batch_size, tol, density, density_steps)
-    steps, columns, settings = _measure_snapshots(model, loss_fn, data, path, snapshots, curvature, noise)
-    result = HessianResult(steps, columns.get("eigenvalues", np.empty((0, k))), columns.get("residuals"), settings)
+    steps, columns, settings = _measure_snapshots(model, loss_fn, data, path, snapshots, curvature, noise, groups)
     if store:
         write_group(path, "hessian", {"step": steps, **columns}, settings)
-    return result
+    return HessianResult.from_rows({"step": steps, "eigenvalues": np.empty((0, k)), **columns}, settings)
 
 
 def snapshot_curvature(model: torch.nn.Module, loss_fn: LossFn, data: Data, path: str | pathlib.Path,
                        snapshots: Sequence[int], density: int = 4, density_steps: int = 40, k: int = 20, *,
                        noise: NoiseProbe | None = None, seed: int = 0, batch_size: int = 1024, tol: float = TOL,
-                       zero_tol: float = ZERO_TOL, store: bool = False) -> CurvatureResult:
+                       zero_tol: float = ZERO_TOL, store: bool = False, groups=None) -> CurvatureResult:
     """The Hessian's density, trace (and, with ``noise``, its alignment with the gradient noise)
     at stored snapshots, returned as a :class:`CurvatureResult`.
 
@@ -482,6 +594,8 @@ def snapshot_curvature(model: torch.nn.Module, loss_fn: LossFn, data: Data, path
         Relative threshold of the near-zero fraction.
     store : bool
         Replace ``/hessian`` with these rows.
+    groups : "tensor", "layer", "kind" or mapping, optional
+        As for :func:`hessian_spectrum`: each block's λ_max and trace in ``result.groups``.
 
     Returns
     -------
@@ -496,17 +610,23 @@ def snapshot_curvature(model: torch.nn.Module, loss_fn: LossFn, data: Data, path
     if density < 1:
         raise ValueError(f"density must be >= 1 start vector, got {density}")
     curvature = Curvature(k, None, seed, batch_size, tol, density, density_steps)
-    steps, columns, settings = _measure_snapshots(model, loss_fn, data, path, snapshots, curvature, noise)
+    steps, columns, settings = _measure_snapshots(model, loss_fn, data, path, snapshots, curvature, noise, groups)
     if store:
         write_group(path, "hessian", {"step": steps, **columns}, settings)
     n_params = sum(p.numel() for p in trainable(model)[1])
     return CurvatureResult.from_rows({"step": steps, **columns}, settings, n_params, zero_tol)
 
 
-def _measure_snapshots(model, loss_fn, data, path, snapshots, curvature: Curvature, noise):
-    """Step, ``/hessian`` columns and settings of :meth:`Curvature.measure` at each snapshot."""
+def _measure_snapshots(model, loss_fn, data, path, snapshots, curvature: Curvature, noise, groups):
+    """Step, ``/hessian`` columns and settings of :meth:`Curvature.measure` at each snapshot
+    (with the diagonal blocks of ``groups`` of the model's trainable tensors)."""
     data = check_data(data)
-    names, params = trainable(model)
+    params, table = select_params(model)
+    names = [p.name for p in table]
+    blocks = {}
+    if groups is not None:
+        named, blocks = hessian_blocks(groups, table)
+        curvature = replace(curvature, groups=named)
     original = snapshot(params)
     steps, rows = [], []
     try:
@@ -517,7 +637,7 @@ def _measure_snapshots(model, loss_fn, data, path, snapshots, curvature: Curvatu
             steps.append(info["center_step"])
     finally:
         assign(params, original)
-    settings = {**curvature.attrs(), "n_samples": len(data[0]), "align": noise is not None,
+    settings = {**curvature.attrs(), **blocks, "n_samples": len(data[0]), "align": noise is not None,
                 "snapshots": [int(s) for s in snapshots]}
     columns = {name: np.array([row[name] for row in rows]) for name in rows[0]} if rows else {}
     return np.array(steps, dtype=np.int64), columns, settings

@@ -6,6 +6,7 @@ Hessian spectra through :func:`landscape_results` and :func:`hessian_result`.
 
 from __future__ import annotations
 
+import json
 import pathlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,8 +15,9 @@ from functools import cached_property
 import numpy as np
 
 from pyengine.fractal import BoxCountResult, VariogramResult, boxcount, level_set, variogram_dimension
-from pyengine.results import Result, axes_or_new, jsonable, panels_or_new, plain_text, readable_ticks, window_colors
-from pyengine.store import open_trajectory
+from pyengine.results import (Result, axes_or_new, jsonable, panels_or_new, plain_text, readable_ticks, window_colors,
+                               with_groups)
+from pyengine.store import group_rows, open_trajectory
 
 #: Quantiles of the finite losses at which level sets are box-counted by default.
 LEVEL_QUANTILES = (0.25, 0.5, 0.75)
@@ -238,6 +240,9 @@ class InterpolationResult(Result):
 class HessianResult(Result):
     """Top-k eigenvalues of the loss Hessian at several steps.
 
+    A probe recorded with groups (``HessianProbe(groups=...)``) gives each group's diagonal
+    block H_LL in ``groups`` (``{group: HessianResult}``, NaN past a block's size).
+
     Attributes
     ----------
     steps : ndarray of int64, shape (M,)
@@ -258,8 +263,30 @@ class HessianResult(Result):
     _curves = {"eigenvalues": ("step", "rank"), "residuals": ("step", "rank")}
     _coords = {"step": "steps", "rank": None}
 
+    @classmethod
+    def from_rows(cls, rows: dict[str, np.ndarray], settings: dict) -> HessianResult:
+        """From the row datasets of ``/hessian`` (:func:`pyengine.store.group_rows`) and its
+        attributes (:func:`hessian_settings`), with the blocks' results in ``groups``.
+
+        Raises
+        ------
+        ValueError
+            ``eigenvalues`` not of shape (len(step), k).
+        """
+        steps = np.asarray(rows["step"], dtype=np.int64)
+        eigenvalues = np.asarray(rows["eigenvalues"], dtype=np.float64)
+        if eigenvalues.ndim != 2 or len(eigenvalues) != len(steps):
+            raise ValueError(f"/hessian/eigenvalues: shape {eigenvalues.shape}, expected (len(step), k) = "
+                             f"({len(steps)}, k)")
+        residuals = np.asarray(rows["residuals"], dtype=np.float64) if "residuals" in rows else None
+        result = cls(steps, eigenvalues, residuals, settings)
+        blocks = block_rows(rows, settings)
+        if blocks:
+            with_groups(result, {name: cls.from_rows(block, own) for name, (block, own) in blocks.items()})
+        return result
+
     def to_dict(self) -> dict:
-        """Plain Python types, ready for JSON.
+        """Plain Python types, ready for JSON (each block's under ``"groups"``).
 
         Examples
         --------
@@ -267,7 +294,7 @@ class HessianResult(Result):
         20
         """
         return jsonable({"steps": self.steps, "k": int(self.eigenvalues.shape[1]), "eigenvalues": self.eigenvalues,
-                         "residuals": self.residuals, "settings": self.settings})
+                         "residuals": self.residuals, "settings": self.settings}) | self._groups_dict()
 
     def plot(self, ax=None):
         """Each of the top-k eigenvalues against the step (Chen et al. 2022, Fig. 7), with the
@@ -290,10 +317,11 @@ class HessianResult(Result):
             label = "λ1 (largest)" if i == 0 else (f"λ{k}" if i == k - 1 else None)
             ax.errorbar(self.steps, self.eigenvalues[:, i], yerr=bounds[:, i],
                         fmt="o-" if len(self.steps) < 30 else "-", ms=3, color=colors[i], label=label)
-        if np.all(self.eigenvalues > 0):
+        finite = self.eigenvalues[np.isfinite(self.eigenvalues)]  # NaN past a block's size
+        if np.all(finite > 0):
             ax.set_yscale("log")
         else:
-            ax.set_yscale("symlog", linthresh=max(1e-3 * np.abs(self.eigenvalues).max(), 1e-12))
+            ax.set_yscale("symlog", linthresh=max(1e-3 * np.abs(finite).max(), 1e-12))
         ax.set_xlabel("step")
         ax.set_ylabel("Hessian eigenvalue")
         ax.set_title(f"top-{k} Hessian eigenvalues")
@@ -466,7 +494,8 @@ def read_surface(group) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def hessian_result(traj_path: str | pathlib.Path) -> HessianResult | None:
-    """The Hessian spectra stored under ``/hessian`` of a trajectory file, or None.
+    """The Hessian spectra stored under ``/hessian`` of a trajectory file, or None; a probe
+    recorded with groups gives each diagonal block's spectrum in ``result.groups``.
 
     Parameters
     ----------
@@ -481,6 +510,7 @@ def hessian_result(traj_path: str | pathlib.Path) -> HessianResult | None:
     >>> res = hessian_result("run.h5")  # doctest: +SKIP
     >>> res.eigenvalues.shape  # doctest: +SKIP
     (10, 20)
+    >>> res.groups["fc1"].eigenvalues[:, 0]  # λ_max of the block of layer fc1, with HessianProbe(groups="layer")  # doctest: +SKIP
     """
     with open_trajectory(traj_path, validate=False) as traj:
         group = traj.group("hessian")
@@ -489,14 +519,72 @@ def hessian_result(traj_path: str | pathlib.Path) -> HessianResult | None:
         for key in ("step", "eigenvalues"):
             if key not in group:
                 raise ValueError(f"/hessian: missing dataset {key!r} (see docs/format.md)")
-        steps = np.asarray(group["step"][()], dtype=np.int64)
-        eigenvalues = np.asarray(group["eigenvalues"][()], dtype=np.float64)
-        residuals = np.asarray(group["residuals"][()], dtype=np.float64) if "residuals" in group else None
-        settings = {key: plain(value) for key, value in group.attrs.items()}
-    if eigenvalues.ndim != 2 or len(eigenvalues) != len(steps):
-        raise ValueError(f"/hessian/eigenvalues: shape {eigenvalues.shape}, expected (len(step), k) = "
-                         f"({len(steps)}, k)")
-    return HessianResult(steps, eigenvalues, residuals, settings)
+        rows, settings = group_rows(group), hessian_settings(group.attrs)
+    return HessianResult.from_rows(rows, settings)
+
+
+def hessian_settings(attrs) -> dict:
+    """``/hessian``'s attributes as plain Python, ``block_groups`` decoded from its JSON.
+
+    Raises
+    ------
+    ValueError
+        ``block_groups`` not a JSON object of tensor-name lists.
+    """
+    settings = {key: plain(value) for key, value in attrs.items()}
+    if isinstance(settings.get("block_groups"), str):
+        try:
+            settings["block_groups"] = json.loads(settings["block_groups"])
+        except ValueError as exc:
+            raise ValueError(f"/hessian: attribute 'block_groups' is not JSON ({exc}); see docs/format.md") from None
+        if not isinstance(settings["block_groups"], dict):
+            raise ValueError("/hessian: attribute 'block_groups' must be a JSON object {group: [tensor names]}, "
+                             f"got {type(settings['block_groups']).__name__}; see docs/format.md")
+    return settings
+
+
+def block_rows(rows: dict[str, np.ndarray], settings: dict) -> dict[str, tuple[dict[str, np.ndarray], dict]]:
+    """Each diagonal block's rows, as the whole Hessian's are named (``eigenvalues``,
+    ``residuals``, ``iterations``, ``trace``, ``trace_se``), and its settings (the group,
+    its tensors and size); {} for a probe without groups or a file from before them.
+
+    Parameters
+    ----------
+    rows : dict of str to ndarray
+        ``/hessian``'s row datasets (``block_*`` of shape (M, G, ...)).
+    settings : dict
+        Its attributes (:func:`hessian_settings`).
+
+    Returns
+    -------
+    dict of str to (rows, settings)
+
+    Raises
+    ------
+    ValueError
+        A ``block_*`` dataset without a group axis of one entry per group.
+    """
+    tensors = settings.get("block_groups")
+    if not isinstance(tensors, dict) or "block_eigenvalues" not in rows:
+        return {}
+    for key in BLOCK_COLUMNS:
+        shape = np.shape(rows.get(f"block_{key}", np.empty((0, len(tensors)))))
+        if len(shape) < 2 or shape[1] != len(tensors):
+            raise ValueError(f"/hessian/block_{key}: shape {shape}, expected (M, {len(tensors)}, ...), one entry per "
+                             "group of the attribute 'block_groups' (see docs/format.md)")
+    sizes = settings.get("block_sizes") if isinstance(settings.get("block_sizes"), list) else []
+    common = {key: value for key, value in settings.items() if not key.startswith("block_") and key != "n_blocks"}
+    out = {}
+    for g, (name, members) in enumerate(tensors.items()):
+        block = {"step": rows["step"]}
+        block.update({key: rows[f"block_{key}"][:, g] for key in BLOCK_COLUMNS if f"block_{key}" in rows})
+        out[name] = block, {**common, "group": name, "tensors": members,
+                            "n_params": sizes[g] if g < len(sizes) else None}
+    return out
+
+
+#: Row datasets of ``/hessian`` measured per diagonal block (``block_<name>``, a group axis after the rows).
+BLOCK_COLUMNS = ("eigenvalues", "residuals", "iterations", "trace", "trace_se")
 
 
 def plain(value):

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from pyengine.heavytail import mohammadi
 from pyengine.kernels import tail_sums
 from pyengine.kernels.tail_index import n_stats
-from pyengine.store import RowGroup
+from pyengine.store import ParamInfo, RowGroup
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Data = tuple[torch.Tensor, torch.Tensor]
@@ -101,9 +101,10 @@ class Probe:
             model.eval()
             self.measure(model, params, step)
 
-    def layout(self, n_params: int) -> RowGroup:
+    def layout(self, n_params: int, params: Sequence[ParamInfo] | None = None) -> RowGroup:
         """The group to create in the file before recording: attributes (which fix the row
-        shapes) and static datasets, for ``n_params`` recorded parameters."""
+        shapes) and static datasets, for ``n_params`` recorded parameters (whose table
+        ``params`` the recorder passes, for probes that measure per tensor)."""
         return RowGroup(self.group, self.describe(), dict(self.static))
 
     def take_row(self) -> dict[str, object]:
@@ -287,11 +288,11 @@ class NoiseProbe(Probe):
             self.rows["cov_eigenvalues"] = []
         self._cache: tuple | None = None
 
-    def layout(self, n_params: int) -> RowGroup:
+    def layout(self, n_params: int, params: Sequence[ParamInfo] | None = None) -> RowGroup:
         """Fixes K = m·P, ``k1`` and the sample positions, so that the row widths are known
         (``n_stats`` tail statistics, ``n_samples`` noise values) before the first probe."""
         self._set_static(self.attrs["n_minibatches"] * n_params)
-        return super().layout(n_params)
+        return super().layout(n_params, params)
 
     def measure(self, model: torch.nn.Module, params: Sequence[torch.Tensor], step: int) -> None:
         grads, loss = self._minibatch_gradients(model, params, step)

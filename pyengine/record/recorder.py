@@ -254,7 +254,7 @@ class Recorder:
         """
         if self._bg is not None:
             return self
-        groups = [probe.layout(self.n_params) for probe in self.probes]
+        groups = [probe.layout(self.n_params, self.table) for probe in self.probes]
         red = self._reducer
         writer = TrajectoryWriter(
             self.path, self.n_cols, dtype=self.dtype, params=self.table if red is None else red.table,

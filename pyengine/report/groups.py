@@ -4,7 +4,9 @@
 of the groups × windows of α2 (the late diffusion exponent) and of the tail index of the
 increments, each cell value ± SE, coloured by its distance from normal diffusion (α2 = 1)
 or from Gaussian steps (α = 2); cells that fail the fit quality rule are greyed and hatched,
-with the reason in their tooltip. It reads ``results.json`` only (every value escaped).
+with the reason in their tooltip; and, for a Hessian probe recorded with groups, a table of
+each group's diagonal block of the Hessian (λ_max, trace ± SE) beside them, also without
+``groups=``. It reads ``results.json`` only (every value escaped).
 
 :func:`plot_groups` draws one statistic's curves of every group on one axes (not part of the
 default report: per-group figures would multiply the report by the number of groups).
@@ -115,11 +117,54 @@ def _text(value) -> str:
     return f"{number:,.0f}" if number.is_integer() and abs(number) < 1e15 else f"{number:.3g}"
 
 
+def _final(values):
+    """The last entry of a stored column (a list), or None."""
+    return values[-1] if isinstance(values, list) and values else None
+
+
+def _curvature_table(results: dict) -> str:
+    """λ_max and trace ± SE of each group's diagonal block of the Hessian at the last probe
+    step (``HessianProbe(groups=...)``), under the whole model's; "" without blocks."""
+    hessian = results.get("hessian") if isinstance(results.get("hessian"), dict) else {}
+    curvature = results.get("curvature") if isinstance(results.get("curvature"), dict) else {}
+
+    def blocks(result: dict) -> dict:
+        return {str(k): v for k, v in result.get("groups").items() if isinstance(v, dict)} \
+            if isinstance(result.get("groups"), dict) else {}
+
+    spectra, densities = blocks(hessian), blocks(curvature)
+    names = list(dict.fromkeys([*spectra, *densities]))
+    if not names:
+        return ""
+
+    def row(label: str, spectrum: dict, density: dict) -> str:
+        settings = spectrum.get("settings") if isinstance(spectrum.get("settings"), dict) else {}
+        size = density.get("n_params", settings.get("n_params"))
+        top = _final(spectrum.get("eigenvalues"))
+        lam = top[0] if isinstance(top, list) and top else _final(density.get("lambda_max"))
+        trace, se = _final(density.get("trace")), _final(density.get("trace_se"))
+        spread = f" ± {_text(se)}" if _number(trace) is not None and _number(se) is not None else ""
+        cells = [html.escape(label), _text(size), _text(lam), _text(trace) + spread]
+        return "<tr><td class='text'>" + "</td><td>".join(cells) + "</td></tr>"
+
+    rows = [row("whole model", hessian, curvature)]
+    rows += [row(name, spectra.get(name, {}), densities.get(name, {})) for name in names]
+    step = _final(hessian.get("steps") or curvature.get("steps"))
+    return (f"<h3>Curvature per group: the Hessian's diagonal blocks at step {_text(step)}</h3>"
+            "<p>λ_max of each group's block H_LL (Lanczos on the Hessian-vector products in its tensors alone, not "
+            "the whole Hessian's top eigenvector restricted to the group) and its trace tr H_LL ± SE (Hutchinson, "
+            "from the SLQ vectors; the blocks' traces add up to the whole trace). – : not measured (no density).</p>"
+            "<table><tr><th>group</th><th>parameters</th><th>λ_max</th><th>trace ± SE</th></tr>"
+            + "".join(rows) + "</table>")
+
+
 def groups_section(results: dict, settings: dict) -> str:
-    """The report's per-group section (HTML, escaped), or "" without groups."""
+    """The report's per-group section (HTML, escaped), or "" without groups: the statistics
+    of ``groups=`` and the Hessian's diagonal blocks of a probe recorded with groups."""
+    blocks = _curvature_table(results)
     groups = settings.get("groups") if isinstance(settings.get("groups"), dict) else None
     if not groups:
-        return ""
+        return "<h2>Per-group curvature</h2>" + blocks if blocks else ""
     names, counts = groups.get("names") or [], groups.get("sizes") or []
     sizes = {str(n): c for n, c in zip(names, counts) if isinstance(c, int)}
     maps = [_heat_map(title, stat, ref, span, results[stat], sizes) for title, stat, ref, span in _MAPS
@@ -129,7 +174,7 @@ def groups_section(results: dict, settings: dict) -> str:
             "\"Per-layer statistics\"). Colours: distance from normal diffusion (α2 = 1) and from Gaussian steps "
             "(α = 2), red above, blue below; hatched grey cells fail the fit quality rule (the tooltip says why). "
             "Every group's curves: <code>pyengine.report.groups.plot_groups(analysis[\"msd\"])</code>.</p>")
-    return "<h2>Per-group statistics</h2>" + lead + "".join(maps) + _kappa_table(results, sizes)
+    return "<h2>Per-group statistics</h2>" + lead + "".join(maps) + _kappa_table(results, sizes) + blocks
 
 
 def _group_colors(n: int) -> list:

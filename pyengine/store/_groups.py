@@ -29,9 +29,10 @@ class Column:
         Dataset name; ``"{}"`` stands for each name listed in the group attribute ``per``.
     dtype : str
         NumPy dtype of the values.
-    width : str or None
-        Group attribute holding the length of each row (None: one value per row). A
-        width of 0 means the dataset is not stored.
+    width : str, tuple of str, or None
+        Group attribute holding the length of each row, or attributes holding each axis of
+        a row (``("n_blocks", "k")``: a row of shape (n_blocks, k)); None: one value per
+        row. A width of 0 means the dataset is not stored.
     per : str or None
         Group attribute listing the names put in for ``"{}"``.
     static : bool
@@ -40,7 +41,7 @@ class Column:
 
     name: str
     dtype: str
-    width: str | None = None
+    width: str | tuple[str, ...] | None = None
     per: str | None = None
     static: bool = False
 
@@ -80,6 +81,11 @@ GROUPS: dict[str, tuple[Column, ...]] = {
         Column("hd_trace_se", "float64"),
         Column("overlap", "float64"),
         Column("align_k", "int64"),
+        Column("block_eigenvalues", "float64", width=("n_blocks", "k")),
+        Column("block_residuals", "float64", width=("n_blocks", "k")),
+        Column("block_iterations", "int64", width="n_blocks"),
+        Column("block_trace", "float64", width="n_blocks"),
+        Column("block_trace_se", "float64", width="n_blocks"),
         Column("step", "int64"),
     ),
     "landscape": tuple(Column(name, dtype, static=True) for name, dtype in (
@@ -88,6 +94,9 @@ GROUPS: dict[str, tuple[Column, ...]] = {
 }
 #: Groups grown one row per probe run (a recorder probe writes one of them).
 ROW_GROUPS = ("eval", "noise", "hessian")
+#: Attributes of a row group that a resumed run must keep although no row shape shows
+#: them: the names along a dataset's group axis (the Hessian's diagonal blocks).
+FIXED_ATTRS: dict[str, tuple[str, ...]] = {"hessian": ("block_groups",)}
 #: Rows of a row-group dataset per HDF5 chunk.
 ROW_CHUNK = 256
 
@@ -138,8 +147,8 @@ def row_columns(group: str, attrs: dict) -> dict[str, tuple[np.dtype, tuple[int,
 
     Examples
     --------
-    >>> row_columns("hessian", {"k": 3, "n_nodes": 0})["eigenvalues"]
-    (dtype('float64'), (3,))
+    >>> row_columns("hessian", {"k": 3, "n_nodes": 0, "n_blocks": 2})["block_eigenvalues"]
+    (dtype('float64'), (2, 3))
     >>> list(row_columns("eval", {"sets": ["test"], "accuracy_sets": []}))
     ['loss_test', 'step']
     """
@@ -149,8 +158,9 @@ def row_columns(group: str, attrs: dict) -> dict[str, tuple[np.dtype, tuple[int,
     for column in GROUPS[group]:
         if column.static:
             continue
-        shape = () if column.width is None else (int(_attr(group, attrs, column.width)),)
-        if shape == (0,):
+        widths = (column.width,) if isinstance(column.width, str) else column.width or ()
+        shape = tuple(int(_attr(group, attrs, width)) for width in widths)
+        if 0 in shape:
             continue
         sets = [""] if column.per is None else _attr(group, attrs, column.per)
         names = [column.name.format(s) for s in sets]

@@ -29,7 +29,7 @@ from pyengine.store._format import (
     default_params,
     params_to_table,
 )
-from pyengine.store._groups import GROUPS, ROW_CHUNK, RowGroup, column_dtype, group_rows, row_columns
+from pyengine.store._groups import FIXED_ATTRS, GROUPS, ROW_CHUNK, RowGroup, column_dtype, group_rows, row_columns
 from pyengine.store._swmr import WriterLock, clear_flags_unlocked, open_for_writing, write_flags
 from pyengine.store.checksum import row_checksums
 from pyengine.store.reduction import KEPT_DATASET, Reduction, read_kept_index, read_reduction, write_reduction
@@ -449,7 +449,12 @@ def _settings_json(attrs: dict | None) -> str:
 
 def _set_attrs(group: h5py.Group, attrs: dict) -> None:
     for key, value in attrs.items():
-        group.attrs[key] = json.dumps(value) if isinstance(value, dict) else value
+        group.attrs[key] = _attr_text(value)
+
+
+def _attr_text(value):
+    """An attribute value as stored: a dict as a JSON string, the rest as it is."""
+    return json.dumps(value) if isinstance(value, dict) else value
 
 
 def _compression_kwargs(compression: str | None) -> dict:
@@ -614,6 +619,12 @@ def _resume_rows(f: h5py.File, group: RowGroup, last_step: int | None) -> None:
                           f"{_shapes({n: s for n, (_, s) in columns.items()})}"
                           + (f" and other {', '.join(changed)}" if changed else "")
                           + ": resume with the probe settings of the recorded run, or record to a new file")
+    for key in FIXED_ATTRS.get(group.name, ()):
+        held, given = _attr_text(stored.attrs.get(key)), _attr_text(group.attrs.get(key))
+        if held != given:
+            raise FormatError(f"{f.filename}: /{group.name} attribute {key!r} is {held or 'absent'}, but this run "
+                              f"records {given or 'none'}: resume with the probe settings of the recorded run, or "
+                              "record to a new file")
     rows = group_rows(stored)
     keep = 0 if last_step is None else int(np.searchsorted(rows["step"], last_step, side="right"))
     if all(stored[name].maxshape[0] is None for name in columns):
