@@ -132,7 +132,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
     params = [p.strip() for p in args.params.split(",") if p.strip()] if args.params else None
     result = import_checkpoints(args.src, args.out, step_regex=args.step_regex, params=params,
-                                compression=args.compression, overwrite=args.overwrite, progress=not args.quiet)
+                                compression=args.compression, sample=args.sample, sketch=args.sketch,
+                                overwrite=args.overwrite, progress=not args.quiet)
     print(result)
     return 0
 
@@ -245,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma list of kinds (weight, bias, norm, other) or name globs to keep (default: every float "
                         "tensor; BatchNorm running statistics are 'other')")
     p.add_argument("--compression", choices=("lz4", "gzip"), default=None, help="lossless compression of /weights")
+    reduce = p.add_mutually_exclusive_group()
+    reduce.add_argument("--sample", metavar="F", type=float, default=None,
+                        help="keep a seeded fraction F of the coordinates, stratified per tensor, as Recorder(sample=F)")
+    reduce.add_argument("--sketch", metavar="K", type=int, default=None,
+                        help="store a seeded CountSketch of K columns, as Recorder(sketch=K)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument("--quiet", action="store_true",
                    help="no progress (default: a bar on a terminal, else a line on stderr every few seconds)")

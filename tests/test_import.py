@@ -298,6 +298,45 @@ def test_a_failure_midway_keeps_the_old_output(tmp_path):
     assert out.read_text() == "earlier" and sorted(p.name for p in tmp_path.iterdir()) == ["ckpts", "run.h5"]
 
 
+@pytest.mark.parametrize("spec", ["sample", "sketch"])
+def test_a_sampled_or_sketched_import_equals_the_reduced_recording(tmp_path, spec):
+    """The same states recorded with Recorder(sample=/sketch=) and imported with the same
+    reduction give the same file: columns, table, reduction and kept coordinates."""
+    from pyengine.record.reduce import Sample, Sketch
+
+    reduction = {"sample": {"sample": Sample(0.5, seed=3)}, "sketch": {"sketch": Sketch(16, seed=2)}}[spec]
+    (tmp_path / "pt").mkdir()
+    model = small_net()
+    with Recorder(model, tmp_path / "recorded.h5", **reduction) as rec:
+        def save(step, loss):
+            rec.step(loss)
+            torch.save({"model": model.state_dict(), "step": step}, tmp_path / "pt" / f"ckpt-{step}.pt")
+
+        train(model, STEPS, save)
+    result = import_checkpoints(tmp_path / "pt", tmp_path / "run.h5", model=small_net(), **reduction)
+    with open_trajectory(tmp_path / "recorded.h5") as a, open_trajectory(tmp_path / "run.h5") as b:
+        np.testing.assert_array_equal(b.read_block(0, b.n_params), a.read_block(0, a.n_params))
+        assert b.dtype == a.dtype and b.params == a.params and b.reduction == a.reduction
+        if spec == "sample":
+            np.testing.assert_array_equal(b.kept_index(), a.kept_index())
+    assert result.reduction == b.reduction and result.n_params == b.reduction.n_full
+    assert f"parameters ({spec}: {b.n_params} columns)" in str(result)
+    assert validate(tmp_path / "run.h5").ok
+
+
+def test_cli_imports_a_sketch_and_refuses_sample_with_sketch(run, tmp_path, capsys):
+    out = tmp_path / "run.h5"
+    assert main(["import", str(run / "pt"), str(out), "--quiet", "--sketch", "8"]) == 0
+    with open_trajectory(out) as traj:
+        assert traj.n_params == 8 and traj.reduction.method == "sketch" and traj.dtype == np.float64
+    with pytest.raises(SystemExit) as exc:
+        main(["import", str(run / "pt"), str(out), "--sample", "0.1", "--sketch", "8"])
+    assert exc.value.code == 2
+    with pytest.raises(ValueError, match="fraction"):
+        import_checkpoints(run / "pt", tmp_path / "bad.h5", sample=1.5)
+    assert not (tmp_path / "bad.h5").exists()
+
+
 def test_no_checkpoint_found(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no checkpoint file"):
         import_checkpoints(tmp_path, tmp_path / "run.h5")

@@ -27,6 +27,7 @@ import numpy as np
 
 from pyengine.store._format import ParamInfo, chunk_shape
 from pyengine.store._swmr import WriterLock
+from pyengine.store.reduction import Reduction
 from pyengine.store.writer import TrajectoryWriter
 
 __all__ = ["ImportResult", "import_checkpoints"]
@@ -109,6 +110,9 @@ class ImportResult:
     skipped : dict of str to str
         Tensors of the first checkpoint left out, with the reason (integer buffers such as
         ``num_batches_tracked``, tensors not selected by ``params``, ...).
+    reduction : Reduction or None
+        How the columns relate to the parameters for a sampled or sketched import
+        (``n_params`` is then the full model's).
 
     Examples
     --------
@@ -124,10 +128,12 @@ class ImportResult:
     steps_from: dict[str, int]
     n_losses: int
     skipped: dict[str, str]
+    reduction: Reduction | None = None
 
     def __str__(self) -> str:
+        reduced = "" if self.reduction is None else f" ({self.reduction.method}: {self.reduction.n_kept:,} columns)"
         lines = [f"{self.path}: {self.n_snapshots} checkpoints (steps {self.steps[0]} … {self.steps[1]}) × "
-                 f"{self.n_params:,} parameters, {self.dtype}",
+                 f"{self.n_params:,} parameters{reduced}, {self.dtype}",
                  "steps from " + ", ".join(f"{_STEP_SOURCES[k]} ({n})" for k, n in self.steps_from.items())]
         if self.n_losses < self.n_snapshots:
             lines.append(f"loss: none stored in {self.n_snapshots - self.n_losses} of {self.n_snapshots} checkpoints "
@@ -152,6 +158,8 @@ def import_checkpoints(
     dtype: str | None = None,
     compression: str | None = None,
     settings: dict | None = None,
+    sample=None,
+    sketch=None,
     overwrite: bool = False,
     progress: bool | None = None,
 ) -> ImportResult:
@@ -194,6 +202,12 @@ def import_checkpoints(
     settings : dict, optional
         Run settings stored in the file (batch size, seed, ...), merged over the
         automatic ``{"import": ...}`` entry.
+    sample : float or Sample, optional
+        Keep a seeded subset of the coordinates, as ``Recorder(sample=...)`` does (needs
+        torch); the file stores the same columns and reduction a recording would.
+    sketch : int or Sketch, optional
+        Store a seeded CountSketch of k columns, as ``Recorder(sketch=...)`` does (float64
+        unless ``dtype`` says otherwise). At most one of ``sample`` and ``sketch``.
     overwrite : bool
         Replace an existing ``out``; otherwise it is refused before any work.
     progress : bool, optional
@@ -207,6 +221,8 @@ def import_checkpoints(
     ------
     FileExistsError, IsADirectoryError
         ``out`` exists and ``overwrite`` is False; ``out`` is a folder.
+    TypeError, ValueError
+        A bad ``sample`` or ``sketch`` (checked before any checkpoint is read).
     BlockingIOError
         ``overwrite`` and a live writer (a recorder) holds ``out``.
     FileNotFoundError
@@ -232,9 +248,10 @@ def import_checkpoints(
         pattern = re.compile(step_regex) if step_regex is not None else None
     except re.error as exc:
         raise ValueError(f"step_regex {step_regex!r} is not a regular expression ({exc})") from None
+    reduction = _reduction_spec(sample, sketch)
     checkpoints = find_checkpoints(src)
     temporary = out.with_name(f".{out.name}.importing")
-    options = _Options(pattern, model, params, dtype, compression, settings or {}, src)
+    options = _Options(pattern, model, params, dtype, compression, settings or {}, src, reduction)
     with progress_bar(progress, "import", len(checkpoints), "checkpoints") as bar:
         result = _write(checkpoints, temporary, options, bar)  # removes the temporary file when it fails
     try:
@@ -259,6 +276,16 @@ class _Options:
     compression: str | None
     settings: dict
     src: object
+    reduction: object = None  # a record.reduce Sample or Sketch
+
+
+def _reduction_spec(sample, sketch):
+    """The Sample or Sketch of ``sample=`` / ``sketch=``, or None (torch needed only for one)."""
+    if sample is None and sketch is None:
+        return None
+    from pyengine.record.reduce import reduction_spec
+
+    return reduction_spec(sample, sketch)
 
 
 def _check_out(out: pathlib.Path, overwrite: bool) -> None:
@@ -759,7 +786,7 @@ def _check_order(step: int, label: str, previous: tuple[int, str] | None) -> Non
 
 def _write(checkpoints: list[_Checkpoint], temporary: pathlib.Path, options: _Options, bar) -> ImportResult:
     first = checkpoints[0].label
-    writer = rows = table = None
+    writer = rows = table = reducer = None
     steps_from: dict[str, int] = {}
     previous: tuple[int, str] | None = None
     n_losses = 0
@@ -770,10 +797,10 @@ def _write(checkpoints: list[_Checkpoint], temporary: pathlib.Path, options: _Op
                 _check_order(step, checkpoint.label, previous)
                 if writer is None:
                     table = _table(contents, first, options)
-                    writer, rows = _open_writer(temporary, table, options, first)
+                    writer, rows, reducer = _open_writer(temporary, table, options, first)
                 else:
                     _check_same_tensors(contents, table, checkpoint.label, first)
-                rows.add(_flatten(contents, table), step, contents.loss)
+                rows.add(_flatten(contents, table, reducer), step, contents.loss)
             n_losses += contents.loss is not None
             steps_from[source] = steps_from.get(source, 0) + 1
             previous = (step, checkpoint.label)
@@ -786,28 +813,46 @@ def _write(checkpoints: list[_Checkpoint], temporary: pathlib.Path, options: _Op
             temporary.unlink(missing_ok=True)
         raise
     p = table.params[-1].offset + table.params[-1].size
-    return ImportResult(temporary, len(checkpoints), p, str(table.dtype), rows.steps_range, steps_from, n_losses,
-                        table.skipped)
+    return ImportResult(temporary, len(checkpoints), p, str(rows.weights.dtype), rows.steps_range, steps_from,
+                        n_losses, table.skipped, None if reducer is None else reducer.reduction)
 
 
 def _open_writer(temporary: pathlib.Path, table: _Table, options: _Options, first: str):
-    n_params = table.params[-1].offset + table.params[-1].size
-    row_bytes = n_params * table.dtype.itemsize
-    n_rows = max(1, min(chunk_shape(n_params, None, None)[0], BUFFER_BYTES // row_bytes))
+    """The writer of the temporary file, its row buffer and the reducer (None for every
+    coordinate); a reduced file gets the columns, table and reduction a recording would."""
+    reducer, n_cols, params, dtype = None, table.params[-1].offset + table.params[-1].size, table.params, table.dtype
+    if options.reduction is not None:
+        from pyengine.record.reduce import Sketch, make_reducer
+
+        reducer = make_reducer(options.reduction, table.params)
+        n_cols, params = reducer.n_cols, reducer.table
+        if isinstance(options.reduction, Sketch) and not options.dtype:
+            dtype = np.dtype(np.float64)
+    n_rows = max(1, min(chunk_shape(n_cols, None, None)[0], BUFFER_BYTES // (n_cols * dtype.itemsize)))
     source = options.src if isinstance(options.src, (str, os.PathLike)) else [os.fspath(p) for p in options.src]
     auto = {"import": {"source": os.fspath(source) if isinstance(source, os.PathLike) else source,
                        "first": first, "skipped": table.skipped}, **table.settings}
-    writer = TrajectoryWriter(temporary, n_params, dtype=table.dtype, params=table.params,
-                              attrs={**auto, **options.settings}, compression=options.compression,
-                              chunk_steps=n_rows, swmr=False, overwrite=True, missing_loss=True)
-    return writer, _Rows(writer, n_rows, n_params, table.dtype)
+    writer = TrajectoryWriter(temporary, n_cols, dtype=dtype, params=params, attrs={**auto, **options.settings},
+                              compression=options.compression, chunk_steps=n_rows, swmr=False, overwrite=True,
+                              missing_loss=True, reduction=None if reducer is None else reducer.reduction,
+                              kept_index=getattr(reducer, "kept", None))
+    return writer, _Rows(writer, n_rows, n_cols, dtype), reducer
 
 
-def _flatten(contents: _Contents, table: _Table) -> np.ndarray:
+def _flatten(contents: _Contents, table: _Table, reducer=None) -> np.ndarray:
+    """The checkpoint's flat weight vector (one in memory at a time), reduced by ``reducer``
+    as the recorder reduces its parameters (float64 for a sketch)."""
     row = np.empty(table.params[-1].offset + table.params[-1].size, table.dtype)
     for p in table.params:
         row[p.offset:p.offset + p.size] = np.asarray(contents.tensors[p.name].read()).reshape(-1)
-    return row
+    if reducer is None:
+        return row
+    import torch
+
+    full = torch.from_numpy(row)
+    out = torch.empty(reducer.n_cols, dtype=torch.float64)
+    reducer.copy_into([full[p.offset:p.offset + p.size] for p in table.params], out)
+    return out.numpy()
 
 
 class _Rows:
