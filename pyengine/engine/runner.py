@@ -9,6 +9,8 @@ own arrays for what it derives.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 from collections.abc import Sequence
 
@@ -107,7 +109,26 @@ def run(x, accumulators: Sequence[Accumulator], options: EngineOptions | None = 
         with blas_single_threaded():
             states = accumulate(src, accumulators, meta, blocks, options.workers, options.progress, desc,
                                 options.nonfinite)
+        release_free_memory()
     return [freeze(acc.finalize(state)) for acc, state in zip(accumulators, states)]
+
+
+def release_free_memory() -> None:
+    """Give the pass's freed block buffers and temporaries back to the OS (glibc's
+    ``malloc_trim``): glibc keeps them in the arena of each thread that freed them, so
+    without this they stay resident through the conclusions (measured: peak private memory
+    of a whole analysis 1139 → 1025 MiB, N = 16000, P = 16384). A no-op elsewhere."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
 
 
 def pass_requests(x, requests: Sequence[Request], options: EngineOptions | None = None, *,
