@@ -16,6 +16,7 @@ and window, their sum being the whole model's.
 
 from __future__ import annotations
 
+import functools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -126,8 +127,7 @@ class WindowGramAccumulator:
         # Windows go to the engine's threads, each adding into its own Gram matrices (BLAS runs
         # one thread inside a pass: an idle BLAS pool spins next to the other kernels' threads;
         # NumPy's matmul releases the GIL, SciPy's BLAS wrappers do not).
-        with ThreadPoolExecutor(min(threads, len(self.windows)), thread_name_prefix="pyengine-gram") as pool:
-            list(pool.map(lambda i: self._update_window(state, i, groups), windows))
+        list(_pool(min(threads, len(self.windows))).map(lambda i: self._update_window(state, i, groups), windows))
 
     def _groups_of(self, block, cols: slice) -> list:
         """(column group, column views) of the block: one entry per group present, or one for all."""
@@ -194,6 +194,13 @@ class WindowGramAccumulator:
 
 
 _products = threading.local()
+
+
+@functools.cache
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A pool kept for the process: threads made afresh for every block each took a new
+    malloc arena and product buffer, and the pass's memory crept up block by block."""
+    return ThreadPoolExecutor(threads, thread_name_prefix="pyengine-gram")
 
 
 def _product(y):
