@@ -120,14 +120,40 @@ class WindowGramAccumulator:
                     state.grams[g // self.groups.count] = self._zeros(state.meta)
         threads = 1 if state.meta.on_gpu else state.meta.threads
         windows = range(len(self.windows))
-        if threads == 1 or len(self.windows) == 1:
+        # The engine's threads share the products (BLAS runs one thread inside a pass: an idle
+        # BLAS pool spins next to the other kernels' threads; NumPy's matmul releases the GIL,
+        # SciPy's BLAS wrappers do not): whole windows each when there are enough of them,
+        # else each window's columns.
+        if threads == 1:
             for i in windows:
                 self._update_window(state, i, groups)
-            return
-        # Windows go to the engine's threads, each adding into its own Gram matrices (BLAS runs
-        # one thread inside a pass: an idle BLAS pool spins next to the other kernels' threads;
-        # NumPy's matmul releases the GIL, SciPy's BLAS wrappers do not).
-        list(_pool(min(threads, len(self.windows))).map(lambda i: self._update_window(state, i, groups), windows))
+        elif len(self.windows) >= threads:
+            list(_pool(threads).map(lambda i: self._update_window(state, i, groups), windows))
+        else:
+            shares = self._shares(groups, threads)
+            for i in windows:
+                self._update_shared(state, i, shares)
+
+    def _shares(self, groups: list, threads: int) -> list[list]:
+        """The block's columns in at most ``threads`` shares: whole column groups to a share
+        (so a group's pair distances are added by one thread), or, without groups, the
+        block's columns cut in equal parts."""
+        if self.groups is None:
+            ((_, (block,)),) = groups
+            edges = np.linspace(0, block.shape[1], threads + 1).astype(int)
+            return [[(None, [block[:, a:b]])] for a, b in zip(edges[:-1], edges[1:]) if b > a]
+        return [groups[k::threads] for k in range(min(threads, len(groups)))]
+
+    def _update_shared(self, state: GramState, i: int, shares: list[list]) -> None:
+        """Window i from each share on its own thread, into the thread's own Gram sums."""
+        def share_sums(share: list) -> dict:
+            own: dict = {}
+            self._update_window(state, i, share, own)
+            return own
+
+        for own in _pool(len(shares)).map(share_sums, shares):
+            for named, gram in own.items():
+                state.grams[named][i] += gram
 
     def _groups_of(self, block, cols: slice) -> list:
         """(column group, column views) of the block: one entry per group present, or one for all."""
@@ -138,12 +164,13 @@ class WindowGramAccumulator:
             by_group.setdefault(g, []).append(block[:, a - cols.start : b - cols.start])
         return list(by_group.items())
 
-    def _update_window(self, state: GramState, i: int, groups: list) -> None:
-        """Add each group's columns of window i to its Gram matrix (and the group's part)."""
+    def _update_window(self, state: GramState, i: int, groups: list, into: dict | None = None) -> None:
+        """Add each group's columns of window i to its Gram matrix, or to ``into[named group]``
+        (new sums), and to the group's part."""
         w = self.windows[i]
         for g, views in groups:
             named = 0 if g is None else g // self.groups.count
-            gram = state.grams[named][i]
+            gram = state.grams[named][i] if into is None else into.setdefault(named, np.zeros((w.length, w.length)))
             for y in self._centred_pieces(views, w):
                 product = _product(y)
                 gram += product
