@@ -232,7 +232,7 @@ class StateNoiseResult(Result):
         d = np.linspace(0, np.nanmax(self.distance) * 1.05, 200)
         curve = self.sigma_g + self.sigma_h * d ** 2
         left.plot(d[curve > 0], curve[curve > 0], "--", color="C3", lw=1,
-                  label=f"σ_g + σ_H d²: σ_g = {self.sigma_g:.3g}, σ_H = {self.sigma_h:.3g} "
+                  label=f"σ_g + σ_H d²: σ_g = {self.sigma_g:.3g}, σ_H = {self.sigma_h:.3g}\n"
                         f"(R² = {self.r2_distance:.2f}); log–log slope {self.distance_exponent:.2f}")
         left.set_yscale("log")
         left.set_xlabel(f"d = ‖w − w*‖ (w*: snapshot of step {self.final_step})")
@@ -244,8 +244,8 @@ class StateNoiseResult(Result):
             grid = np.geomspace(np.nanmin(self.loss[self.loss > 0]), np.nanmax(self.loss), 200)
             line = self.c0 + self.c_loss * grid
             right.plot(grid[line > 0], line[line > 0], "--", color="C3", lw=1,
-                       label=f"c_0 + c_L L: c_L = {self.c_loss:.3g} (R² = {self.r2_loss:.2f}), κ_Eq9 = 2P/(η c_L) = "
-                             f"{self.kappa_eq9:.3g}; log–log slope {self.loss_exponent:.2f}")
+                       label=f"c_0 + c_L L: c_L = {self.c_loss:.3g} (R² = {self.r2_loss:.2f})\n"
+                             f"κ_Eq9 = 2P/(η c_L) = {self.kappa_eq9:.3g}; log–log slope {self.loss_exponent:.2f}")
             right.set_xscale("log")
             right.set_yscale("log")
             legend_outside(right, ncol=1)
