@@ -8,8 +8,8 @@ at two sizes of P and of N, as VmHWM and as private memory (RssAnon, sampled: Vm
 counts the file's page-cache pages mapped in place). The 0.5 GB case runs again next to a process spinning
 on one core, against the floor measured under the same load. The table also splits the
 time of one analysis into the pass, each statistic's conclusion, the figures and the
-report, measures the cost of ``groups=`` (32 layers against none), and projects a 1 TB run onto 1 … 64 machines from the per-column costs measured
-here.
+report, measures the cost of ``groups=`` (32 layers against none), and projects a 1 TB
+run onto 1 … 64 machines from the per-column costs measured here.
 
 Run: ``python -m bench analyze`` (``--quick`` for small files).
 """

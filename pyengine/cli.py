@@ -182,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_backends)
     p = sub.add_parser("info", help="summarize a trajectory file and validate it (exit 1 if invalid)")
     p.add_argument("file", help="trajectory file (HDF5)")
-    p.add_argument("--check-values", action="store_true", help="also scan every weight for NaN/Inf (reads the whole file)")
+    p.add_argument("--check-values", action="store_true",
+                   help="also scan every weight for NaN/Inf (reads the whole file)")
     p.add_argument("--verify", action="store_true",
                    help="also compare every weight with the checksums stored when it was written (reads the whole "
                         "file; exit 1 on a mismatch)")
@@ -236,9 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write each checkpoint of SRC as one snapshot of the trajectory file OUT: PyTorch "
                                    "state dicts (.pt .pth .bin .ckpt, read with torch.load(weights_only=True)), "
                                    "safetensors, .npz/.npy, or Hugging Face checkpoint folders.")
-    p.add_argument("src", metavar="SRC", help="a folder of checkpoints (or of checkpoint folders), or a glob such as 'ckpts/*.pt' "
-                               "(quoted); taken in natural order of names (ckpt-2 before ckpt-10)")
-    p.add_argument("out", metavar="OUT", help="the trajectory file to write (HDF5); an existing file is refused without --overwrite")
+    p.add_argument("src", metavar="SRC",
+                   help="a folder of checkpoints (or of checkpoint folders), or a glob such as 'ckpts/*.pt' "
+                        "(quoted); taken in natural order of names (ckpt-2 before ckpt-10)")
+    p.add_argument("out", metavar="OUT",
+                   help="the trajectory file to write (HDF5); an existing file is refused without --overwrite")
     p.add_argument("--step-regex", metavar="REGEX", default=None, type=_regex,
                    help="the step in each checkpoint's path: the group 'step', the first group or the whole match "
                         "(default: the stored global_step/step, else the last number in the name)")
@@ -248,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compression", choices=("lz4", "gzip"), default=None, help="lossless compression of /weights")
     reduce = p.add_mutually_exclusive_group()
     reduce.add_argument("--sample", metavar="F", type=float, default=None,
-                        help="keep a seeded fraction F of the coordinates, stratified per tensor, as Recorder(sample=F)")
+                        help="keep a seeded fraction F of the coordinates, stratified per tensor, as "
+                             "Recorder(sample=F)")
     reduce.add_argument("--sketch", metavar="K", type=int, default=None,
                         help="store a seeded CountSketch of K columns, as Recorder(sketch=K)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
