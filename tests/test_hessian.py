@@ -30,7 +30,8 @@ def _data(seed=0, n=64, dtype=torch.float64):
     return torch.randn(n, 10, generator=gen, dtype=dtype), torch.randint(0, 4, (n,), generator=gen)
 
 
-def _dense_eigenvalues(model, data):
+def exact_hessian(model, data) -> np.ndarray:
+    """The whole P × P Hessian of the cross-entropy, in the order of ``named_parameters()``."""
     names = [n for n, _ in model.named_parameters()]
     params = [p.detach() for p in model.parameters()]
     sizes = [p.numel() for p in params]
@@ -39,8 +40,11 @@ def _dense_eigenvalues(model, data):
         parts = {n: c.view_as(p) for n, c, p in zip(names, flat.split(sizes), params)}
         return F.cross_entropy(functional_call(model, parts, (data[0],)), data[1])
 
-    h = torch.autograd.functional.hessian(loss, torch.cat([p.reshape(-1) for p in params]), vectorize=True)
-    return np.linalg.eigvalsh(h.numpy())[::-1]
+    return torch.autograd.functional.hessian(loss, torch.cat([p.reshape(-1) for p in params]), vectorize=True).numpy()
+
+
+def _dense_eigenvalues(model, data):
+    return np.linalg.eigvalsh(exact_hessian(model, data))[::-1]
 
 
 def test_lanczos_matches_dense_hessian():

@@ -10,7 +10,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
-from torch.func import functional_call  # noqa: E402
 
 import pyengine as pe  # noqa: E402
 from pyengine.landscape import (Curvature, HessianProbe, curvature_result, hessian_result,  # noqa: E402
@@ -19,6 +18,7 @@ from pyengine.layers import tensor_groups  # noqa: E402
 from pyengine.record import Recorder, select_params  # noqa: E402
 from pyengine.report import render  # noqa: E402
 from pyengine.store import FormatError  # noqa: E402
+from test_hessian import exact_hessian  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -33,19 +33,6 @@ def _mlp(seed=0):
 def _data(seed=0, n=30):
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(n, 3, generator=gen, dtype=torch.float64), torch.randint(0, 2, (n,), generator=gen)
-
-
-def _exact_hessian(model, data) -> np.ndarray:
-    """The whole P × P Hessian of the cross-entropy, in the order of the parameter table."""
-    names = [n for n, _ in model.named_parameters()]
-    params = [p.detach() for p in model.parameters()]
-    sizes = [p.numel() for p in params]
-
-    def loss(flat):
-        parts = {n: c.view_as(p) for n, c, p in zip(names, flat.split(sizes), params)}
-        return F.cross_entropy(functional_call(model, parts, (data[0],)), data[1])
-
-    return torch.autograd.functional.hessian(loss, torch.cat([p.reshape(-1) for p in params])).numpy()
 
 
 def _block(h: np.ndarray, named, g: int) -> np.ndarray:
@@ -76,7 +63,7 @@ def layered(tmp_path_factory):
 
 def test_block_eigenvalues_are_those_of_the_exact_diagonal_blocks():
     model, data = _mlp(), _data()
-    h = _exact_hessian(model, data)
+    h = exact_hessian(model, data)
     params, table = select_params(model)
     named, tensors = tensor_groups("tensor", table)
     row = Curvature(k=3, groups=named).measure(model, F.cross_entropy, data, params)
@@ -92,7 +79,7 @@ def test_block_eigenvalues_are_those_of_the_exact_diagonal_blocks():
 
 def test_block_traces_are_unbiased_and_add_up_to_the_whole_trace():
     model, data = _mlp(), _data()
-    h = _exact_hessian(model, data)
+    h = exact_hessian(model, data)
     params, table = select_params(model)
     named, _ = tensor_groups("layer", table)
     row = Curvature(k=2, density=400, density_steps=2, groups=named).measure(model, F.cross_entropy, data, params)
@@ -121,7 +108,7 @@ def test_recorded_blocks_read_back_as_groups(layered):
     assert list(res.groups) == ["0", "2"] and res.groups["2"].settings["n_params"] == 10
     np.testing.assert_array_equal(res.groups["0"].eigenvalues, stored["block_eigenvalues"][:, 0])
     # the last probe ran at the final weights: the blocks of the exact Hessian there
-    h = _exact_hessian(model, data)
+    h = exact_hessian(model, data)
     named, _ = tensor_groups("layer", select_params(model)[1])
     for g, name in enumerate(res.groups):
         exact = np.linalg.eigvalsh(_block(h, named, g))[::-1][:3]
