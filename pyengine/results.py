@@ -450,7 +450,8 @@ class Result:
         add(quantity, t_w, x_name, x, value, se, n)
 
     def to_xarray(self):
-        """The result as an ``xarray.Dataset``.
+        """The result as an ``xarray.Dataset``; with per-group results (``groups=``) every
+        variable gains a first dimension ``group``: :data:`WHOLE_MODEL`, then each group.
 
         Curves are variables over their dimensions (``t_w`` and ``lag`` for the MSD, ``tau``
         for β, ``freq`` and ``lag`` for increments, ``bin`` for the MSL and the path, with
@@ -467,8 +468,23 @@ class Result:
         >>> ds = res.to_xarray()
         >>> ds["msd"].dims, ds["msd"].shape
         (('t_w', 'lag'), (2, 10))
+        >>> by_group = pe.msd(np.random.default_rng(0).standard_normal((400, 8)).cumsum(0), window=200, lags=10,
+        ...                   groups={"a": slice(0, 4), "b": slice(4, 8)}).to_xarray()
+        >>> by_group["msd"].dims, list(by_group.group.values)
+        (('group', 't_w', 'lag'), ['(whole model)', 'a', 'b'])
         """
         xr = import_optional("xarray")
+        groups = getattr(self, "groups", None)
+        if not groups:
+            return self._dataset(xr)
+        parts = [self._dataset(xr)] + [r._dataset(xr) for r in groups.values()]
+        # Bins (MSL, path) may differ between groups: the union of their indices, NaN elsewhere.
+        ds = xr.concat(parts, dim="group", coords="different", compat="equals", join="outer",
+                       combine_attrs="drop_conflicts")
+        return ds.assign_coords(group=[WHOLE_MODEL, *groups])
+
+    def _dataset(self, xr):
+        """This result alone (without its groups) as an ``xarray.Dataset``."""
         coords, data = {}, {}
         for field, dims in self._curves.items():
             for quantity, value in self._curve_arrays(field):
@@ -612,6 +628,10 @@ class Result:
         if settings:
             parts.append(f"<p><b>settings</b>: {esc('; '.join(settings))}</p>")
         return "".join(parts) + "</div>"
+
+
+#: The ``group`` label of the whole model's values in :meth:`Result.to_xarray`.
+WHOLE_MODEL = "(whole model)"
 
 
 def with_groups(result, groups: dict):

@@ -354,3 +354,23 @@ def test_missing_optional_dependency_says_how_to_install(results, monkeypatch, m
     monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(ImportError, match=f"pip install {module}"):
         getattr(results["msd"], call)()
+
+
+def test_to_xarray_of_grouped_results_has_a_group_dimension():
+    """Whole model first, then each group; each group's slice is that group's own dataset
+    (bins that differ between groups are aligned, NaN where a group has none)."""
+    from pyengine.results import WHOLE_MODEL
+
+    x = np.random.default_rng(0).standard_normal((600, 64)).cumsum(0).astype(np.float32)
+    loss = np.exp(-np.arange(600) / 200) + 0.01 * np.random.default_rng(1).standard_normal(600)
+    analysis = pe.analyze(x, window=300, loss=loss, groups={"a": slice(0, 32), "b": slice(32, 64)}, progress=False)
+    for name in ("msd", "msl", "increments"):
+        result = analysis[name]
+        ds = result.to_xarray()
+        assert list(ds.group.values) == [WHOLE_MODEL, "a", "b"]
+        assert all(ds[v].dims[0] == "group" for v in ds.data_vars)
+        for label, own in [(WHOLE_MODEL, result), *result.groups.items()]:
+            alone = own.to_xarray() if label != WHOLE_MODEL else result._dataset(xr)
+            for v in alone.data_vars:
+                got = ds[v].sel(group=label).sel({d: alone[v][d] for d in alone[v].dims})
+                np.testing.assert_array_equal(got.values, alone[v].values, err_msg=f"{name}.{v}[{label}]")
