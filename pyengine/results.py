@@ -470,7 +470,7 @@ class Result:
         (('t_w', 'lag'), (2, 10))
         >>> by_group = pe.msd(np.random.default_rng(0).standard_normal((400, 8)).cumsum(0), window=200, lags=10,
         ...                   groups={"a": slice(0, 4), "b": slice(4, 8)}).to_xarray()
-        >>> by_group["msd"].dims, list(by_group.group.values)
+        >>> by_group["msd"].dims, by_group.group.values.tolist()
         (('group', 't_w', 'lag'), ['(whole model)', 'a', 'b'])
         """
         xr = import_optional("xarray")
