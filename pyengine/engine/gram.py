@@ -9,9 +9,9 @@ top eigenvectors of the centred G (:func:`principal_coordinates`).
 
 Memory: the state is T² float64 per window (8 MB at T = 1000, 800 MB at T = 10⁴), per
 worker; ``workers`` blocks in flight hold one state each, and each thread one T × T
-product buffer. With named column groups (layers,
-tensors: :class:`~pyengine.engine.groups.NamedGroups`), one such matrix per named group
-and window, their sum being the whole model's.
+product buffer (and, when there are fewer windows than threads, its own T × T sums). With
+named column groups (layers, tensors: :class:`~pyengine.engine.groups.NamedGroups`), one
+such matrix per named group and window, their sum being the whole model's.
 """
 
 from __future__ import annotations
@@ -170,7 +170,12 @@ class WindowGramAccumulator:
         w = self.windows[i]
         for g, views in groups:
             named = 0 if g is None else g // self.groups.count
-            gram = state.grams[named][i] if into is None else into.setdefault(named, np.zeros((w.length, w.length)))
+            if into is None:
+                gram = state.grams[named][i]
+            else:
+                if named not in into:
+                    into[named] = np.zeros((w.length, w.length))
+                gram = into[named]
             for y in self._centred_pieces(views, w):
                 product = _product(y)
                 gram += product
