@@ -6,6 +6,8 @@ statistics of one report, and fits were published without a quality gate.
 """
 
 import json
+import multiprocessing
+import os
 
 import numpy as np
 import pytest
@@ -211,3 +213,22 @@ def test_auto_windows_of_a_long_run_are_at_most_16_spread_evenly():
     x = np.zeros((2000, 2)) + np.arange(2000)[:, None]
     analysis = pe.analyze(x, window=100, lags=4, only=["msd"], progress=False)
     assert analysis["msd"].t_w.size == 20  # a given window tiles the run: no cap
+
+
+def _msl_and_msd(x):
+    a = pe.analyze(x, window=100, loss=linear_loss(x), only=["msd", "msl"], progress=False)
+    return a["msd"].msd, a["msl"].msl
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_analyses_after_its_parent_did(walk):
+    """A child forked after the parent ran the kernels (multiprocessing's "fork") gives the
+    same results instead of waiting forever: in a child the kernels run one thread (GNU
+    OpenMP cannot start a team there), and the Gram's thread pool is the child's own."""
+    x = walk[0][:400]
+    parent = _msl_and_msd(x)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        child = pool.apply_async(_msl_and_msd, (x,)).get(timeout=120)
+    for a, b in zip(parent, child):
+        np.testing.assert_allclose(b, a, rtol=1e-12)

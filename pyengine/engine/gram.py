@@ -17,6 +17,7 @@ such matrix per named group and window, their sum being the whole model's.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -228,10 +229,16 @@ class WindowGramAccumulator:
 _products = threading.local()
 
 
-@functools.cache
 def _pool(threads: int) -> ThreadPoolExecutor:
     """A pool kept for the process: threads made afresh for every block each took a new
     malloc arena and product buffer, and the pass's memory crept up block by block."""
+    return _process_pool(os.getpid(), threads)
+
+
+@functools.cache
+def _process_pool(pid: int, threads: int) -> ThreadPoolExecutor:
+    # Keyed by the process: a forked child inherits the parent's pool without its threads,
+    # and work submitted to it would wait forever.
     return ThreadPoolExecutor(threads, thread_name_prefix="pyengine-gram")
 
 
