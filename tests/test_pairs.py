@@ -257,3 +257,29 @@ def test_bad_input_is_rejected(rng):
         pe.path_geometry(x, n_transverse=0)
     with pytest.raises(ValueError, match="center"):
         WindowGramAccumulator((GramWindow(0, 5),), center="median")
+
+
+@pytest.mark.parametrize("block_cols", [None, 37])
+def test_group_parts_are_each_groups_own_pair_distances(block_cols, rng):
+    """The window Gram keeps, per jackknife group, the sampled pairs' D² over that group's
+    columns (the change its SYRK made to the running sums): checked against the distances
+    of the group's columns computed directly, on two windows and any block split."""
+    from pyengine.engine.groups import ColumnGroups
+
+    x = rng.standard_normal((60, 400)).cumsum(axis=0) + 100.0
+    groups = ColumnGroups.for_params(400, 4)
+    a, b = np.triu_indices(30, 1)
+    pairs = a[::3], b[::3]
+    windows = (GramWindow(0, 30), GramWindow(30, 30))
+    ((grouped,),) = [run(x, [WindowGramAccumulator(windows, "mean", groups, pairs)], block_cols=block_cols,
+                         progress=False)]
+    label = groups.of(np.arange(400))
+    for g in range(4):
+        cols = label == g
+        for i, w in enumerate(windows):
+            y = x[w.start : w.start + w.length, cols]
+            direct = ((y[pairs[0]] - y[pairs[1]]) ** 2).sum(axis=1)
+            np.testing.assert_allclose(grouped.parts[g][i], direct, rtol=2e-6)
+    for i, w in enumerate(windows):  # and the whole Gram matrix is symmetric, the centred Y Yᵀ
+        y = x[w.start : w.start + w.length] - x[w.start : w.start + w.length].mean(axis=0)
+        np.testing.assert_allclose(grouped.total[i], y @ y.T, rtol=1e-12, atol=1e-9)

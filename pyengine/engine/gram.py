@@ -2,14 +2,15 @@
 
 Per window of T snapshots starting at row s, with y(t) = x(s + t) − c (c a reference point
 of the window, subtracted in float64 before any product), the state is the Gram matrix
-G = Y Yᵀ, summed over column blocks in float64 by BLAS (NumPy) or cuBLAS (CuPy): a GEMM of
-cost O(P·T²) per window, never a hand-written loop. The squared distances follow as
+G = Y Yᵀ, summed over column blocks in float64 by BLAS SYRK on the host (in place, on the
+upper triangle, mirrored at finalize) or cuBLAS (CuPy): O(P·T²) per window, never a
+hand-written loop. The squared distances follow as
 D²_ab = G_aa + G_bb − 2 G_ab (:func:`sq_distances`, into a new array), the path's principal coordinates as the
 top eigenvectors of the centred G (:func:`principal_coordinates`).
 
 Memory: the state is T² float64 per window (8 MB at T = 1000, 800 MB at T = 10⁴), per
-worker; ``workers`` blocks in flight hold one state each, and each thread one T × T
-product buffer (and, when there are fewer windows than threads, its own T × T sums). With
+worker; ``workers`` blocks in flight hold one state each (and, when there are fewer windows
+than threads, each thread its own T × T sums). With
 named column groups (layers, tensors: :class:`~pyengine.engine.groups.NamedGroups`), one
 such matrix per named group and window, their sum being the whole model's.
 """
@@ -18,12 +19,12 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from pyengine.engine._blas import syrk_upper
 from pyengine.engine.accumulator import RunMeta
 from pyengine.engine.groups import ColumnGroups, Grouped, merge_parts
 from pyengine.kernels._arrays import array_module, to_host
@@ -69,7 +70,8 @@ class WindowGramAccumulator:
     groups : ColumnGroups, optional
         Keep, per column group, the squared distances of the sampled ``pairs`` (the
         jackknife's parts, see :mod:`pyengine.engine.groups`): each group's columns of a
-        block go through one product of their own, so this costs no extra GEMM. With named
+        block are added by a SYRK of their own, and its share of those pairs' D² is the
+        change it made, so this costs no extra GEMM. With named
         groups, one Gram matrix per named group and window (their sum is the whole
         model's), allocated when the group's first column is seen.
     pairs : (ndarray, ndarray), optional
@@ -122,8 +124,8 @@ class WindowGramAccumulator:
         threads = 1 if state.meta.on_gpu else state.meta.threads
         windows = range(len(self.windows))
         # The engine's threads share the products (BLAS runs one thread inside a pass: an idle
-        # BLAS pool spins next to the other kernels' threads; NumPy's matmul releases the GIL,
-        # SciPy's BLAS wrappers do not): whole windows each when there are enough of them,
+        # BLAS pool spins next to the other kernels' threads; the SYRK call releases the GIL):
+        # whole windows each when there are enough of them,
         # else each window's columns.
         if threads == 1:
             for i in windows:
@@ -169,6 +171,7 @@ class WindowGramAccumulator:
         """Add each group's columns of window i to its Gram matrix, or to ``into[named group]``
         (new sums), and to the group's part."""
         w = self.windows[i]
+        carried = None  # (Gram matrix, its sampled pairs' D²): one group's "after" is the next one's "before"
         for g, views in groups:
             named = 0 if g is None else g // self.groups.count
             if into is None:
@@ -177,11 +180,14 @@ class WindowGramAccumulator:
                 if named not in into:
                     into[named] = np.zeros((w.length, w.length))
                 gram = into[named]
+            if g is not None:
+                before = carried[1] if carried is not None and carried[0] is gram else self._pair_d2(gram)
             for y in self._centred_pieces(views, w):
-                product = _product(y)
-                gram += product
-                if g is not None:  # the group's share of the sampled pairs' D²
-                    state.parts[g][i] += self._pair_d2(product)
+                _add_product(gram, y)
+            if g is not None:  # the group's share of the sampled pairs' D²: the change it made
+                after = self._pair_d2(gram)
+                state.parts[g][i] += to_host(after - before).astype(np.float32)
+                carried = gram, after
 
     def _centred_pieces(self, views: list, w: GramWindow):
         """The window's rows of the views, centred per column in float64, at most
@@ -194,11 +200,12 @@ class WindowGramAccumulator:
                 y -= y.mean(axis=0) if self.center == "mean" else y[0].copy()
                 yield y
 
-    def _pair_d2(self, product) -> np.ndarray:
-        """D² of the sampled pairs over the columns of a product Y Yᵀ (float32, on the host)."""
+    def _pair_d2(self, gram):
+        """D² of the sampled pairs (a < b) from a Gram matrix's upper triangle, in float64 (the
+        flat indices a·T + b increase: the gather walks the matrix in order)."""
         a, b = self.pairs
-        diag = product.diagonal()
-        return to_host(diag[a] + diag[b] - 2.0 * product[a, b]).astype(np.float32)
+        diag = gram.diagonal()
+        return diag[a] + diag[b] - 2.0 * gram.ravel()[a * gram.shape[0] + b]
 
     def merge(self, a: GramState, b: GramState) -> GramState:
         for named, grams in b.grams.items():
@@ -217,21 +224,18 @@ class WindowGramAccumulator:
         (with named groups, ``Grouped.named`` holds each named group's Gram matrices and the
         total is their sum)."""
         if not self._named:
-            grams = [to_host(g) for g in state.grams[0]]
+            grams = [_mirror_upper(to_host(g)) for g in state.grams[0]]
             return grams if self.groups is None else Grouped(grams, state.parts, self.groups)
         zeros = [np.zeros((w.length, w.length)) for w in self.windows]
-        named = [[to_host(g) for g in state.grams[k]] if k in state.grams else zeros
+        named = [[_mirror_upper(to_host(g)) for g in state.grams[k]] if k in state.grams else zeros
                  for k in range(self.groups.n_named)]
         total = [np.sum([grams[i] for grams in named], axis=0) for i in range(len(self.windows))]
         return Grouped(total, state.parts, self.groups, named)
 
 
-_products = threading.local()
-
-
 def _pool(threads: int) -> ThreadPoolExecutor:
     """A pool kept for the process: threads made afresh for every block each took a new
-    malloc arena and product buffer, and the pass's memory crept up block by block."""
+    malloc arena, and the pass's memory crept up block by block."""
     return _process_pool(os.getpid(), threads)
 
 
@@ -242,17 +246,20 @@ def _process_pool(pid: int, threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(threads, thread_name_prefix="pyengine-gram")
 
 
-def _product(y):
-    """Y Yᵀ (symmetric, T × T): on the host into this thread's reused buffer (NumPy calls
-    BLAS SYRK for a product with its own transpose, and releases the GIL), on the GPU a new
-    array."""
-    if not isinstance(y, np.ndarray):
-        return y @ y.T
-    t = y.shape[0]
-    out = getattr(_products, "buffer", None)
-    if out is None or out.shape != (t, t):
-        out = _products.buffer = np.empty((t, t))
-    return np.matmul(y, y.T, out=out)
+def _add_product(gram, y) -> None:
+    """gram += Y Yᵀ: on the host into the upper triangle only, in place and without the GIL
+    (:func:`~pyengine.engine._blas.syrk_upper`; finalize mirrors it), on the GPU the whole
+    matrix."""
+    if isinstance(y, np.ndarray):
+        syrk_upper(gram, y)
+    else:
+        gram += y @ y.T
+
+
+def _mirror_upper(gram: np.ndarray) -> np.ndarray:
+    """The symmetric matrix of ``gram``'s upper triangle (in place)."""
+    np.copyto(gram, gram.T, where=np.tri(gram.shape[0], k=-1, dtype=bool))
+    return gram
 
 
 def sq_distances(gram: np.ndarray, n_params: int, *, exact=None, rtol: float = 1e-6) -> tuple[np.ndarray, int]:

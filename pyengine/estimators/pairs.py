@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+import scipy.sparse
 
 from pyengine import config
 from pyengine.engine.gram import GramWindow, WindowGramAccumulator, principal_coordinates, sq_distances
@@ -322,17 +323,26 @@ def _two_ranges(x: np.ndarray, y: np.ndarray) -> tuple[tuple[PowerFit, PowerFit]
 
 def _binned_means(member: np.ndarray, key: np.ndarray, value: np.ndarray,
                   edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per bin of ``member`` (edges, right edge included): mean ``key`` and mean ``value``,
-    NaN where a bin has fewer than MIN_PAIRS entries. The jackknife bins its sampled pairs
-    by their full-data key (``member``) and averages the replicate's keys and values: pairs
-    hopping across bin edges between replicates would add a spread of the sample's, not of
-    the estimate's."""
-    bins = np.clip(np.searchsorted(edges, member, side="right") - 1, 0, edges.size - 2)
-    inside = (member >= edges[0]) & (member <= edges[-1]) & np.isfinite(value) & np.isfinite(key)
-    count = np.bincount(bins[inside], minlength=edges.size - 1)
+    """Per replicate and bin of ``member`` (edges, right edge included): mean ``key`` and
+    mean ``value``, shape (R, bins), NaN where a bin has fewer than MIN_PAIRS entries.
+    ``key`` and ``value`` are (R, S), one row per replicate, or (S,) shared by all. The
+    jackknife bins its sampled pairs by their full-data key (``member``) and averages the
+    replicate's keys and values: pairs hopping across bin edges between replicates would add
+    a spread of the sample's, not of the estimate's."""
+    key, value = np.broadcast_arrays(np.atleast_2d(key), np.atleast_2d(value))
+    n_bins = edges.size - 1
+    bins = np.clip(np.searchsorted(edges, member, side="right") - 1, 0, n_bins - 1)
+    rows = np.flatnonzero((member >= edges[0]) & (member <= edges[-1]))
+    # Sums per bin for all replicates at once: the replicates times a pairs × bins 0/1 matrix.
+    binning = scipy.sparse.csr_array((np.ones(rows.size), (rows, bins[rows])), shape=(member.size, n_bins)).T
+    finite = np.isfinite(key) & np.isfinite(value)
+    if finite.all():
+        count = np.broadcast_to(np.bincount(bins[rows], minlength=n_bins), (key.shape[0], n_bins))
+    else:  # a non-finite key or value leaves its pair out of that replicate
+        key, value = np.where(finite, key, 0.0), np.where(finite, value, 0.0)
+        count = (binning @ finite.T.astype(np.float64)).T
     with np.errstate(invalid="ignore", divide="ignore"):
-        keys = np.bincount(bins[inside], key[inside], edges.size - 1) / count
-        values = np.bincount(bins[inside], value[inside], edges.size - 1) / count
+        keys, values = (binning @ key.T).T / count, (binning @ value.T).T / count
     few = count < MIN_PAIRS
     keys[few], values[few] = np.nan, np.nan
     return keys, values
@@ -343,12 +353,8 @@ def _msl_replicate_slopes(pairs: PairDistances, i: int, loss: np.ndarray, edges:
     """2H of window i from the sampled pairs, with each parameter group deleted."""
     a, b = pairs.sample
     dl2 = (loss[a] - loss[b]) ** 2
-    member = pairs.d2[i][a, b]
-    slopes = []
-    for d2 in pairs.replicates[0][:, i]:
-        mean_d2, msl = _binned_means(member, d2, dl2, edges**2)
-        slopes.append(power_fit(np.sqrt(mean_d2), msl, *fit.x_range).slope)
-    return np.array(slopes)
+    mean_d2, msl = _binned_means(pairs.d2[i][a, b], pairs.replicates[0][:, i], dl2, edges**2)
+    return np.array([power_fit(np.sqrt(x), y, *fit.x_range).slope for x, y in zip(mean_d2, msl)])
 
 
 def _path_replicate_slopes(pairs: PairDistances, i: int, edges: np.ndarray, fits) -> np.ndarray:
@@ -359,11 +365,8 @@ def _path_replicate_slopes(pairs: PairDistances, i: int, edges: np.ndarray, fits
     steps = np.sqrt(pairs.replicates[1][:, start : start + t - 1])
     contour = np.concatenate((np.zeros((steps.shape[0], 1)), np.cumsum(steps, axis=1)), axis=1)
     full = np.concatenate(([0.0], np.cumsum(pairs.steps[start : start + t - 1])))
-    slopes = []
-    for c, d2 in zip(contour, pairs.replicates[0][:, i]):
-        ds, dr2 = _binned_means(full[b] - full[a], c[b] - c[a], d2, edges)
-        slopes.append([power_fit(ds, dr2, *fit.x_range).slope for fit in fits])
-    return np.array(slopes)
+    ds, dr2 = _binned_means(full[b] - full[a], contour[:, b] - contour[:, a], pairs.replicates[0][:, i], edges)
+    return np.array([[power_fit(x, y, *fit.x_range).slope for fit in fits] for x, y in zip(ds, dr2)])
 
 
 def _bin_stats(hist: np.ndarray):

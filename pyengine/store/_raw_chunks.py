@@ -125,9 +125,9 @@ class RawChunks:
 
 def _map_chunks():
     """``pyengine._core.map_chunks``, or None where the C++ extension is not built or off."""
-    from pyengine.dispatch import backends
+    from pyengine.dispatch import available
 
-    if not backends()["cpp"].available:
+    if not available("cpp"):
         return None
     from pyengine import _core
 
