@@ -92,6 +92,7 @@ class WindowGramAccumulator:
     groups: ColumnGroups | None = None
     pairs: tuple | None = field(default=None, compare=False)
     name: str = "window_gram"
+    _flat: dict = field(default_factory=dict, init=False, compare=False, repr=False)  # T -> a·T + b
 
     def __post_init__(self):
         if self.center not in CENTERS:
@@ -203,9 +204,12 @@ class WindowGramAccumulator:
     def _pair_d2(self, gram):
         """D² of the sampled pairs (a < b) from a Gram matrix's upper triangle, in float64 (the
         flat indices a·T + b increase: the gather walks the matrix in order)."""
+        t = gram.shape[0]
+        if t not in self._flat:  # made once per window length (threads making it at once agree)
+            self._flat[t] = self.pairs[0] * t + self.pairs[1]
         a, b = self.pairs
-        diag = gram.diagonal()
-        return diag[a] + diag[b] - 2.0 * gram.ravel()[a * gram.shape[0] + b]
+        diag = gram.diagonal().copy()
+        return diag[a] + diag[b] - 2.0 * gram.ravel()[self._flat[t]]
 
     def merge(self, a: GramState, b: GramState) -> GramState:
         for named, grams in b.grams.items():
