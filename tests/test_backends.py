@@ -72,7 +72,10 @@ def test_analyze_with_the_extension_never_imports_numba(tmp_path):
         f"pe.analyze({str(path)!r}, progress=False)\n"
         "print('numba' in sys.modules)\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # The pyengine this test imported (with its extension), not a source tree in the cwd.
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(pe.__file__)))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path,
+                         env=env)
     assert res.stdout.strip().splitlines()[-1] == "False"
     assert dispatch.available("cpp") and dispatch.available("numpy")
 
