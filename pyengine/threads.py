@@ -13,9 +13,12 @@ thread.
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["blas_single_threaded", "limit_numba"]
+__all__ = ["blas_single_threaded", "limit_numba", "pool"]
 
 
 @contextlib.contextmanager
@@ -32,3 +35,17 @@ def limit_numba(threads: int) -> None:
     numba = sys.modules.get("numba")  # only if a Numba kernel has been loaded: no import here
     if numba is not None:
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+
+
+def pool(threads: int) -> ThreadPoolExecutor:
+    """A pool of ``threads`` threads kept for the process: threads made afresh for every
+    block each took a new malloc arena, and the pass's memory crept up block by block.
+    Work on it must not wait for other work on the same pool."""
+    return _process_pool(os.getpid(), threads)
+
+
+@functools.cache
+def _process_pool(pid: int, threads: int) -> ThreadPoolExecutor:
+    # Keyed by the process: a forked child inherits the parent's pool without its threads,
+    # and work submitted to it would wait forever.
+    return ThreadPoolExecutor(threads, thread_name_prefix="pyengine-pool")

@@ -179,3 +179,22 @@ def test_result_to_dict_and_plot(rng):
     assert d["method"] in ("spectral", "lagband") and len(d["msd"]) == 3
     assert res.plot() is not None
 
+
+
+@pytest.mark.parametrize("origins", ["window", "within"])
+@pytest.mark.parametrize("t_w", [None, (0, 37, 150)])
+def test_a_labels_band_sums_equal_the_prefix_sum_conversion(rng, origins, t_w):
+    """The per-label reduction of the band (masked window sums, for named groups) gives the
+    MSD and Eq. 4 numerator of the whole-band conversion, cut lags included."""
+    from pyengine.estimators.msd import _BandSums, _from_band
+    from pyengine.plan import make_plan
+
+    x = rng.standard_normal((200, 30)).cumsum(axis=0)
+    lags = [1, 3, 20, 49] + ([120] if origins == "window" else [])  # "within": lags shorter than the window
+    plan = make_plan(np.arange(200), 50, t_w=t_w, lags=lags, origins=origins)
+    band = reference.lag_band(x, plan.lags, np.zeros((plan.lags.size, 200)))
+    msd, _, single = _from_band(plan, band, 1)
+    got_msd, got_single = _BandSums(plan)(band)
+    np.testing.assert_allclose(got_msd, msd, rtol=1e-12)
+    np.testing.assert_allclose(got_single, single, rtol=1e-12)
+    assert np.isfinite(got_msd[0]).all()

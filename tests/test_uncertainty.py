@@ -10,7 +10,9 @@ import pytest
 
 import pyengine as pe
 from pyengine import config
-from pyengine.engine.groups import ColumnGroups
+from pyengine import reference
+from pyengine.engine import LagBandAccumulator, RunMeta
+from pyengine.engine.groups import ColumnGroups, GroupedAccumulator, NamedGroups
 from pyengine.fits import jackknife_se, power_fit
 
 
@@ -74,6 +76,34 @@ def test_ses_are_identical_whatever_the_blocks_and_workers(rng):
     path_one = pe.path_geometry(x, window=250, progress=False)
     path_many = pe.path_geometry(x, window=250, block_cols=29, progress=False)
     np.testing.assert_allclose(path_many.lam_se, path_one.lam_se, rtol=1e-6)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_grouped_parts_are_each_labels_own_sums_on_any_threads(rng, threads):
+    """The labels of a block go to the threads (narrow runs): each part is still its own
+    label's lag band, the total the whole block's, and reruns agree to the bit."""
+    x = rng.standard_normal((120, 3000)).cumsum(axis=0)
+    named = NamedGroups(("a", "b", "c"), (0, 900, 2000, 2600), (0, 1, 2, 1), 3000)
+    groups = ColumnGroups.for_params(3000, 8, named)  # runs of 64 to 176 columns: 24 labels
+    acc = GroupedAccumulator(LagBandAccumulator((1, 3, 7)), groups)
+    meta = RunMeta(120, 3000, np.dtype(np.float64), np.arange(120), threads=threads)
+
+    def grouped():
+        state = acc.prepare(meta)
+        for j0, j1 in ((0, 1400), (1400, 3000)):
+            acc.update(state, x[:, j0:j1], slice(j0, j1))
+        return acc.finalize(state)
+
+    result, again = grouped(), grouped()
+    labels = groups.of(np.arange(3000))
+    assert sorted(result.parts) == sorted(set(labels.tolist()))
+    for label, part in result.parts.items():
+        want = reference.lag_band(x[:, labels == label], np.array([1, 3, 7]), np.zeros((3, 120)))
+        np.testing.assert_allclose(part, want, rtol=1e-10, atol=1e-9)
+        assert np.array_equal(part, again.parts[label])
+    want = reference.lag_band(x, np.array([1, 3, 7]), np.zeros((3, 120)))
+    np.testing.assert_allclose(result.total, want, rtol=1e-10)
+    assert np.array_equal(result.total, again.total)
 
 
 def test_jackknife_off_falls_back_to_residual_ses(rng, monkeypatch):

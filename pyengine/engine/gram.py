@@ -17,9 +17,6 @@ such matrix per named group and window, their sum being the whole model's.
 
 from __future__ import annotations
 
-import functools
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +25,7 @@ from pyengine.engine._blas import syrk_upper
 from pyengine.engine.accumulator import RunMeta
 from pyengine.engine.groups import ColumnGroups, Grouped, merge_parts
 from pyengine.kernels._arrays import array_module, to_host
+from pyengine.threads import pool
 
 __all__ = ["GramWindow", "WindowGramAccumulator", "sq_distances", "principal_coordinates", "CENTERS"]
 
@@ -132,7 +130,7 @@ class WindowGramAccumulator:
             for i in windows:
                 self._update_window(state, i, groups)
         elif len(self.windows) >= threads:
-            list(_pool(threads).map(lambda i: self._update_window(state, i, groups), windows))
+            list(pool(threads).map(lambda i: self._update_window(state, i, groups), windows))
         else:
             shares = self._shares(groups, threads)
             for i in windows:
@@ -155,7 +153,7 @@ class WindowGramAccumulator:
             self._update_window(state, i, share, own)
             return own
 
-        for own in _pool(len(shares)).map(share_sums, shares):
+        for own in pool(len(shares)).map(share_sums, shares):
             for named, gram in own.items():
                 state.grams[named][i] += gram
 
@@ -235,19 +233,6 @@ class WindowGramAccumulator:
                  for k in range(self.groups.n_named)]
         total = [np.sum([grams[i] for grams in named], axis=0) for i in range(len(self.windows))]
         return Grouped(total, state.parts, self.groups, named)
-
-
-def _pool(threads: int) -> ThreadPoolExecutor:
-    """A pool kept for the process: threads made afresh for every block each took a new
-    malloc arena, and the pass's memory crept up block by block."""
-    return _process_pool(os.getpid(), threads)
-
-
-@functools.cache
-def _process_pool(pid: int, threads: int) -> ThreadPoolExecutor:
-    # Keyed by the process: a forked child inherits the parent's pool without its threads,
-    # and work submitted to it would wait forever.
-    return ThreadPoolExecutor(threads, thread_name_prefix="pyengine-gram")
 
 
 def _add_product(gram, y) -> None:

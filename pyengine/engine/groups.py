@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -33,8 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from pyengine import config
 from pyengine.engine.accumulator import Accumulator, RunMeta
 from pyengine.kernels._arrays import to_host
+from pyengine.threads import pool
 
 __all__ = ["ColumnGroups", "NamedGroups", "GroupedAccumulator", "Grouped", "ColumnSampleAccumulator", "column_groups",
            "replicates"]
@@ -326,6 +329,11 @@ def _combine(op, a, b):
     return op(a, b)
 
 
+def _copy(part):
+    """A part with arrays of its own (a finalized state may hold the state's arrays)."""
+    return _combine(lambda a, _: a.copy() if isinstance(a, np.ndarray) else a, part, part)
+
+
 def _add(a, b):
     """Sum of two parts (None: nothing yet)."""
     return b if a is None else _combine(operator.add, a, b)
@@ -348,7 +356,9 @@ class GroupedAccumulator:
     groups : ColumnGroups
     reduce : callable (inner state) -> part
         Linear in the state (parts of disjoint columns add up), small (its size does not
-        grow with P), computed on host arrays. Default: ``inner.finalize``.
+        grow with P), computed on host arrays, new (not views of the state: each label's
+        part is the change in the reduction of a state its runs are added to).
+        Default: a copy of ``inner.finalize``.
     """
 
     inner: Accumulator
@@ -363,16 +373,39 @@ class GroupedAccumulator:
         return GroupedState(self.inner.prepare(meta), {}, meta)
 
     def update(self, state: GroupedState, block, cols: slice) -> None:
-        reduce = self.reduce or self.inner.finalize
         by_label: dict[int, list[tuple[int, int]]] = {}
         for g, a, b in self.groups.runs(cols.start, cols.stop):
             by_label.setdefault(g, []).append((a, b))
-        for g, runs in by_label.items():
-            scratch = self.inner.prepare(state.meta)
+        labels = list(by_label.items())
+        meta = state.meta
+        threads = 1 if meta.on_gpu else meta.threads or config.THREADS or os.cpu_count() or 1
+        chunks = np.array_split(np.arange(len(labels)), min(len(labels), 4 * threads))
+        if threads > 1 and len(chunks) > 1:
+            # A label's runs are often one kernel strip wide (64 columns), which its kernel runs
+            # on one thread: the labels go to the threads instead, in contiguous chunks whose
+            # states are merged in chunk order (the result does not depend on timing).
+            meta = dataclasses.replace(meta, threads=1)
+            results = pool(threads).map(lambda index: self._labels(meta, block, cols, [labels[i] for i in index]),
+                                        chunks)
+        else:
+            results = [self._labels(meta, block, cols, labels)]
+        for own in results:
+            state.total = self.inner.merge(state.total, own.total)
+            state.parts = merge_parts(state.parts, own.parts)
+
+    def _labels(self, meta: RunMeta, block, cols: slice, labels: list) -> GroupedState:
+        """The labels' runs, label after label, into one fresh state. A label's part is the
+        change its runs made to the state's reduction (which is linear): no label needs a
+        state of its own to make, reduce and merge (two state-sized passes over memory each)."""
+        own = GroupedState(self.inner.prepare(meta), {}, meta)
+        before = None
+        for g, runs in labels:
             for a, b in runs:
-                self.inner.update(scratch, block[:, a - cols.start : b - cols.start], slice(a, b))
-            state.parts[g] = _add(state.parts.get(g), reduce(scratch))
-            state.total = self.inner.merge(state.total, scratch)
+                self.inner.update(own.total, block[:, a - cols.start : b - cols.start], slice(a, b))
+            after = self.reduce(own.total) if self.reduce else _copy(self.inner.finalize(own.total))
+            own.parts[g] = after if before is None else _combine(operator.sub, after, before)
+            before = after
+        return own
 
     def merge(self, a: GroupedState, b: GroupedState) -> GroupedState:
         return GroupedState(self.inner.merge(a.total, b.total), merge_parts(a.parts, b.parts), a.meta)
@@ -385,8 +418,6 @@ def column_groups(n_params: int, named: NamedGroups | None = None) -> ColumnGrou
     """The groups of P parameters: the jackknife's (``config.JACKKNIFE_GROUPS``) inside each
     named group. None when there are no named groups and the jackknife is off or P is too
     small for two groups; with named groups, one jackknife group (no SEs) in those cases."""
-    from pyengine import config
-
     count = int(config.JACKKNIFE_GROUPS)
     if count < 2 or n_params < 2 * MIN_RUN:
         if named is None:
