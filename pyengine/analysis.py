@@ -9,6 +9,7 @@ in ``Analysis.skipped`` with its reason.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import html
 import json
@@ -31,7 +32,7 @@ from pyengine.output import write_output
 from pyengine.plan import WindowPlan, make_plan
 from pyengine.progress import progress_bar
 from pyengine.results import TIDY_COLUMNS, import_optional, with_groups
-from pyengine.threads import blas_single_threaded
+from pyengine.threads import blas_single_threaded, cores
 
 __all__ = ["Analysis", "analyze"]
 
@@ -375,14 +376,37 @@ def _requests(rows: list[Statistic], ctx: Context, skipped: dict) -> dict:
 
 
 def _conclude(rows: list[Statistic], ctx: Context, passed: dict, skipped: dict, timings: dict) -> dict:
-    """Every row's result in table order, from the pass and the rows before it."""
-    got = {}
-    with progress_bar(ctx.options.progress, "analyze: statistics", len(rows), "statistics") as bar:
+    """Every row's result, from the pass and the rows it needs.
+
+    The rows that do not read the file (fits of the pass's sums: many small NumPy calls) run
+    on :func:`~pyengine.threads.cores` threads, each as soon as the rows it needs are done;
+    those that read the file (models, probes) then run in table order on this thread. A
+    row's timing is its own run, so timings overlap."""
+    got: dict = {}
+    names = {row.name for row in rows}
+    threaded = [row for row in rows if "file" not in row.needs]
+
+    def run(row: Statistic) -> None:
+        start = time.perf_counter()
+        _conclude_row(row, ctx, passed, skipped, got)
+        timings[row.name] = time.perf_counter() - start
+
+    with progress_bar(ctx.options.progress, "analyze: statistics", len(rows), "statistics") as bar, \
+            concurrent.futures.ThreadPoolExecutor(cores(), thread_name_prefix="pyengine-conclude") as executor:
+        waiting, running, done = list(threaded), {}, set()
+        while waiting or running:
+            for row in [r for r in waiting if all(n in done or n in INPUTS or n not in names for n in r.needs)]:
+                waiting.remove(row)
+                running[executor.submit(run, row)] = row.name
+            finished, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in finished:
+                future.result()
+                done.add(running.pop(future))
+                bar.update()
         for row in rows:
-            start = time.perf_counter()
-            _conclude_row(row, ctx, passed, skipped, got)
-            timings[row.name] = time.perf_counter() - start
-            bar.update()
+            if row not in threaded:
+                run(row)
+                bar.update()
     return got
 
 

@@ -12,13 +12,22 @@ thread.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import os
 import sys
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["blas_single_threaded", "limit_numba", "pool"]
+__all__ = ["blas_single_threaded", "cores", "limit_numba", "map_threads"]
+
+
+def cores() -> int:
+    """The threads pyengine's parallel work uses: ``config.THREADS``, or every core."""
+    from pyengine import config
+
+    return config.THREADS or os.cpu_count() or 1
 
 
 @contextlib.contextmanager
@@ -37,11 +46,15 @@ def limit_numba(threads: int) -> None:
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
 
 
-def pool(threads: int) -> ThreadPoolExecutor:
-    """A pool of ``threads`` threads kept for the process: threads made afresh for every
-    block each took a new malloc arena, and the pass's memory crept up block by block.
-    Work on it must not wait for other work on the same pool."""
-    return _process_pool(os.getpid(), threads)
+def map_threads(threads: int, fn: Callable, items: Sequence) -> list:
+    """``[fn(item) for item in items]`` on a pool of ``threads`` threads kept for the process
+    (threads made afresh for every block each took a new malloc arena, and the pass's memory
+    crept up block by block). Every call has ended when this returns or raises: the items
+    are views of a block, whose buffer is reused or unmapped once the caller lets go of it.
+    ``fn`` must not wait for work on the same pool."""
+    futures = [_process_pool(os.getpid(), threads).submit(fn, item) for item in items]
+    concurrent.futures.wait(futures)
+    return [future.result() for future in futures]
 
 
 @functools.cache

@@ -8,6 +8,7 @@ statistics of one report, and fits were published without a quality gate.
 import json
 import multiprocessing
 import os
+import time
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ import pyengine as pe
 from pyengine.analyses import PUBLIC, STATISTICS, select
 from pyengine.cli import main
 from pyengine.engine import GramWindow, LagBandAccumulator, WindowGramAccumulator, run
+from pyengine.threads import map_threads
 from pyengine.estimators.loss import loss_stats
 from pyengine.fits import power_fit
 from pyengine.store import write_trajectory
@@ -232,3 +234,21 @@ def test_a_forked_child_analyses_after_its_parent_did(walk):
         child = pool.apply_async(_msl_and_msd, (x,)).get(timeout=120)
     for a, b in zip(parent, child):
         np.testing.assert_allclose(b, a, rtol=1e-12)
+
+
+def test_threads_return_or_raise_only_once_every_call_has_ended():
+    """The calls read views of a block whose buffer is reused (or unmapped) as soon as the
+    caller lets go: an error in one call must not leave the others running."""
+    ended = []
+
+    def work(i):
+        if i == 0:
+            raise ValueError("the first call fails at once")
+        time.sleep(0.05)
+        ended.append(i)
+        return i
+
+    with pytest.raises(ValueError, match="fails at once"):
+        map_threads(2, work, range(5))
+    assert sorted(ended) == [1, 2, 3, 4]
+    assert map_threads(2, lambda i: i * i, range(5)) == [0, 1, 4, 9, 16]

@@ -25,7 +25,7 @@ from pyengine.engine._blas import syrk_upper
 from pyengine.engine.accumulator import RunMeta
 from pyengine.engine.groups import ColumnGroups, Grouped, merge_parts
 from pyengine.kernels._arrays import array_module, to_host
-from pyengine.threads import pool
+from pyengine.threads import map_threads
 
 __all__ = ["GramWindow", "WindowGramAccumulator", "sq_distances", "principal_coordinates", "CENTERS"]
 
@@ -130,7 +130,7 @@ class WindowGramAccumulator:
             for i in windows:
                 self._update_window(state, i, groups)
         elif len(self.windows) >= threads:
-            list(pool(threads).map(lambda i: self._update_window(state, i, groups), windows))
+            map_threads(threads, lambda i: self._update_window(state, i, groups), windows)
         else:
             shares = self._shares(groups, threads)
             for i in windows:
@@ -153,7 +153,7 @@ class WindowGramAccumulator:
             self._update_window(state, i, share, own)
             return own
 
-        for own in pool(len(shares)).map(share_sums, shares):
+        for own in map_threads(len(shares), share_sums, shares):
             for named, gram in own.items():
                 state.grams[named][i] += gram
 

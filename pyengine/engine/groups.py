@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -37,7 +36,7 @@ import numpy as np
 from pyengine import config
 from pyengine.engine.accumulator import Accumulator, RunMeta
 from pyengine.kernels._arrays import to_host
-from pyengine.threads import pool
+from pyengine.threads import cores, map_threads
 
 __all__ = ["ColumnGroups", "NamedGroups", "GroupedAccumulator", "Grouped", "ColumnSampleAccumulator", "column_groups",
            "replicates"]
@@ -378,15 +377,15 @@ class GroupedAccumulator:
             by_label.setdefault(g, []).append((a, b))
         labels = list(by_label.items())
         meta = state.meta
-        threads = 1 if meta.on_gpu else meta.threads or config.THREADS or os.cpu_count() or 1
+        threads = 1 if meta.on_gpu else meta.threads or cores()
         chunks = np.array_split(np.arange(len(labels)), min(len(labels), 4 * threads))
         if threads > 1 and len(chunks) > 1:
             # A label's runs are often one kernel strip wide (64 columns), which its kernel runs
             # on one thread: the labels go to the threads instead, in contiguous chunks whose
             # states are merged in chunk order (the result does not depend on timing).
             meta = dataclasses.replace(meta, threads=1)
-            results = pool(threads).map(lambda index: self._labels(meta, block, cols, [labels[i] for i in index]),
-                                        chunks)
+            results = map_threads(threads, lambda index: self._labels(meta, block, cols, [labels[i] for i in index]),
+                                  chunks)
         else:
             results = [self._labels(meta, block, cols, labels)]
         for own in results:

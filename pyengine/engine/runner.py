@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import os
 from collections.abc import Sequence
 
 from pyengine import config
@@ -20,7 +19,7 @@ from pyengine.engine.options import EngineOptions, resolve
 from pyengine.engine.passes import accumulate, show_progress
 from pyengine.engine.source import Source, as_source
 from pyengine.kernels._arrays import freeze
-from pyengine.threads import blas_single_threaded
+from pyengine.threads import blas_single_threaded, cores
 
 __all__ = ["pass_requests", "plan_blocks", "prepare", "run", "run_requests"]
 
@@ -92,7 +91,6 @@ def run(x, accumulators: Sequence[Accumulator], options: EngineOptions | None = 
         raise TypeError("pass the engine settings either as options=EngineOptions(...) or as keywords, not both")
     options = EngineOptions.from_kwargs(engine) if options is None else options
     src, options = resolve(as_source(x), options)
-    cores = config.THREADS or os.cpu_count() or 1
     if options.scheduler is not None:
         if src.path is None:
             raise ValueError("the Dask path reads the trajectory file on the workers: pass a file path, not an array")
@@ -104,7 +102,7 @@ def run(x, accumulators: Sequence[Accumulator], options: EngineOptions | None = 
                           options.nonfinite)
     else:
         meta = RunMeta(src.n_rows, src.n_cols, src.dtype, src.steps, options.backend,
-                       max(1, cores // options.workers), src.on_gpu)
+                       max(1, cores() // options.workers), src.on_gpu)
         blocks = plan_blocks(src, options.block_cols, options.workers)
         with blas_single_threaded():
             states = accumulate(src, accumulators, meta, blocks, options.workers, options.progress, desc,
