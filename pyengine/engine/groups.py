@@ -378,11 +378,12 @@ class GroupedAccumulator:
         labels = list(by_label.items())
         meta = state.meta
         threads = 1 if meta.on_gpu else meta.threads or cores()
-        chunks = np.array_split(np.arange(len(labels)), min(len(labels), 4 * threads))
-        if threads > 1 and len(chunks) > 1:
+        chunks = np.array_split(np.arange(len(labels)), min(len(labels), threads))
+        if len(chunks) > 1:
             # A label's runs are often one kernel strip wide (64 columns), which its kernel runs
-            # on one thread: the labels go to the threads instead, in contiguous chunks whose
-            # states are merged in chunk order (the result does not depend on timing).
+            # on one thread: the labels go to the threads instead, in one contiguous chunk per
+            # thread (each holds a state: more chunks balanced a loaded machine better but
+            # raised the peak memory), merged in chunk order (the result does not depend on timing).
             meta = dataclasses.replace(meta, threads=1)
             results = map_threads(threads, lambda index: self._labels(meta, block, cols, [labels[i] for i in index]),
                                   chunks)
