@@ -54,6 +54,9 @@ RUNS_PER_GROUP = 2
 #: dear: 32 layers of 1024 parameters, MSD pass 1.95× with 32-column runs, 1.6× with 64,
 #: 0.9–1.1× from 128 on (8 layers of 4096); increments 2.6×, 1.7×, 1.3× (measured on 2 cores).
 MIN_NAMED_RUN = 64
+#: Bytes of a block's columns that a CPU kernel gives one thread at a time (the lag band's
+#: strips, csrc/cpu/lagband.cpp).
+KERNEL_STRIP_BYTES = 1 << 20
 
 
 def _stride(n_runs: int) -> int:
@@ -379,11 +382,12 @@ class GroupedAccumulator:
         meta = state.meta
         threads = 1 if meta.on_gpu else meta.threads or cores()
         chunks = np.array_split(np.arange(len(labels)), min(len(labels), threads))
-        if len(chunks) > 1:
-            # A label's runs are often one kernel strip wide (64 columns), which its kernel runs
-            # on one thread: the labels go to the threads instead, in one contiguous chunk per
-            # thread (each holds a state: more chunks balanced a loaded machine better but
-            # raised the peak memory), merged in chunk order (the result does not depend on timing).
+        if len(chunks) > 1 and block.nbytes < len(labels) * threads * KERNEL_STRIP_BYTES:
+            # Labels with less than a kernel strip per thread (32 layers of 1024 parameters:
+            # runs of 64 columns, one strip, which the kernel runs on one thread) go to the
+            # threads instead, one contiguous chunk each, merged in chunk order (the result does
+            # not depend on timing). Wider labels keep the kernels' threads: each chunk holds a
+            # state in its thread's malloc arena, 25 MB more peak memory on N = 16000.
             meta = dataclasses.replace(meta, threads=1)
             results = map_threads(threads, lambda index: self._labels(meta, block, cols, [labels[i] for i in index]),
                                   chunks)
