@@ -27,6 +27,7 @@ constexpr int64_t kMaxStripCols = 256;
 constexpr int64_t kOriginTile = 32;   // origins summed in registers at once
 constexpr int64_t kChunkOrigins = 512;  // origins whose band entries stay in L1/L2 across lags
 constexpr int64_t kGroupsPerThread = 4;       // runs of strips per thread, taken dynamically
+constexpr int64_t kStripsPerGroup = 4;        // a run's own band costs about a sixth of a strip
 constexpr int64_t kGroupBandBytes = 32 << 20;  // bound on the runs' own bands
 
 template <typename T>
@@ -150,8 +151,11 @@ void lag_band(const T* x, int64_t n_rows, int64_t n_cols, int64_t row_stride,
   // The strips are dealt out in `groups` contiguous runs, taken by whichever thread is free
   // (on a busy machine a descheduled thread no longer holds the others up at the end), each
   // run summed into a band of its own; the bands are added in run order, so the result does
-  // not depend on thread timing. Several runs per thread, within a memory bound for the bands.
-  const int64_t max_groups = std::max<int64_t>(threads, kGroupBandBytes / (band_size * 8));
+  // not depend on thread timing. Several runs per thread, within a memory bound for the bands,
+  // and of several strips each: a narrow call (a jackknife group's 512 columns are 8 strips)
+  // with a band per strip spent a third of its time making and adding bands.
+  const int64_t max_groups = std::max<int64_t>(threads, std::min(kGroupBandBytes / (band_size * 8),
+                                                                 n_strips / kStripsPerGroup));
   const int64_t groups = std::min({n_strips, kGroupsPerThread * threads, max_groups});
   std::vector<double> bands(static_cast<size_t>((groups - 1) * band_size));
 #pragma omp parallel num_threads(threads)

@@ -278,7 +278,7 @@ class MSDRequest:
             inner = LagBandAccumulator(tuple(int(l) for l in plan.lags))
         if self.groups is None:
             return [inner]
-        if self.method == "lagband" and self.groups.named is not None:  # many labels: the cheap reduction
+        if self.method == "lagband":  # one reduction per label and block: the cheap one
             band_sums = _BandSums(plan)
             return [GroupedAccumulator(inner, self.groups, lambda state: band_sums(inner.finalize(state)))]
         return [GroupedAccumulator(inner, self.groups, lambda state: self._values(inner.finalize(state)))]
