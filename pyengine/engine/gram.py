@@ -173,7 +173,7 @@ class WindowGramAccumulator:
         xp = array_module(state.meta.on_gpu)
         if self.groups is not None:  # the sampled pairs' D² before and after a group, and a scratch
             before, after, scratch = (xp.empty(self.pairs[0].size) for _ in range(3))
-        last = None  # the Gram matrix whose pairs' D² ``before`` holds (one group's "after" is the next one's "before")
+        last = None  # the matrix whose pairs' D² ``before`` holds: one group's "after" is the next one's "before"
         for g, views in groups:
             named = 0 if g is None else g // self.groups.count
             if into is None:

@@ -569,7 +569,7 @@ class PairsRequest:
         total = np.stack([np.diag(g)[a] + np.diag(g)[b] - 2.0 * g[a, b] for g in grams])
         d2 = replicates(total, grouped_grams, np.stack, group)
         steps = replicates(band[0], grouped_band, lambda part: part[0], group)
-        return None if d2 is None or steps is None else (np.maximum(d2, 0.0), np.maximum(steps, 0.0))
+        return None if d2 is None or steps is None else (np.maximum(d2, 0.0, out=d2), np.maximum(steps, 0.0, out=steps))
 
 
 def _pairs_pass(src, options, window, t_w, coords: bool, groups, **request) -> tuple[PairDistances, dict]:
