@@ -407,6 +407,9 @@ def _conclude(rows: list[Statistic], ctx: Context, passed: dict, skipped: dict, 
             if row not in threaded:
                 run(row)
                 bar.update()
+    for row in rows:  # the timings in table order, whatever order the threads finished in
+        if row.name in timings:
+            timings[row.name] = timings.pop(row.name)
     return got
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import pyengine as pe
+from pyengine.analyses import select
 from pyengine.cli import main
 from pyengine.report import render
 
@@ -29,6 +30,8 @@ def test_analyze_runs_everything_in_one_pass_and_is_right(run_file, analysis):
     # The shared pass gives what the estimator alone gives.
     alone = pe.msd(run_file, window=400, lags=20, progress=False)
     np.testing.assert_allclose(res["msd"].msd, alone.msd, rtol=1e-12)
+    # The conclusions ran on threads, each after the rows it needs; timings keep table order.
+    assert list(res.timings)[1:] == [row.name for row in select() if row.name in res.timings]
 
 
 def test_save_writes_results_figures_and_report_atomically(run_file, analysis, tmp_path):
