@@ -210,13 +210,12 @@ class WindowGramAccumulator:
         mapped and unmapped each, twice the page faults of a pass without the jackknife. The
         flat indices a·T + b increase: the gather walks the matrix in order."""
         flat, a, b = self._indices(gram)
-        xp = array_module(not isinstance(gram, np.ndarray))
         diag = gram.diagonal()
-        xp.take(gram.ravel(), flat, out=out, mode="clip")  # indices are in range: no checked, buffered take
+        _take(gram.ravel(), flat, out)
         out *= -2.0
-        xp.take(diag, a, out=scratch, mode="clip")
+        _take(diag, a, scratch)
         out += scratch
-        xp.take(diag, b, out=scratch, mode="clip")
+        _take(diag, b, scratch)
         out += scratch
 
     def _indices(self, gram) -> tuple:
@@ -253,6 +252,15 @@ class WindowGramAccumulator:
                  for k in range(self.groups.n_named)]
         total = [np.sum([grams[i] for grams in named], axis=0) for i in range(len(self.windows))]
         return Grouped(total, state.parts, self.groups, named)
+
+
+def _take(values, index, out) -> None:
+    """out[:] = values[index], no temporary: on the host unchecked (the indices are in range;
+    a checked take with ``out`` buffers it), on the GPU by indexing."""
+    if isinstance(values, np.ndarray):
+        np.take(values, index, out=out, mode="clip")
+    else:
+        out[...] = values[index]
 
 
 def _add_product(gram, y) -> None:
