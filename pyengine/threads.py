@@ -18,15 +18,14 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+
+from pyengine import config
 
 __all__ = ["blas_single_threaded", "cores", "limit_numba", "map_threads"]
 
 
 def cores() -> int:
     """The threads pyengine's parallel work uses: ``config.THREADS``, or every core."""
-    from pyengine import config
-
     return config.THREADS or os.cpu_count() or 1
 
 
@@ -58,7 +57,7 @@ def map_threads(threads: int, fn: Callable, items: Sequence) -> list:
 
 
 @functools.cache
-def _process_pool(pid: int, threads: int) -> ThreadPoolExecutor:
+def _process_pool(pid: int, threads: int) -> concurrent.futures.ThreadPoolExecutor:
     # Keyed by the process: a forked child inherits the parent's pool without its threads,
     # and work submitted to it would wait forever.
-    return ThreadPoolExecutor(threads, thread_name_prefix="pyengine-pool")
+    return concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="pyengine-pool")
