@@ -173,6 +173,7 @@ class WindowGramAccumulator:
         xp = array_module(state.meta.on_gpu)
         if self.groups is not None:  # the sampled pairs' D² before and after a group, and a scratch
             before, after, scratch = (xp.empty(self.pairs[0].size) for _ in range(3))
+        piece = self._piece_buffer(groups, w, xp)
         last = None  # the matrix whose pairs' D² ``before`` holds: one group's "after" is the next one's "before"
         for g, views in groups:
             named = 0 if g is None else g // self.groups.count
@@ -184,7 +185,7 @@ class WindowGramAccumulator:
                 gram = into[named]
             if g is not None and gram is not last:
                 self._pair_d2(gram, before, scratch)
-            for y in self._centred_pieces(views, w):
+            for y in self._centred_pieces(views, w, piece):
                 _add_product(gram, y)
             if g is not None:  # the group's share of the sampled pairs' D²: the change it made
                 self._pair_d2(gram, after, scratch)
@@ -193,14 +194,23 @@ class WindowGramAccumulator:
                 part += to_host(scratch)
                 before, after, last = after, before, gram
 
-    def _centred_pieces(self, views: list, w: GramWindow):
+    def _piece_buffer(self, groups: list, w: GramWindow, xp):
+        """One float64 buffer for the centred pieces of window i of all groups: a buffer per
+        piece (a jackknife group's 512 columns) was mapped and unmapped each time, a third of
+        the page faults of a pass with error bars."""
+        widest = max(v.shape[1] for _, views in groups for v in views)
+        return xp.empty(w.length * min(widest, _piece_cols(w)))
+
+    def _centred_pieces(self, views: list, w: GramWindow, buffer):
         """The window's rows of the views, centred per column in float64, at most
-        GEMM_TEMP_BYTES each."""
-        step = max(1, GEMM_TEMP_BYTES // (8 * w.length))
+        GEMM_TEMP_BYTES each, in ``buffer`` (each piece overwrites the one before)."""
+        step = _piece_cols(w)
         for v in views:
             rows = v[w.start : w.start + w.length]
             for c0 in range(0, rows.shape[1], step):
-                y = rows[:, c0 : c0 + step].astype(np.float64)
+                part = rows[:, c0 : c0 + step]
+                y = buffer[: part.size].reshape(part.shape)
+                y[...] = part
                 y -= y.mean(axis=0) if self.center == "mean" else y[0].copy()
                 yield y
 
@@ -252,6 +262,11 @@ class WindowGramAccumulator:
                  for k in range(self.groups.n_named)]
         total = [np.sum([grams[i] for grams in named], axis=0) for i in range(len(self.windows))]
         return Grouped(total, state.parts, self.groups, named)
+
+
+def _piece_cols(w: GramWindow) -> int:
+    """Columns of a centred float64 piece of window ``w``: GEMM_TEMP_BYTES at most."""
+    return max(1, GEMM_TEMP_BYTES // (8 * w.length))
 
 
 def _take(values, index, out) -> None:
