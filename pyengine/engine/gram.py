@@ -90,7 +90,7 @@ class WindowGramAccumulator:
     groups: ColumnGroups | None = None
     pairs: tuple | None = field(default=None, compare=False)
     name: str = "window_gram"
-    _flat: dict = field(default_factory=dict, init=False, compare=False, repr=False)  # (T, host) -> (a·T + b, a, b)
+    _pair_indices: dict = field(default_factory=dict, init=False, compare=False, repr=False)  # see _indices
 
     def __post_init__(self):
         if self.center not in CENTERS:
@@ -232,11 +232,11 @@ class WindowGramAccumulator:
         """(flat indices a·T + b, a, b) of the sampled pairs, on the Gram matrix's device; made
         once per window length and device (threads making them at once agree)."""
         key = gram.shape[0], isinstance(gram, np.ndarray)
-        if key not in self._flat:
+        if key not in self._pair_indices:
             xp = array_module(not key[1])
             a, b = self.pairs
-            self._flat[key] = xp.asarray(a * key[0] + b), xp.asarray(a), xp.asarray(b)
-        return self._flat[key]
+            self._pair_indices[key] = xp.asarray(a * key[0] + b), xp.asarray(a), xp.asarray(b)
+        return self._pair_indices[key]
 
     def merge(self, a: GramState, b: GramState) -> GramState:
         for named, grams in b.grams.items():

@@ -127,22 +127,22 @@ def _from_band(plan: WindowPlan, band: np.ndarray, n_params: int):
 
 class _BandSums:
     """What :func:`_from_band` gives with n_params = 1, by window sums instead of a prefix sum
-    over the whole band (whose row-wise cumsum costs 16× more: the reduction of each label
-    of a block with named groups); equal to rounding. Where the run's end (or "within") cuts
+    over the whole band (whose row-wise cumsum costs 16× more; a grouped lag band reduces
+    each label of every block); equal to rounding. Where the run's end (or "within") cuts
     a window's origins, a 0/1 mask of the origins kept, made once, weights the sum (a loop
     over the cut lags cost 8× more)."""
 
     def __init__(self, plan: WindowPlan):
         self.plan = plan
         self.counts = [_origin_counts(plan, s) for s in plan.starts]
-        masks: dict[bytes, np.ndarray] = {}  # windows with the same cuts share a mask
+        masks: dict[tuple, np.ndarray] = {}  # windows with the same cuts share a mask
         self.masks = []
         for s, n in zip(plan.starts, self.counts):
-            width = min(plan.length, plan.n_rows - s)
+            width = int(min(plan.length, plan.n_rows - s))
             if np.all(n >= width):
                 self.masks.append(None)
                 continue
-            key = n.tobytes() + width.to_bytes(8, "little")
+            key = n.tobytes(), width
             if key not in masks:
                 masks[key] = (np.arange(width) < n[:, None]).astype(np.float64)
             self.masks.append(masks[key])
