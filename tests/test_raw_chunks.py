@@ -10,6 +10,7 @@ import pytest
 
 import pyengine as pe
 from pyengine import config
+from pyengine.engine import LagBandAccumulator, run
 from pyengine.engine.runner import plan_blocks
 from pyengine.engine.source import as_source
 from pyengine.store import TrajectoryWriter, open_trajectory, write_trajectory
@@ -210,6 +211,28 @@ def test_the_engine_maps_one_chunk_column_per_block_and_agrees_with_copies(tmp_p
         np.testing.assert_allclose(mapped["msd"].msd, other["msd"].msd, rtol=1e-12)
         np.testing.assert_allclose(mapped["increments"].power_mean, other["increments"].power_mean, rtol=1e-12)
 
+
+@needs_cpp
+@pytest.mark.parametrize("budget_cols, mapped", [(700, [True] * 5), (300, [False] * 8 + [True] * 2)])
+def test_blocks_narrower_than_a_chunk_column_never_span_two(tmp_path, monkeypatch, budget_cols, mapped):
+    """A budget below one chunk column cuts each chunk column into equal blocks: cut in two
+    they still map in place (a block spanning two chunk columns was copied into fresh
+    memory); cut finer they are copied, each from one chunk column (the 452-column edge
+    chunk column cut in two still maps). Either way the pass gives what the array gives."""
+    path, x = make_mappable(tmp_path, n=300, p=2500)
+    monkeypatch.setattr(config, "BLOCK_BYTES", budget_cols * 300 * 4)
+    blocks = plan_blocks(as_source(path))
+    assert blocks[0][0] == 0 and blocks[-1][1] == 2500
+    assert all(a == b for (_, a), (b, _) in zip(blocks, blocks[1:]))
+    assert all(j1 - j0 <= budget_cols and j0 // MAP_COLS == (j1 - 1) // MAP_COLS for j0, j1 in blocks)
+    if budget_cols == 700:
+        assert blocks == [(0, 512), (512, 1024), (1024, 1536), (1536, 2048), (2048, 2500)]
+    maps = []
+    original = RawChunks.map
+    monkeypatch.setattr(RawChunks, "map", lambda self, *a: maps.append(original(self, *a)) or maps[-1])
+    (band,) = run(path, [LagBandAccumulator((1, 5))])
+    assert [m is not None for m in maps] == mapped
+    np.testing.assert_allclose(band, run(x, [LagBandAccumulator((1, 5))])[0], rtol=1e-12)
 
 def test_a_block_inside_chunks_of_a_truncated_file_is_a_short_read(tmp_path):
     """Row segments are checked as whole chunks are: a file cut under an open reader reports

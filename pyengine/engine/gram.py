@@ -325,20 +325,20 @@ def sq_distances(gram: np.ndarray, n_params: int, *, exact=None, rtol: float = 1
     """
     t = gram.shape[0]
     norms = np.diag(gram).copy()
-    d2 = gram * -2.0
-    d2 += norms[:, None]
-    d2 += norms[None, :]
+    bound = np.add.outer(norms, norms)  # G_aa + G_bb, then the guard's floor (one T × T temporary)
+    d2 = np.multiply(gram, -2.0)
+    d2 += bound
     np.maximum(d2, 0.0, out=d2)
-    floor = ROUNDING_FACTOR * np.finfo(np.float64).eps * np.sqrt(n_params) / rtol
-    bad = d2 < floor * (norms[:, None] + norms[None, :])
+    bound *= ROUNDING_FACTOR * np.finfo(np.float64).eps * np.sqrt(n_params) / rtol
+    bad = np.less(d2, bound)
     np.fill_diagonal(bad, False)
-    d2[bad] = np.nan
+    np.copyto(d2, np.nan, where=bad)
     if exact is not None:
         for lag in range(1, min(exact.shape[0], t - 1) + 1):
             a = np.arange(t - lag)
             d2[a, a + lag] = d2[a + lag, a] = exact[lag - 1, : t - lag]
     np.fill_diagonal(d2, 0.0)
-    return d2, int(np.isnan(d2).sum() // 2)
+    return d2, np.count_nonzero(np.isnan(d2)) // 2
 
 
 def principal_coordinates(gram: np.ndarray, k: int = 2, *, centered: bool = True) -> tuple[np.ndarray, np.ndarray]:
