@@ -106,6 +106,33 @@ def test_grouped_parts_are_each_labels_own_sums_on_any_threads(rng, threads):
     assert np.array_equal(result.total, again.total)
 
 
+def test_binned_contour_lengths_from_pair_ends_equal_the_gathered_ones(rng):
+    """A path replicate's mean contour length per bin is its contour times each bin's count
+    of pair ends (no gather of every pair): equal to averaging the gathered pairs, and a
+    non-finite value still leaves its pair out of that replicate only."""
+    from pyengine.estimators.pairs import _binned_means
+
+    t, s, r = 300, 5000, 8
+    a = rng.integers(0, t - 1, s)
+    b = np.minimum(a + rng.integers(1, 50, s), t - 1)
+    contour = np.cumsum(rng.random((r, t)), axis=1)
+    full = np.cumsum(rng.random(t))
+    member = full[b] - full[a]
+    edges = np.geomspace(member.min() + 1e-3, 0.8 * member.max(), 12)
+    value = rng.random((r, s))
+    for bad in (False, True):
+        if bad:
+            value[2, 7] = np.nan
+        keys, values = _binned_means(member, contour, value, edges, ends=(a, b))
+        gathered = contour[:, b] - contour[:, a]
+        want_keys, want_values = _binned_means(member, gathered, value, edges)
+        np.testing.assert_allclose(keys, want_keys, rtol=1e-12)
+        np.testing.assert_array_equal(values, want_values)
+        ok = (member >= edges[0]) & (member <= edges[-1]) & (member < edges[1])
+        row = ok & np.isfinite(value[2])  # bin 0 of replicate 2 by hand
+        assert keys[2, 0] == pytest.approx(gathered[2, row].mean(), rel=1e-12)
+
+
 def test_jackknife_off_falls_back_to_residual_ses(rng, monkeypatch):
     monkeypatch.setattr(config, "JACKKNIFE_GROUPS", 0)
     x = rng.standard_normal((500, 300)).cumsum(axis=0)

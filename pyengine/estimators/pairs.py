@@ -321,28 +321,50 @@ def _two_ranges(x: np.ndarray, y: np.ndarray) -> tuple[tuple[PowerFit, PowerFit]
     return best[1], best[2]
 
 
-def _binned_means(member: np.ndarray, key: np.ndarray, value: np.ndarray,
-                  edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _binned_means(member: np.ndarray, key: np.ndarray, value: np.ndarray, edges: np.ndarray,
+                  ends: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per replicate and bin of ``member`` (edges, right edge included): mean ``key`` and
     mean ``value``, shape (R, bins), NaN where a bin has fewer than MIN_PAIRS entries.
     ``key`` and ``value`` are (R, S), one row per replicate, or (S,) shared by all. The
     jackknife bins its sampled pairs by their full-data key (``member``) and averages the
     replicate's keys and values: pairs hopping across bin edges between replicates would add
-    a spread of the sample's, not of the estimate's."""
-    key, value = np.broadcast_arrays(np.atleast_2d(key), np.atleast_2d(value))
+    a spread of the sample's, not of the estimate's.
+
+    With ``ends`` = (a, b), the pairs' snapshots, ``key`` is (R, T) per snapshot and pair s
+    has key[:, b_s] − key[:, a_s] (a contour length): a bin's sum of those is linear in the
+    rows of ``key``, so it is ``key`` times the bin's count of pair ends per snapshot, with no
+    (R, S) gather (unless a key or value is not finite)."""
     n_bins = edges.size - 1
     bins = np.clip(np.searchsorted(edges, member, side="right") - 1, 0, n_bins - 1)
     rows = np.flatnonzero((member >= edges[0]) & (member <= edges[-1]))
     # Sums per bin for all replicates at once: the replicates times a pairs × bins 0/1 matrix.
     binning = scipy.sparse.csr_array((np.ones(rows.size), (rows, bins[rows])), shape=(member.size, n_bins)).T
+    if ends is not None:
+        a, b = ends
+        if np.isfinite(key).all() and np.isfinite(value).all():
+            per_end = [np.bincount(e[rows] * n_bins + bins[rows], minlength=key.shape[1] * n_bins) for e in (b, a)]
+            value = np.atleast_2d(value)
+            count = np.broadcast_to(np.bincount(bins[rows], minlength=n_bins), (value.shape[0], n_bins))
+            key_sums = key @ (per_end[0] - per_end[1]).reshape(key.shape[1], n_bins).astype(np.float64)
+            return _means(key_sums, (binning @ value.T).T, count)
+        key = key[:, b] - key[:, a]
+    key, value = np.atleast_2d(key), np.atleast_2d(value)
+    if np.isfinite(key).all() and np.isfinite(value).all():  # a row shared by all is binned once
+        shape = (max(key.shape[0], value.shape[0]), n_bins)
+        count = np.broadcast_to(np.bincount(bins[rows], minlength=n_bins), shape)
+        return _means(*(np.broadcast_to((binning @ z.T).T, shape) for z in (key, value)), count)
+    # a non-finite key or value leaves its pair out of that replicate
+    key, value = np.broadcast_arrays(key, value)
     finite = np.isfinite(key) & np.isfinite(value)
-    if finite.all():
-        count = np.broadcast_to(np.bincount(bins[rows], minlength=n_bins), (key.shape[0], n_bins))
-    else:  # a non-finite key or value leaves its pair out of that replicate
-        key, value = np.where(finite, key, 0.0), np.where(finite, value, 0.0)
-        count = (binning @ finite.T.astype(np.float64)).T
+    key, value = np.where(finite, key, 0.0), np.where(finite, value, 0.0)
+    count = (binning @ finite.T.astype(np.float64)).T
+    return _means((binning @ key.T).T, (binning @ value.T).T, count)
+
+
+def _means(key_sums: np.ndarray, value_sums: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin sums over counts, NaN where a bin has fewer than MIN_PAIRS entries."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        keys, values = (binning @ key.T).T / count, (binning @ value.T).T / count
+        keys, values = key_sums / count, value_sums / count
     few = count < MIN_PAIRS
     keys[few], values[few] = np.nan, np.nan
     return keys, values
@@ -365,7 +387,7 @@ def _path_replicate_slopes(pairs: PairDistances, i: int, edges: np.ndarray, fits
     steps = np.sqrt(pairs.replicates[1][:, start : start + t - 1])
     contour = np.concatenate((np.zeros((steps.shape[0], 1)), np.cumsum(steps, axis=1)), axis=1)
     full = np.concatenate(([0.0], np.cumsum(pairs.steps[start : start + t - 1])))
-    ds, dr2 = _binned_means(full[b] - full[a], contour[:, b] - contour[:, a], pairs.replicates[0][:, i], edges)
+    ds, dr2 = _binned_means(full[b] - full[a], contour, pairs.replicates[0][:, i], edges, ends=(a, b))
     return np.array([[power_fit(x, y, *fit.x_range).slope for fit in fits] for x, y in zip(ds, dr2)])
 
 
