@@ -45,24 +45,50 @@ void sincospi(int64_t j, int64_t n, double* s, double* c) {
 }
 
 // The FFT grids of a window of T rows: the weights' (nfft_y >= 2T - 1, so that their
-// autocorrelation does not wrap around) and the increments' (the caller's nfft), and the
-// spectrum of the box 1{t < T} on the weights' grid, B(k) = sum_{t<T} W^(kt)
-// = sin(pi k T / N) / sin(pi k / N) e^(-i pi k (T - 1) / N), k = 0 .. N/2 (re, im).
+// autocorrelation does not wrap around, and a multiple of the caller's nfft) and the
+// increments' (nfft = 2 md points), with
+// - the spectrum of the box 1{t < T} on the weights' grid, B(k) = sum_{t<T} W^(kt)
+//   = sin(pi k T / N) / sin(pi k / N) e^(-i pi k (T - 1) / N), k = 0 .. N/2 (re, im);
+// - per increments' bin k <= md, the two factors that give the increments' transform from
+//   the weights' (see add_periodograms): a_k = v^-k - 1 and c_k = v^(kn) - B_n(k) / n,
+//   v = exp(-2 pi i / nfft), n = T - 1, B_n the box of the n increments on that grid.
 struct Grids {
-  Tables y, d;
-  std::vector<double> box;
+  Tables y;
+  int64_t md;
+  std::vector<double> box, from_weights;
 
-  Grids(int64_t n_rows, int64_t nfft) : y(pow2_at_least(2 * n_rows - 1)), d(nfft), box(2 * (y.m + 1)) {
-    const int64_t n = 2 * y.m;
-    box[0] = static_cast<double>(n_rows);
-    for (int64_t k = 1; k <= y.m; ++k) {
+  Grids(int64_t n_rows, int64_t nfft)
+      : y(std::max(pow2_at_least(2 * n_rows - 1), nfft)), md(nfft / 2), box(2 * (y.m + 1)),
+        from_weights(4 * (md + 1)) {
+    box_spectrum(n_rows, 2 * y.m, box.data());
+    const int64_t n = n_rows - 1;
+    std::vector<double> inc_box(2 * (md + 1));
+    box_spectrum(n, nfft, inc_box.data());
+    for (int64_t k = 0; k <= md; ++k) {
+      double s_half, c_half, s_k, c_k, s_kn, c_kn;
+      sincospi(k, nfft, &s_half, &c_half);
+      sincospi(2 * k, nfft, &s_k, &c_k);
+      sincospi(2 * k * n, nfft, &s_kn, &c_kn);
+      double* f = from_weights.data() + 4 * k;
+      f[0] = -2.0 * s_half * s_half;  // cos(2a) - 1 without the cancellation
+      f[1] = s_k;
+      f[2] = c_kn - inc_box[2 * k] / static_cast<double>(n);
+      f[3] = -s_kn - inc_box[2 * k + 1] / static_cast<double>(n);
+    }
+  }
+
+  // B(k) = sum_{t<len} W^(kt), W = exp(-2 pi i / n_points), k = 0 .. n_points / 2, into out (re, im).
+  static void box_spectrum(int64_t len, int64_t n_points, double* out) {
+    out[0] = static_cast<double>(len);
+    out[1] = 0.0;
+    for (int64_t k = 1; k <= n_points / 2; ++k) {
       double s_num, c_num, s_den, c_den, s_phase, c_phase;
-      sincospi(k * n_rows, n, &s_num, &c_num);
-      sincospi(k, n, &s_den, &c_den);
-      sincospi(k * (n_rows - 1), n, &s_phase, &c_phase);
+      sincospi(k * len, n_points, &s_num, &c_num);
+      sincospi(k, n_points, &s_den, &c_den);
+      sincospi(k * (len - 1), n_points, &s_phase, &c_phase);
       const double ratio = s_num / s_den;
-      box[2 * k] = ratio * c_phase;
-      box[2 * k + 1] = -ratio * s_phase;
+      out[2 * k] = ratio * c_phase;
+      out[2 * k + 1] = -ratio * s_phase;
     }
   }
 };
@@ -115,47 +141,39 @@ struct Weights {
   }
 };
 
-// The increments minus their mean, d(t) = x(t + 1) - x(t) - mean, t < T - 1 (zero after),
-// as z(k) = d(2k) + i d(2k + 1). The rows are in cache: the weights' pass read them.
-template <int L, typename T>
-struct Increments {
-  using Two = typename Columns<L, T>::Two;
-  Columns<L, T> cols;
-  int64_t n_inc;
-  Two mean;
-
-  PE_INLINE TwoComplex<L> pair(int64_t k) {
-    const int64_t t = 2 * k;
-    const vec<L> zero{};
-    if (t >= n_inc) return {{zero, zero}, {zero, zero}};
-    const Two a = cols.row(t), b = cols.row(t + 1);
-    const Two even = {b.lo - a.lo - mean.lo, b.hi - a.hi - mean.hi};
-    if (t + 1 >= n_inc) return {{even.lo, zero}, {even.hi, zero}};
-    const Two c = cols.row(t + 2);
-    return {{even.lo, c.lo - b.lo - mean.lo}, {even.hi, c.hi - b.hi - mean.hi}};
-  }
-};
-
 // One thread's share: its columns' sums, added to the totals after the parallel region.
 struct Sums {
   std::vector<double> power, power_sq, acf, acf_sq;
   int64_t n_moving = 0;
 };
 
+// The increments' periodogram from the weights' transform U (no transform of their own).
+// With u(t) = x(t) - x(0), zero from t = T on, u(0) = 0 and n = T - 1 increments
+// d(t) = u(t + 1) - u(t) - u(n) / n, the sums telescope: on the increments' grid v = W^r
+// (r = nfft_y / nfft), D(k) = a_k U(rk) + u(n) c_k with a_k, c_k from Grids. The product
+// with a_k, small at low k where U is large, loses about one digit of U's float64.
+template <int L>
+PE_INLINE vec<L> increment_power(cv<L> u, vec<L> last, const double* f, double inv_n) {
+  const cv<L> d = {u.re * f[0] - u.im * f[1] + last * f[2], u.re * f[1] + u.im * f[0] + last * f[3]};
+  return norm2(d) * inv_n;
+}
+
 // power[k] += sum over the lanes of both transforms of P = |D[k]|^2 / n, power_sq of P^2.
 template <int L>
-PE_INLINE void add_periodograms(const cv<L>* za, const cv<L>* zb, const Tables& tables, double inv_n, Sums* sums) {
-  const int64_t m = tables.m;
-  for (int64_t k = 0; k <= m / 2; ++k) {
-    const BinPair<L> a = real_bins(za, tables, k), b = real_bins(zb, tables, k);
-    const vec<L> pa = norm2(a.at_k) * inv_n, pb = norm2(b.at_k) * inv_n;
+PE_INLINE void add_periodograms(const cv<L>* za, const cv<L>* zb, vec<L> last_a, vec<L> last_b, const Grids& grids,
+                                double inv_n, Sums* sums) {
+  const int64_t md = grids.md, r = grids.y.m / md;
+  const double* f = grids.from_weights.data();
+  const auto add = [&](int64_t k, cv<L> ua, cv<L> ub) {
+    const vec<L> pa = increment_power(ua, last_a, f + 4 * k, inv_n), pb = increment_power(ub, last_b, f + 4 * k, inv_n);
     sums->power[k] += lane_sum<L>(pa + pb);
     sums->power_sq[k] += lane_sum<L>(pa * pa + pb * pb);
-    if (k != m - k) {
-      const vec<L> qa = norm2(a.conj_at_mk) * inv_n, qb = norm2(b.conj_at_mk) * inv_n;
-      sums->power[m - k] += lane_sum<L>(qa + qb);
-      sums->power_sq[m - k] += lane_sum<L>(qa * qa + qb * qb);
-    }
+  };
+  const auto conj = [](cv<L> z) { return cv<L>{z.re, -z.im}; };
+  for (int64_t k = 0; k <= md / 2; ++k) {
+    const BinPair<L> a = real_bins(za, grids.y, r * k), b = real_bins(zb, grids.y, r * k);
+    add(k, a.at_k, b.at_k);
+    if (k != md - k) add(md - k, conj(a.conj_at_mk), conj(b.conj_at_mk));  // U(m_y - rk) = U(r (md - k))
   }
 }
 
@@ -221,32 +239,26 @@ PE_INLINE void add_autocorrelations(const vec<L>* c_lo, const vec<L>* c_hi, int6
   }
 }
 
-// One batch of columns x[:, 0:lanes) (at most 2L), in two lane groups. The first pass of
-// the weights' transforms reads the rows from memory, that of the increments from cache.
-// `buffer` holds 3 m_y + 2 m_d complex lane vectors.
+// One batch of columns x[:, 0:lanes) (at most 2L), in two lane groups: the weights'
+// transforms (whose first pass reads the rows from memory) give the increments' periodogram
+// and then the autocorrelation. `buffer` holds 3 m_y complex lane vectors.
 template <typename T>
 struct Batch {
   template <int L>
   static PE_INLINE void run(const T* x, int64_t row_stride, int64_t lanes, int64_t n_rows, int64_t max_lag,
                             const Grids& grids, void* buffer, Sums* sums) {
-    const int64_t my = grids.y.m, md = grids.d.m;
+    const int64_t my = grids.y.m;
     cv<L>* y_lo = static_cast<cv<L>*>(buffer);
     cv<L>* y_hi = y_lo + my;
-    cv<L>* d_lo = y_hi + my;
-    cv<L>* d_hi = d_lo + md;
-    cv<L>* scratch = d_hi + md;
+    cv<L>* scratch = y_hi + my;
     const Columns<L, T> cols{x, row_stride, std::min<int64_t>(L, lanes), std::max<int64_t>(0, lanes - L)};
     const auto first = cols.row(0), last = cols.row(n_rows - 1);
     Weights<L, T> u{cols, n_rows, first, {vec<L>{}, vec<L>{}}};
     first_pass(u, y_lo, y_hi, grids.y);
-    const double n_inc = static_cast<double>(n_rows - 1);
-    Increments<L, T> d{cols, n_rows - 1, {(last.lo - first.lo) / n_inc, (last.hi - first.hi) / n_inc}};
-    first_pass(d, d_lo, d_hi, grids.d);
-    other_passes(d_lo, grids.d);
-    other_passes(d_hi, grids.d);
-    add_periodograms(d_lo, d_hi, grids.d, 1.0 / n_inc, sums);
     other_passes(y_lo, grids.y);
     other_passes(y_hi, grids.y);
+    add_periodograms(y_lo, y_hi, last.lo - first.lo, last.hi - first.hi, grids, 1.0 / static_cast<double>(n_rows - 1),
+                     sums);
     const double rows = static_cast<double>(n_rows);
     const vec<L>* c_lo = autocorrelation(y_lo, u.sum.lo / rows, grids, scratch, max_lag);
     const vec<L>* c_hi = autocorrelation(y_hi, u.sum.hi / rows, grids, scratch, max_lag);
@@ -274,7 +286,7 @@ int64_t increment_sums(const T* x, int64_t n_rows, int64_t n_cols, int64_t row_s
   const int64_t n_batches = batches.count();
   if (n_batches == 0) return 0;
   const Grids grids(n_rows, nfft);
-  const int64_t n_bins = grids.d.m + 1, n_lags = max_lag + 1;
+  const int64_t n_bins = grids.md + 1, n_lags = max_lag + 1;
   int threads = 1;
 #ifdef _OPENMP
   threads = static_cast<int>(std::min<int64_t>(n_threads > 0 ? n_threads : omp_get_max_threads(), n_batches));
@@ -286,7 +298,7 @@ int64_t increment_sums(const T* x, int64_t n_rows, int64_t n_cols, int64_t row_s
     part.acf.assign(n_lags, 0.0);
     part.acf_sq.assign(n_lags, 0.0);
   }
-  const int64_t vectors = 3 * grids.y.m + 2 * grids.d.m;  // complex lane vectors per thread
+  const int64_t vectors = 3 * grids.y.m;  // complex lane vectors per thread
   const LaneBuffers buffers(threads, vectors * 2 * kernel.lanes * sizeof(double));
 #pragma omp parallel num_threads(threads)
   {

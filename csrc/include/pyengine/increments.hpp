@@ -16,7 +16,9 @@ namespace pyengine {
 //
 // and returns the number of moving columns. nfft (the grid of the increment spectra) must
 // be a power of two >= max(8, T - 1); c_c comes from |FFT(y_c)|^2 on the next power of two
-// >= 2T - 1 (no wrap-around), transformed back. 0 <= max_lag <= T - 1. x is row-major with
+// >= 2T - 1 and >= nfft (no wrap-around), transformed back; FFT(d_c) follows from that
+// same transform of x - x[0] (the increments telescope), with no transform of its own.
+// 0 <= max_lag <= T - 1. x is row-major with
 // row_stride >= n_cols elements between rows (a column block read in place).
 //
 // The FFTs are those of spectral_sums (csrc/cpu/lane_fft.hpp): columns side by side in the
