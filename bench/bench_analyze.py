@@ -43,7 +43,8 @@ def sample_anon():  # peak private memory: VmHWM also counts file pages mapped i
     while True:
         anon[0] = max(anon[0], status("RssAnon"))
         time.sleep(0.01)
-threading.Thread(target=sample_anon, daemon=True).start()
+if sys.argv[5] == "1":  # only where memory is the measure: a 100 Hz sampler costs the timed run 2-3%
+    threading.Thread(target=sample_anon, daemon=True).start()
 pe.config.JACKKNIFE_GROUPS = int(sys.argv[2])
 layers, only = int(sys.argv[3]), sys.argv[4].split(",") if sys.argv[4] else None
 groups = None
@@ -61,12 +62,13 @@ print(json.dumps({"wall": wall, "rss_mib": status("VmHWM"), "anon_mib": anon[0],
 _SPIN = "import time\nt = time.time()\nwhile time.time() - t < 3600:\n    pass\n"
 
 
-def _child(path: str, groups: int | None = None, layers: int = 0, only: str = "") -> dict:
+def _child(path: str, groups: int | None = None, layers: int = 0, only: str = "", sample_memory: bool = False) -> dict:
     """pe.analyze in a fresh process (``groups``: jackknife groups, default the configured;
-    ``layers``: that many named groups of consecutive columns; ``only``: comma list)."""
+    ``layers``: that many named groups of consecutive columns; ``only``: comma list;
+    ``sample_memory``: sample private memory every 10 ms for ``anon_mib``, else it is 0)."""
     groups = pe.config.JACKKNIFE_GROUPS if groups is None else groups
-    out = subprocess.run([sys.executable, "-c", _CHILD, path, str(groups), str(layers), only], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", _CHILD, path, str(groups), str(layers), only, str(int(sample_memory))],
+                         capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -188,7 +190,7 @@ def bench_layers(n: int, p: int, layers: int = 32, repeat: int = 3) -> list[Row]
 
 def bench_memory(sizes: list[tuple[int, int]]) -> list[Row]:
     """Peak RSS of pe.analyze in fresh processes: flat in P and in N."""
-    runs = {(n, p): _child(str(trajectory_file(n, p))) for n, p in sizes}
+    runs = {(n, p): _child(str(trajectory_file(n, p)), sample_memory=True) for n, p in sizes}
     (n0, p0), (n1, p1), (n2, p2) = sizes  # base, twice P, twice N
     rows = []
     for key, what in (("rss_mib", "VmHWM"), ("anon_mib", "private memory, RssAnon sampled every 10 ms")):
