@@ -116,7 +116,7 @@ def _from_band(plan: WindowPlan, band: np.ndarray, n_params: int):
     msd, _, single = _empty(plan)
     counts = _band_counts(plan)
     for i, s in enumerate(plan.starts):
-        n = _origin_counts(plan, s)
+        n = counts[i]
         ok = n > 0
         idx = np.flatnonzero(ok)
         msd[i, ok] = (prefix[idx, s + n[ok]] - prefix[idx, s]) / n[ok]

@@ -339,20 +339,19 @@ def _binned_means(member: np.ndarray, key: np.ndarray, value: np.ndarray, edges:
     rows = np.flatnonzero((member >= edges[0]) & (member <= edges[-1]))
     # Sums per bin for all replicates at once: the replicates times a pairs × bins 0/1 matrix.
     binning = scipy.sparse.csr_array((np.ones(rows.size), (rows, bins[rows])), shape=(member.size, n_bins)).T
-    if ends is not None:
-        a, b = ends
-        if np.isfinite(key).all() and np.isfinite(value).all():
-            per_end = [np.bincount(e[rows] * n_bins + bins[rows], minlength=key.shape[1] * n_bins) for e in (b, a)]
-            value = np.atleast_2d(value)
-            count = np.broadcast_to(np.bincount(bins[rows], minlength=n_bins), (value.shape[0], n_bins))
-            key_sums = key @ (per_end[0] - per_end[1]).reshape(key.shape[1], n_bins).astype(np.float64)
-            return _means(key_sums, (binning @ value.T).T, count)
-        key = key[:, b] - key[:, a]
+    finite = np.isfinite(key).all() and np.isfinite(value).all()
+    if ends is not None and not finite:  # pairs are then left out one by one: gather them
+        key, ends = key[:, ends[1]] - key[:, ends[0]], None
     key, value = np.atleast_2d(key), np.atleast_2d(value)
-    if np.isfinite(key).all() and np.isfinite(value).all():  # a row shared by all is binned once
+    if finite:  # one count for every replicate, and a row shared by all binned once
         shape = (max(key.shape[0], value.shape[0]), n_bins)
         count = np.broadcast_to(np.bincount(bins[rows], minlength=n_bins), shape)
-        return _means(*(np.broadcast_to((binning @ z.T).T, shape) for z in (key, value)), count)
+        if ends is None:
+            key_sums = (binning @ key.T).T
+        else:
+            per_end = [np.bincount(e[rows] * n_bins + bins[rows], minlength=key.shape[1] * n_bins) for e in ends]
+            key_sums = key @ (per_end[1] - per_end[0]).reshape(key.shape[1], n_bins).astype(np.float64)
+        return _means(np.broadcast_to(key_sums, shape), np.broadcast_to((binning @ value.T).T, shape), count)
     # a non-finite key or value leaves its pair out of that replicate
     key, value = np.broadcast_arrays(key, value)
     finite = np.isfinite(key) & np.isfinite(value)
